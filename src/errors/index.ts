@@ -1,0 +1,83 @@
+import { ConnectionLostError } from './ConnectionLostError'
+import { DisposedError } from './DisposedError'
+import { FlushError } from './FlushError'
+import { HydrationError } from './HydrationError'
+import { InvalidItemError } from './InvalidItemError'
+import { InvalidOptionError } from './InvalidOptionError'
+import { MigrationError } from './MigrationError'
+import { NonSerializableError } from './NonSerializableError'
+import { StorageBlockedError } from './StorageBlockedError'
+import { StorageError } from './StorageError'
+import { StorageQuotaError } from './StorageQuotaError'
+import { StorageUnavailableError } from './StorageUnavailableError'
+import { SyncError } from './SyncError'
+import { TransactionAbortedError } from './TransactionAbortedError'
+
+export {
+  ConnectionLostError,
+  DisposedError,
+  FlushError,
+  HydrationError,
+  InvalidItemError,
+  InvalidOptionError,
+  MigrationError,
+  NonSerializableError,
+  StorageBlockedError,
+  StorageError,
+  StorageQuotaError,
+  StorageUnavailableError,
+  SyncError,
+  TransactionAbortedError,
+}
+export type { SerializedSyncError, SyncErrorContext } from './SyncError'
+export type { StorageErrorContext } from './StorageError'
+
+type ErrorClass<T> = abstract new (...args: never[]) => T
+
+/**
+ * Builds a guard that matches by `instanceof` and, as ky does, by `name`: two copies of the
+ * library (a bundled one and a deduped one) must still recognise each other's errors.
+ */
+function guard<T extends Error>(cls: ErrorClass<T>, ...names: string[]): (error: unknown) => error is T {
+  const known = new Set(names)
+  return (error: unknown): error is T =>
+    error instanceof cls ||
+    (error instanceof Error && known.has(error.name))
+}
+
+const storageNames = ['StorageError', 'StorageQuotaError', 'TransactionAbortedError', 'ConnectionLostError', 'StorageBlockedError']
+
+/** True for every error of this library. */
+export const isSyncError = guard(
+  SyncError,
+  'SyncError',
+  ...storageNames,
+  'StorageUnavailableError',
+  'NonSerializableError',
+  'InvalidItemError',
+  'MigrationError',
+  'HydrationError',
+  'InvalidOptionError',
+  'DisposedError',
+  'FlushError',
+)
+export const isStorageError = guard(StorageError, ...storageNames)
+export const isStorageQuotaError = guard(StorageQuotaError, 'StorageQuotaError')
+export const isTransactionAbortedError = guard(TransactionAbortedError, 'TransactionAbortedError')
+export const isConnectionLostError = guard(ConnectionLostError, 'ConnectionLostError')
+export const isStorageBlockedError = guard(StorageBlockedError, 'StorageBlockedError')
+export const isStorageUnavailableError = guard(StorageUnavailableError, 'StorageUnavailableError')
+export const isNonSerializableError = guard(NonSerializableError, 'NonSerializableError')
+export const isInvalidItemError = guard(InvalidItemError, 'InvalidItemError')
+export const isMigrationError = guard(MigrationError, 'MigrationError')
+export const isHydrationError = guard(HydrationError, 'HydrationError')
+export const isInvalidOptionError = guard(InvalidOptionError, 'InvalidOptionError')
+export const isDisposedError = guard(DisposedError, 'DisposedError')
+export const isFlushError = guard(FlushError, 'FlushError')
+
+/** Wraps anything thrown into a {@link SyncError}, keeping the original as `cause`. */
+export function toSyncError(error: unknown, fallbackMessage: string): SyncError {
+  if (isSyncError(error)) return error
+  const message = error instanceof Error ? `${fallbackMessage}: ${error.message}` : fallbackMessage
+  return new SyncError(message, { cause: error })
+}

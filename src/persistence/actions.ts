@@ -1,0 +1,18 @@
+import { createAction } from '@reduxjs/toolkit'
+import type { SerializedSyncError } from '../errors'
+
+/**
+ * Replaces a slice's collection with what was loaded from storage (merged with whatever actions
+ * changed before loading finished). Applied by `persistence.enhancer`; slices may also observe
+ * it in `extraReducers`. Serializable: its payload is plain data.
+ */
+export const hydrateSlice = createAction(
+  'redux-idb-sync/hydrate',
+  (payload: { slice: string; collection: unknown; count: number }, instanceId: number) => ({
+    payload,
+    meta: { instanceId },
+  }),
+)
+
+/** Announces a background persistence failure, so it is visible in Redux DevTools and reducers. */
+export const persistenceFailed = createAction<{ error: SerializedSyncError }>('redux-idb-sync/persistenceFailed')

@@ -1,0 +1,602 @@
+import { isAction, type Middleware, type Reducer, type StoreEnhancer, type UnknownAction } from '@reduxjs/toolkit'
+import {
+  DisposedError,
+  FlushError,
+  HydrationError,
+  InvalidItemError,
+  InvalidOptionError,
+  MigrationError,
+  NonSerializableError,
+  StorageUnavailableError,
+  isMigrationError,
+  isNonSerializableError,
+  isStorageUnavailableError,
+  toSyncError,
+  type SyncError,
+} from '../errors'
+import { createOperationQueue, type QueueEntry, type WriteResult } from '../queue'
+import { createIdbStore } from '../storage/idbStore'
+import { createMemoryStore } from '../storage/memoryStore'
+import { META_STORE, type ItemId, type LocalStore, type StorageOp } from '../storage/types'
+import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
+import { hydrateSlice, persistenceFailed } from './actions'
+import {
+  checkRuntimeConfig,
+  resolveOptions,
+  type PersistenceOptions,
+  type ResolvedSliceConfig,
+  type RuntimeSliceConfig,
+} from './options'
+import { register, unregister } from './registry'
+import {
+  buildCollection,
+  detectShape,
+  diffCollection,
+  entriesOf,
+  getAt,
+  setAt,
+  validId,
+  type DiffSink,
+  type ShapeKind,
+} from './shapes'
+import { createStatusStore, type PersistenceStatus, type SliceStatus } from './status'
+
+/** What the library stores per slice in its meta store. */
+interface SliceMeta {
+  readonly version: number
+}
+
+/** Mutable runtime state of one persisted slice. */
+interface SliceRuntime {
+  readonly name: string
+  readonly config: ResolvedSliceConfig
+  kind: ShapeKind | undefined
+  /** The slice state the last diff saw; a different reference means "changed since". */
+  lastSeen: unknown
+  lastCollection: unknown
+  arrayIndex: Map<ItemId, unknown> | null
+  dirty: boolean
+  hydration: SliceStatus['hydration']
+  /** Ids changed by actions while hydration runs; hydration keeps their state, not storage's. */
+  touched: Set<ItemId> | null
+  error: SyncError | null
+  hydrating: Promise<void> | null
+}
+
+/**
+ * A persistence instance: a Redux middleware (pass it to `configureStore`) carrying its controls.
+ */
+export interface PersistenceMiddleware extends Middleware {
+  /** The database this instance writes to. */
+  readonly dbName: string
+  /**
+   * A store enhancer that lets hydration replace slice collections. Add it with
+   * `enhancers: (getDefault) => getDefault().concat(persistence.enhancer)`.
+   */
+  readonly enhancer: StoreEnhancer
+  /**
+   * Writes every pending operation now. Resolves after IndexedDB committed; rejects with
+   * `FlushError` (the failed operations stay queued, except non-serializable ones).
+   */
+  flush(): Promise<void>
+  /** Changes `enabled`, `syncToFlask`, `debounceMs` or `batchSize` of a slice at runtime. */
+  configure(slice: string, config: RuntimeSliceConfig): void
+  /** Resumes persisting a slice; changes made while it was disabled are written too. */
+  enable(slice: string): void
+  /** Stops persisting a slice. Operations already queued are still written. */
+  disable(slice: string): void
+  /** Resolves when every enabled slice is hydrated; rejects with the first hydration error. */
+  whenHydrated(): Promise<void>
+  /** The current status snapshot (stable while unchanged). */
+  getStatus(): PersistenceStatus
+  /** Calls `listener` after status changes (at most once per microtask). Returns an unsubscribe function. */
+  subscribe(listener: (status: PersistenceStatus) => void): () => void
+  /** Whether this instance persists a slice of that name. */
+  hasSlice(slice: string): boolean
+  /** Flushes what is pending (errors go to `onError`), clears every timer and closes the database. */
+  dispose(): Promise<void>
+}
+
+let nextInstanceId = 1
+
+/**
+ * Creates the persistence middleware: it finds the items each action added, changed or removed
+ * in the configured slices, and writes them to IndexedDB through a debounced, per-key, batching
+ * queue. On start it hydrates the slices from IndexedDB.
+ *
+ * @example
+ * ```ts
+ * const persistence = createPersistenceMiddleware({ slices: { files: {} } })
+ * const store = configureStore({
+ *   reducer: { files: filesReducer },
+ *   middleware: (getDefault) => getDefault().concat(persistence),
+ *   enhancers: (getDefault) => getDefault().concat(persistence.enhancer),
+ * })
+ * await persistence.whenHydrated()
+ * ```
+ */
+export function createPersistenceMiddleware(options: PersistenceOptions): PersistenceMiddleware {
+  const resolved = resolveOptions(options)
+  const instanceId = nextInstanceId++
+  const { dbName } = resolved
+  const factory: IDBFactory | undefined =
+    resolved.indexedDB ?? (typeof indexedDB === 'undefined' ? undefined : indexedDB)
+
+  let storage: LocalStore =
+    resolved.storage ??
+    (factory
+      ? createIdbStore({ dbName, openTimeoutMs: resolved.openTimeoutMs, factory, durability: resolved.durability })
+      : createMemoryStore())
+
+  const slices = new Map<string, SliceRuntime>()
+  for (const [name, config] of resolved.slices) {
+    slices.set(name, {
+      name,
+      config,
+      kind: config.shape === 'auto' ? undefined : config.shape,
+      lastSeen: undefined,
+      lastCollection: undefined,
+      arrayIndex: null,
+      dirty: false,
+      hydration: config.enabled ? 'pending' : 'disabled',
+      touched: null,
+      error: null,
+      hydrating: null,
+    })
+  }
+  /** Enabled slices, as an array: the dispatch path walks it on every action. */
+  let watched: SliceRuntime[] = [...slices.values()].filter((s) => s.config.enabled)
+
+  const status = createStatusStore({
+    dbName,
+    storage: resolved.storage ? 'custom' : storage.kind,
+    persistent: storage.persistent,
+    hydrated: watched.length === 0,
+    slices: Object.fromEntries(
+      [...slices.values()].map((s): [string, SliceStatus] => [
+        s.name,
+        { storeName: s.config.storeName, enabled: s.config.enabled, hydration: s.hydration, version: s.config.version, error: null },
+      ]),
+    ),
+    pendingOperations: 0,
+    lastCommitTime: null,
+    lastError: null,
+    errorCount: 0,
+    disposed: false,
+  })
+
+  type Api = { getState(): unknown; dispatch(action: UnknownAction): unknown }
+  let api: Api | null = null
+  let enhancerInstalled = false
+  let disposed = false
+  let diffScheduled = false
+  let started: Promise<void> | null = null
+
+  function reportError(error: SyncError): void {
+    status.update({ lastError: error.toJSON(), errorCount: status.get().errorCount + 1 })
+    try {
+      resolved.onError(error)
+    } catch {
+      // A throwing onError must not break the queue.
+    }
+    const target = api
+    if (target) {
+      // Deferred: never dispatch from inside another dispatch or a reducer.
+      queueMicrotask(() => {
+        if (!disposed) target.dispatch(persistenceFailed({ error: error.toJSON() }))
+      })
+    }
+  }
+
+  const setSliceHydration = (s: SliceRuntime, hydration: SliceStatus['hydration'], error: SyncError | null): void => {
+    s.hydration = hydration
+    s.error = error
+    status.slice(s.name, { hydration, error: error ? error.toJSON() : null })
+    const allDone = [...slices.values()].every((x) => !x.config.enabled || x.hydration === 'done' || x.hydration === 'error')
+    if (allDone !== status.get().hydrated) status.update({ hydrated: allDone })
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  async function writeBatch(batch: readonly QueueEntry[]): Promise<WriteResult> {
+    const rejected: Array<{ entry: QueueEntry; error: SyncError }> = []
+    let ops: StorageOp[] = []
+    const byKey = new Map<string, QueueEntry>()
+    for (const entry of batch) {
+      const { storeName } = slices.get(entry.slice)!.config
+      const ref = { slice: entry.slice, key: entry.key }
+      if (entry.op === 'delete') {
+        ops.push({ type: 'delete', store: storeName, key: entry.id, ref })
+      } else {
+        const problem = findNonSerializable(entry.value, resolved.maxDepth)
+        if (problem) {
+          const where = problem.path.length ? ` at ${problem.path.join('.')}` : ''
+          rejected.push({
+            entry,
+            error: new NonSerializableError(`${entry.key} cannot be persisted: ${problem.reason}${where}`, {
+              ...ref,
+              path: problem.path,
+              reason: problem.reason,
+            }),
+          })
+          continue
+        }
+        ops.push({ type: 'put', store: storeName, key: entry.id, value: entry.value, ref })
+      }
+      byKey.set(entry.key, entry)
+    }
+    // A clone failure our own check missed aborts the whole transaction: drop that one op and
+    // write the rest again, so one bad value never holds back the others.
+    for (;;) {
+      try {
+        await storage.commit(ops)
+        break
+      } catch (error) {
+        const entry = isNonSerializableError(error) && error.key !== undefined ? byKey.get(error.key) : undefined
+        if (!entry || !isNonSerializableError(error)) throw error
+        rejected.push({ entry, error })
+        ops = ops.filter((op) => op.type === 'clear' || op.ref?.key !== entry.key)
+      }
+    }
+    return { rejected }
+  }
+
+  const queue = createOperationQueue({
+    debounceFor: (slice) => slices.get(slice)!.config.debounceMs,
+    batchSizeFor: (slice) => slices.get(slice)!.config.batchSize,
+    canWrite: (slice) => slices.get(slice)!.hydration === 'done',
+    write: writeBatch,
+    retry: resolved.retry,
+    onSizeChange: (size) => status.update({ pendingOperations: size }),
+    onBatch(report) {
+      if (!report.error) status.update({ lastCommitTime: Date.now() })
+      else reportError(report.error)
+      for (const { error } of report.rejected) reportError(error)
+    },
+  })
+
+  // ---------------------------------------------------------------- change detection
+
+  function sinkFor(s: SliceRuntime): DiffSink {
+    return {
+      put(id, item) {
+        s.touched?.add(id)
+        queue.enqueue(s.name, id, 'put', item)
+      },
+      delete(id) {
+        s.touched?.add(id)
+        queue.enqueue(s.name, id, 'delete', undefined)
+      },
+      invalid() {
+        reportError(new InvalidItemError(`an item in slice "${s.name}" has no valid id; it is not persisted`, { slice: s.name }))
+      },
+    }
+  }
+
+  function diffSlice(s: SliceRuntime, state: unknown): void {
+    s.dirty = false
+    const sliceState = (state as Record<string, unknown> | undefined)?.[s.name]
+    if (sliceState === s.lastSeen) return
+    const collection = getAt(sliceState, s.config.path)
+    const previous = s.lastCollection
+    s.lastSeen = sliceState
+    s.lastCollection = collection
+    if (collection === previous) return
+    s.kind ??= detectShape(collection) ?? detectShape(previous)
+    if (!s.kind) return
+    s.arrayIndex = diffCollection(s.kind, previous, collection, s.config.getId, sinkFor(s), s.arrayIndex)
+  }
+
+  /**
+   * Diffs every slice marked dirty. Runs once per microtask, so a burst of dispatches in one tick
+   * costs one diff per slice, and always before anything that needs an exact queue (flush,
+   * hydration, enable).
+   */
+  function processDiffs(): void {
+    diffScheduled = false
+    if (!api || disposed) return
+    const state = api.getState()
+    for (const s of watched) {
+      if (!s.dirty) continue
+      try {
+        diffSlice(s, state)
+      } catch (error) {
+        reportError(toSyncError(error, `finding changes in slice "${s.name}" failed`))
+      }
+    }
+  }
+
+  function remember(s: SliceRuntime): void {
+    const sliceState = (api?.getState() as Record<string, unknown> | undefined)?.[s.name]
+    s.lastSeen = sliceState
+    s.lastCollection = getAt(sliceState, s.config.path)
+    s.arrayIndex = null
+    s.kind ??= detectShape(s.lastCollection)
+  }
+
+  // ---------------------------------------------------------------- hydration
+
+  async function migrate(s: SliceRuntime, fromVersion: number, records: Array<[ItemId, unknown]>): Promise<Array<[ItemId, unknown]>> {
+    const { version: toVersion, migrate: run, storeName, getId } = s.config
+    const context = { slice: s.name, fromVersion, toVersion }
+    if (!run || fromVersion > toVersion) {
+      throw new MigrationError(
+        `slice "${s.name}" is stored at version ${fromVersion} but configured as ${toVersion}${run ? ' (downgrades are not supported)' : ' and has no migrate function'}`,
+        context,
+      )
+    }
+    let items: unknown
+    try {
+      items = await run(records.map(([, value]) => value), fromVersion)
+    } catch (error) {
+      throw new MigrationError(`migrate of slice "${s.name}" from ${fromVersion} to ${toVersion} threw`, { ...context, cause: error })
+    }
+    if (!Array.isArray(items)) throw new MigrationError(`migrate of slice "${s.name}" did not return an array`, context)
+    const out: Array<[ItemId, unknown]> = []
+    const ops: StorageOp[] = [{ type: 'clear', store: storeName }]
+    for (const item of items) {
+      const id = s.kind === 'record' ? (item as { id?: unknown } | null)?.id ?? getId(item) : getId(item)
+      if (!validId(id)) throw new MigrationError(`migrate of slice "${s.name}" returned an item without a valid id`, context)
+      const problem = findNonSerializable(item, resolved.maxDepth)
+      if (problem) throw new MigrationError(`migrate of slice "${s.name}" returned a non-serializable item: ${problem.reason}`, context)
+      out.push([id, item])
+      ops.push({ type: 'put', store: storeName, key: id, value: item })
+    }
+    ops.push({ type: 'put', store: META_STORE, key: storeName, value: { version: toVersion } satisfies SliceMeta })
+    // One transaction: the stored data is replaced entirely or not at all.
+    await storage.commit(ops)
+    return out
+  }
+
+  /** First run for a slice: its initial state becomes the stored state, meta in the same transaction. */
+  async function seed(s: SliceRuntime): Promise<void> {
+    processDiffs()
+    const { storeName, getId, version } = s.config
+    const ops: StorageOp[] = []
+    if (s.kind) {
+      for (const [id, item] of entriesOf(s.kind, s.lastCollection, getId)) {
+        if (findNonSerializable(item, resolved.maxDepth)) continue // reported when it is next written
+        ops.push({ type: 'put', store: storeName, key: id, value: item })
+      }
+    }
+    ops.push({ type: 'put', store: META_STORE, key: storeName, value: { version } satisfies SliceMeta })
+    await storage.commit(ops)
+  }
+
+  function applyHydration(s: SliceRuntime, records: Array<[ItemId, unknown]>): void {
+    processDiffs()
+    const target = api!
+    const sliceState = (target.getState() as Record<string, unknown> | undefined)?.[s.name]
+    const current = getAt(sliceState, s.config.path)
+    const kind = s.kind ?? detectShape(current)
+    if (!kind) {
+      throw new HydrationError(`cannot tell the shape of slice "${s.name}"; set slices.${s.name}.shape`, { slice: s.name })
+    }
+    s.kind = kind
+    const touched = s.touched ?? new Set<ItemId>()
+    const merged: Array<[ItemId, unknown]> = []
+    for (const [id, value] of records) if (!touched.has(id)) merged.push([id, stripDangerousKeys(value)])
+    if (touched.size > 0) {
+      for (const [id, item] of entriesOf(kind, current, s.config.getId)) if (touched.has(id)) merged.push([id, item])
+    }
+    const compare = s.config.sortComparer
+    if (compare && kind !== 'record') merged.sort((a, b) => compare(a[1], b[1]))
+    const collection = buildCollection(kind, merged, current)
+    if (!enhancerInstalled) {
+      throw new HydrationError(
+        `slice "${s.name}" cannot be hydrated: add persistence.enhancer to configureStore's enhancers`,
+        { slice: s.name },
+      )
+    }
+    target.dispatch(hydrateSlice({ slice: s.name, collection, count: merged.length }, instanceId))
+  }
+
+  async function hydrate(s: SliceRuntime): Promise<void> {
+    setSliceHydration(s, 'pending', null)
+    s.touched = new Set()
+    try {
+      const meta = (await storage.get(META_STORE, s.config.storeName)) as SliceMeta | undefined
+      if (disposed) return
+      if (!meta) {
+        await seed(s)
+      } else {
+        let records = await storage.readAll(s.config.storeName)
+        if (disposed) return
+        if (meta.version !== s.config.version) records = await migrate(s, meta.version, records)
+        if (disposed) return
+        applyHydration(s, records)
+      }
+      setSliceHydration(s, 'done', null)
+    } catch (caught) {
+      const error = toSyncError(caught, `hydrating slice "${s.name}" failed`)
+      setSliceHydration(s, 'error', error)
+      reportError(error)
+    } finally {
+      s.touched = null
+    }
+    queue.kick()
+  }
+
+  function hydrateOnce(s: SliceRuntime): Promise<void> {
+    s.hydrating ??= hydrate(s).finally(() => {
+      s.hydrating = null
+    })
+    return s.hydrating
+  }
+
+  async function start(): Promise<void> {
+    const stores = [...slices.values()].map((s) => s.config.storeName)
+    try {
+      await storage.ensureStores([...stores, META_STORE])
+    } catch (error) {
+      if (!isStorageUnavailableError(error) || resolved.storage) throw error
+      // Private modes may refuse IndexedDB: keep working in memory and say so.
+      storage = createMemoryStore()
+      status.update({ storage: 'memory', persistent: false })
+      reportError(error)
+    }
+  }
+
+  function startOnce(): Promise<void> {
+    started ??= (async () => {
+      if (!factory && !resolved.storage) {
+        reportError(new StorageUnavailableError('indexedDB is not available here; persisting in memory only'))
+      }
+      try {
+        await start()
+      } catch (caught) {
+        const error = toSyncError(caught, 'opening storage failed')
+        reportError(error)
+        for (const s of watched) setSliceHydration(s, 'error', error)
+        started = null // the next flush or enable tries again
+        return
+      }
+      await Promise.all(watched.map(hydrateOnce))
+    })()
+    return started
+  }
+
+  // ---------------------------------------------------------------- the middleware
+
+  const middleware = ((storeApi: Api) => {
+    if (api) {
+      throw new InvalidOptionError('middleware', 'one persistence instance serves one store; create another for the second store')
+    }
+    api = storeApi
+    for (const s of slices.values()) remember(s)
+    void startOnce()
+    return (next: (action: unknown) => unknown) => (action: unknown) => {
+      if (disposed || !isAction(action)) return next(action)
+      if (hydrateSlice.match(action) && action.meta.instanceId === instanceId) {
+        processDiffs()
+        const result = next(action)
+        const s = slices.get(action.payload.slice)
+        if (s) remember(s)
+        return result
+      }
+      const result = next(action)
+      // Hot path: one reference comparison per persisted slice, nothing else.
+      const state = storeApi.getState() as Record<string, unknown> | null
+      if (state === null || typeof state !== 'object') return result
+      for (const s of watched) {
+        if (!s.dirty && state[s.name] !== s.lastSeen) {
+          s.dirty = true
+          if (!diffScheduled) {
+            diffScheduled = true
+            queueMicrotask(processDiffs)
+          }
+        }
+      }
+      return result
+    }
+  }) as PersistenceMiddleware
+
+  const enhancer: StoreEnhancer = (createStore) => (reducer, preloadedState) => {
+    enhancerInstalled = true
+    const wrapped = ((state: Record<string, unknown> | undefined, action: UnknownAction) => {
+      const next = (reducer as Reducer)(state, action) as Record<string, unknown>
+      if (!hydrateSlice.match(action) || action.meta.instanceId !== instanceId) return next
+      const s = slices.get(action.payload.slice)
+      if (!s) return next
+      return { ...next, [s.name]: setAt(next[s.name], s.config.path, action.payload.collection) }
+    }) as typeof reducer
+    return createStore(wrapped, preloadedState)
+  }
+
+  function sliceOrThrow(name: string): SliceRuntime {
+    const s = slices.get(name)
+    if (!s) throw new InvalidOptionError('slice', `"${name}" is not a persisted slice of database "${dbName}"`)
+    return s
+  }
+
+  function setEnabled(s: SliceRuntime, enabled: boolean): void {
+    if (s.config.enabled === enabled) return
+    if (enabled) {
+      // Catch up: the diff against the last state seen writes what changed while disabled.
+      s.config.enabled = true
+      s.dirty = true
+      if (api) {
+        if (s.hydration === 'disabled') {
+          remember(s)
+          void hydrateOnce(s)
+        } else {
+          processDiffs()
+        }
+      }
+    } else {
+      processDiffs()
+      s.config.enabled = false
+    }
+    watched = [...slices.values()].filter((x) => x.config.enabled)
+    status.slice(s.name, { enabled })
+  }
+
+  async function flush(): Promise<void> {
+    if (disposed) throw new DisposedError(`persistence instance "${dbName}" is disposed`)
+    processDiffs()
+    if (api) {
+      await startOnce()
+      await Promise.all(watched.filter((s) => s.hydration !== 'done' && !isMigrationError(s.error)).map(hydrateOnce))
+    }
+    const { held } = await queue.flush()
+    if (held.length > 0) {
+      const errors = [...new Set(held.map((e) => e.slice))].map(
+        (slice) =>
+          slices.get(slice)?.error ??
+          new HydrationError(`slice "${slice}" is not hydrated yet; its operations stay queued`, { slice }),
+      )
+      throw new FlushError(errors)
+    }
+  }
+
+  const controls: Omit<PersistenceMiddleware, keyof Middleware | 'dbName' | 'enhancer'> = {
+    flush,
+    configure(slice, config) {
+      const s = sliceOrThrow(slice)
+      checkRuntimeConfig(`configure("${slice}")`, config)
+      const disallowed = Object.keys(config).filter((k) => !['enabled', 'syncToFlask', 'debounceMs', 'batchSize'].includes(k))
+      if (disallowed.length > 0) {
+        throw new InvalidOptionError(`configure("${slice}").${disallowed[0]}`, 'cannot change after the instance is created')
+      }
+      if (config.syncToFlask !== undefined) s.config.syncToFlask = config.syncToFlask
+      if (config.batchSize !== undefined) s.config.batchSize = config.batchSize
+      if (config.debounceMs !== undefined && config.debounceMs !== s.config.debounceMs) {
+        s.config.debounceMs = config.debounceMs
+        queue.reschedule(slice)
+      }
+      if (config.enabled !== undefined) setEnabled(s, config.enabled)
+    },
+    enable(slice) {
+      setEnabled(sliceOrThrow(slice), true)
+    },
+    disable(slice) {
+      setEnabled(sliceOrThrow(slice), false)
+    },
+    async whenHydrated() {
+      if (api) await startOnce()
+      await Promise.all(watched.map((s) => s.hydrating))
+      const failed = watched.find((s) => s.hydration === 'error')
+      if (failed?.error) throw failed.error
+    },
+    getStatus: status.get,
+    subscribe: status.subscribe,
+    hasSlice: (slice) => slices.has(slice),
+    async dispose() {
+      if (disposed) return
+      try {
+        await flush()
+      } catch (error) {
+        reportError(toSyncError(error, 'flush during dispose failed'))
+      }
+      disposed = true
+      queue.dispose()
+      storage.close()
+      unregister(instance)
+      status.update({ disposed: true })
+    },
+  }
+
+  const instance = Object.assign(middleware, controls, { dbName, enhancer })
+  register(instance)
+  return instance
+}

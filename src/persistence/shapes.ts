@@ -1,0 +1,138 @@
+import type { ItemId } from '../storage/types'
+import { defineData } from '../utils/serializable'
+
+/** The three collection layouts the middleware understands. */
+export type ShapeKind = 'entities' | 'record' | 'array'
+
+/** Receives the operations a diff finds. */
+export interface DiffSink {
+  put(id: ItemId, item: unknown): void
+  delete(id: ItemId): void
+  /** An item whose id could not be read. */
+  invalid(item: unknown): void
+}
+
+/** Reads an item's id; returns undefined when it has none. */
+export type IdReader = (item: unknown) => unknown
+
+type EntityState = { ids: ItemId[]; entities: Record<string, unknown> }
+type Collection = unknown
+
+const hasOwn = (object: object, key: PropertyKey): boolean => Object.prototype.hasOwnProperty.call(object, key)
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** Guesses the layout of a collection; `undefined` while there is nothing to guess from. */
+export function detectShape(collection: unknown): ShapeKind | undefined {
+  if (Array.isArray(collection)) return 'array'
+  if (!isObject(collection)) return undefined
+  if (Array.isArray(collection.ids) && isObject(collection.entities)) return 'entities'
+  return 'record'
+}
+
+export function validId(id: unknown): id is ItemId {
+  return (typeof id === 'string' && id.length > 0) || (typeof id === 'number' && Number.isFinite(id))
+}
+
+/**
+ * Finds added, changed and removed items by reference, which is exact for immutable updates
+ * (Immer keeps every untouched item's reference). The work is one reference comparison per
+ * item of a slice that changed; slices whose reference did not change are never walked.
+ *
+ * `arrayIndex` caches the previous id → item map of an array collection so an array diff needs
+ * one pass, not two.
+ */
+export function diffCollection(
+  kind: ShapeKind,
+  prev: Collection,
+  next: Collection,
+  getId: IdReader,
+  sink: DiffSink,
+  arrayIndex: Map<ItemId, unknown> | null,
+): Map<ItemId, unknown> | null {
+  if (prev === next) return arrayIndex
+  if (kind === 'entities') {
+    const p = (isObject(prev) ? prev : { ids: [], entities: {} }) as EntityState
+    const n = (isObject(next) ? next : { ids: [], entities: {} }) as EntityState
+    if (p.entities !== n.entities) {
+      for (const id of n.ids) {
+        const item = n.entities[id]
+        if (p.entities[id] !== item) sink.put(id, item)
+      }
+    }
+    if (p.ids !== n.ids) for (const id of p.ids) if (!hasOwn(n.entities, id)) sink.delete(id)
+    return null
+  }
+  if (kind === 'record') {
+    const p = isObject(prev) ? prev : {}
+    const n = isObject(next) ? next : {}
+    for (const id of Object.keys(n)) if (p[id] !== n[id] || !hasOwn(p, id)) sink.put(id, n[id])
+    for (const id of Object.keys(p)) if (!hasOwn(n, id)) sink.delete(id)
+    return null
+  }
+  const index = arrayIndex ?? indexArray(prev, getId)
+  const nextIndex = new Map<ItemId, unknown>()
+  for (const item of Array.isArray(next) ? next : []) {
+    const id = getId(item)
+    if (!validId(id)) {
+      sink.invalid(item)
+      continue
+    }
+    nextIndex.set(id, item)
+    if (index.get(id) !== item || !index.has(id)) sink.put(id, item)
+  }
+  for (const id of index.keys()) if (!nextIndex.has(id)) sink.delete(id)
+  return nextIndex
+}
+
+export function indexArray(collection: Collection, getId: IdReader): Map<ItemId, unknown> {
+  const index = new Map<ItemId, unknown>()
+  for (const item of Array.isArray(collection) ? collection : []) {
+    const id = getId(item)
+    if (validId(id)) index.set(id, item)
+  }
+  return index
+}
+
+/** Every `[id, item]` of a collection, in the collection's order. */
+export function entriesOf(kind: ShapeKind, collection: Collection, getId: IdReader): Array<[ItemId, unknown]> {
+  if (kind === 'entities') {
+    const c = collection as EntityState | undefined
+    return isObject(c) ? c.ids.map((id): [ItemId, unknown] => [id, c.entities[id]]) : []
+  }
+  if (kind === 'record') return isObject(collection) ? Object.entries(collection) : []
+  return [...indexArray(collection, getId)]
+}
+
+/**
+ * Builds a collection of the given layout from `[id, item]` pairs. Record keys are defined, not
+ * assigned, so an id of `__proto__` can never reach a prototype.
+ */
+export function buildCollection(kind: ShapeKind, items: ReadonlyArray<readonly [ItemId, unknown]>, template: Collection): Collection {
+  if (kind === 'array') return items.map(([, item]) => item)
+  const record: Record<string, unknown> = {}
+  for (const [id, item] of items) defineData(record, String(id), item)
+  if (kind === 'record') return record
+  return { ...(isObject(template) ? template : {}), ids: items.map(([id]) => id), entities: record }
+}
+
+/** Reads the collection at `path` inside a slice state. */
+export function getAt(state: unknown, path: readonly string[]): unknown {
+  let current = state
+  for (const key of path) {
+    if (!isObject(current)) return undefined
+    current = current[key]
+  }
+  return current
+}
+
+/** Immutably replaces the value at `path` inside a slice state, copying only the objects on the path. */
+export function setAt(state: unknown, path: readonly string[], value: unknown): unknown {
+  if (path.length === 0) return value
+  const [head, ...rest] = path as [string, ...string[]]
+  const base = isObject(state) ? state : {}
+  const copy: Record<string, unknown> = { ...base }
+  defineData(copy, head, setAt(base[head], rest, value))
+  return copy
+}

@@ -1,0 +1,218 @@
+import { wrap, type IDBPDatabase } from 'idb'
+import { StorageBlockedError, StorageUnavailableError, isConnectionLostError } from '../errors'
+import { mapStorageError } from './mapError'
+import { META_STORE, type ItemId, type LocalStore, type OpRef, type StorageOp } from './types'
+
+/** Options of {@link createIdbStore}. */
+export interface IdbStoreOptions {
+  /** The database name. */
+  readonly dbName: string
+  /** How long an open or upgrade may take before it fails with `StorageBlockedError`. */
+  readonly openTimeoutMs: number
+  /** The IndexedDB factory, `globalThis.indexedDB` unless injected. */
+  readonly factory: IDBFactory
+  /** Transaction durability hint for writes. */
+  readonly durability: IDBTransactionDurability
+  /** Told when another connection forced ours closed or our open is blocked. */
+  readonly onConnectionEvent?: (event: 'versionchange' | 'closed' | 'blocked') => void
+}
+
+type Database = IDBPDatabase<unknown>
+
+/**
+ * The IndexedDB backend. One connection per instance, opened lazily, reopened after loss.
+ *
+ * Rules this file keeps (see FIELD-NOTES.md):
+ * - Every open has a timeout: a blocked upgrade otherwise hangs forever and `blocked` cannot
+ *   reject the open promise.
+ * - On `versionchange` we close at once, so we never block another connection's upgrade.
+ * - A handle that reported a lost connection is dropped, never reused for the retry.
+ * - Every write awaits `tx.done`; nothing else is awaited inside a transaction.
+ */
+export function createIdbStore(options: IdbStoreOptions): LocalStore {
+  const { dbName, openTimeoutMs, factory, durability, onConnectionEvent } = options
+  const wanted = new Set<string>([META_STORE])
+  let db: Database | null = null
+  let opening: Promise<Database> | null = null
+
+  const drop = (handle: Database): void => {
+    if (db === handle) db = null
+    handle.close()
+  }
+
+  function openOnce(version: number | undefined): Promise<Database> {
+    return new Promise<Database>((resolve, reject) => {
+      let settled = false
+      let blocked = false
+      let request: IDBOpenDBRequest
+      try {
+        request = version === undefined ? factory.open(dbName) : factory.open(dbName, version)
+      } catch (error) {
+        reject(new StorageUnavailableError(`indexedDB.open("${dbName}") threw`, { cause: error }))
+        return
+      }
+      const timer = setTimeout(() => {
+        settled = true
+        reject(
+          new StorageBlockedError(
+            blocked
+              ? `opening "${dbName}" is blocked by another connection that does not close`
+              : `opening "${dbName}" did not finish within ${openTimeoutMs} ms`,
+            { dbName, timeoutMs: openTimeoutMs, blocked },
+          ),
+        )
+      }, openTimeoutMs)
+      request.onupgradeneeded = () => {
+        const raw = request.result
+        for (const name of wanted) if (!raw.objectStoreNames.contains(name)) raw.createObjectStore(name)
+      }
+      request.onblocked = () => {
+        blocked = true
+        onConnectionEvent?.('blocked')
+      }
+      request.onsuccess = () => {
+        const raw = request.result
+        // An open that finishes after its timeout must not stay open: it would block others.
+        if (settled) {
+          raw.close()
+          return
+        }
+        settled = true
+        clearTimeout(timer)
+        const handle = wrap(raw) as Database
+        raw.onversionchange = () => {
+          drop(handle)
+          onConnectionEvent?.('versionchange')
+        }
+        // `close` fires only when the browser closed the connection abnormally.
+        raw.onclose = () => {
+          if (db === handle) db = null
+          onConnectionEvent?.('closed')
+        }
+        resolve(handle)
+      }
+      request.onerror = (event) => {
+        event.preventDefault()
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        const error = request.error
+        if (error?.name === 'VersionError') reject(error)
+        else reject(new StorageUnavailableError(`indexedDB.open("${dbName}") failed: ${error?.message ?? 'unknown error'}`, { cause: error }))
+      }
+    })
+  }
+
+  /** Opens at the current version, then upgrades once if a wanted store is missing. */
+  async function open(): Promise<Database> {
+    for (let attempt = 0; ; attempt++) {
+      const handle = await openOnce(undefined)
+      const missing = [...wanted].some((name) => !handle.objectStoreNames.contains(name))
+      if (!missing) return handle
+      const next = handle.version + 1
+      handle.close()
+      try {
+        return await openOnce(next)
+      } catch (error) {
+        // Another connection upgraded first; start over from its version.
+        if (error instanceof Error && error.name === 'VersionError' && attempt < 5) continue
+        throw error
+      }
+    }
+  }
+
+  async function connection(stores: readonly string[]): Promise<Database> {
+    for (;;) {
+      if (!db) {
+        opening ??= open().finally(() => {
+          opening = null
+        })
+        db = await opening
+      }
+      const handle = db
+      if (stores.every((name) => handle.objectStoreNames.contains(name))) return handle
+      drop(handle) // an upgrade needs every connection closed, ours included
+    }
+  }
+
+  /** Runs `work` once more on a fresh connection when the first attempt found the connection dead. */
+  async function withLiveConnection<T>(stores: readonly string[], work: (handle: Database) => Promise<T>): Promise<T> {
+    const handle = await connection(stores)
+    try {
+      return await work(handle)
+    } catch (error) {
+      if (!isConnectionLostError(error)) throw error
+      drop(handle)
+      return work(await connection(stores))
+    }
+  }
+
+  return {
+    kind: 'indexeddb',
+    persistent: true,
+    async ensureStores(names) {
+      for (const name of names) wanted.add(name)
+      await connection([...wanted])
+    },
+    commit(ops: readonly StorageOp[]) {
+      if (ops.length === 0) return Promise.resolve()
+      const stores = [...new Set(ops.map((op) => op.store))]
+      return withLiveConnection(stores, async (handle) => {
+        let tx
+        try {
+          tx = handle.transaction(stores, 'readwrite', { durability })
+        } catch (error) {
+          throw mapStorageError(error, { stores })
+        }
+        let current: OpRef | undefined
+        try {
+          for (const op of ops) {
+            const store = tx.objectStore(op.store)
+            current = op.type === 'clear' ? undefined : op.ref
+            const request =
+              op.type === 'put' ? store.put(op.value, op.key) : op.type === 'delete' ? store.delete(op.key) : store.clear()
+            // The outcome is observed through tx.done; a request rejection must not go unhandled.
+            request.catch(() => undefined)
+          }
+        } catch (error) {
+          // Synchronous failures (DataCloneError, DataError) leave the transaction open: abort it.
+          tx.done.catch(() => undefined)
+          try {
+            tx.abort()
+          } catch {
+            // already finished
+          }
+          throw mapStorageError(error, { stores, ref: current })
+        }
+        try {
+          await tx.done
+        } catch (error) {
+          throw mapStorageError(error, { stores }, tx.error)
+        }
+      })
+    },
+    readAll(name) {
+      return withLiveConnection([name], async (handle) => {
+        try {
+          const tx = handle.transaction(name, 'readonly')
+          const [keys, values] = await Promise.all([tx.store.getAllKeys(), tx.store.getAll(), tx.done])
+          return keys.map((key, i): [ItemId, unknown] => [key as ItemId, values[i]])
+        } catch (error) {
+          throw mapStorageError(error, { stores: [name] })
+        }
+      })
+    },
+    get(name, key) {
+      return withLiveConnection([name], async (handle) => {
+        try {
+          return await handle.get(name, key)
+        } catch (error) {
+          throw mapStorageError(error, { stores: [name] })
+        }
+      })
+    },
+    close() {
+      if (db) drop(db)
+    },
+  }
+}

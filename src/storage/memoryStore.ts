@@ -1,0 +1,49 @@
+import type { ItemId, LocalStore, StorageOp } from './types'
+
+const clone: <T>(value: T) => T =
+  typeof structuredClone === 'function' ? (value) => structuredClone(value) : (value) => value
+
+function compareKeys(a: ItemId, b: ItemId): number {
+  // IndexedDB orders numbers before strings; mirror that so both backends hydrate alike.
+  if (typeof a !== typeof b) return typeof a === 'number' ? -1 : 1
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * A non-persistent store with IndexedDB's semantics (atomic batches, cloned values). Used where
+ * IndexedDB is missing, e.g. during server-side rendering, and by tests that need no database.
+ */
+export function createMemoryStore(): LocalStore {
+  const stores = new Map<string, Map<ItemId, unknown>>()
+  const storeFor = (name: string): Map<ItemId, unknown> => {
+    let store = stores.get(name)
+    if (!store) stores.set(name, (store = new Map()))
+    return store
+  }
+  return {
+    kind: 'memory',
+    persistent: false,
+    async ensureStores(names) {
+      for (const name of names) storeFor(name)
+    },
+    async commit(ops: readonly StorageOp[]) {
+      // Clone everything first so a failing clone leaves the store untouched (atomicity).
+      const prepared = ops.map((op) => (op.type === 'put' ? { ...op, value: clone(op.value) } : op))
+      for (const op of prepared) {
+        const store = storeFor(op.store)
+        if (op.type === 'put') store.set(op.key, op.value)
+        else if (op.type === 'delete') store.delete(op.key)
+        else store.clear()
+      }
+    },
+    async readAll(name) {
+      const entries = [...storeFor(name).entries()].map(([k, v]): [ItemId, unknown] => [k, clone(v)])
+      return entries.sort((a, b) => compareKeys(a[0], b[0]))
+    },
+    async get(name, key) {
+      const value = storeFor(name).get(key)
+      return value === undefined ? undefined : clone(value)
+    },
+    close() {},
+  }
+}

@@ -1,0 +1,46 @@
+/** An item id, as stored: the IndexedDB key of the item in its slice's object store. */
+export type ItemId = string | number
+
+/** Which queued operation an op belongs to, so storage errors can name the slice and key. */
+export interface OpRef {
+  readonly slice: string
+  readonly key: string
+}
+
+/** One write inside a batch. A batch is always applied in one readwrite transaction. */
+export type StorageOp =
+  | { readonly type: 'put'; readonly store: string; readonly key: ItemId; readonly value: unknown; readonly ref?: OpRef }
+  | { readonly type: 'delete'; readonly store: string; readonly key: ItemId; readonly ref?: OpRef }
+  | { readonly type: 'clear'; readonly store: string }
+
+/**
+ * The local storage boundary. The default is IndexedDB through idb; tests, SSR and other
+ * backends plug in here without touching the queue.
+ *
+ * Rules every implementation keeps:
+ * - `commit` applies all ops in ONE transaction and resolves only after it committed; it
+ *   rejects with a `SyncError` subclass if anything failed, and then nothing was applied.
+ * - Reads never return half of a concurrent commit.
+ */
+export interface LocalStore {
+  /** `'indexeddb'` for real persistence, `'memory'` when data only lives as long as the page. */
+  readonly kind: 'indexeddb' | 'memory' | 'custom'
+  /** Whether data survives a reload. */
+  readonly persistent: boolean
+  /** Makes sure these object stores exist, upgrading the database if needed. */
+  ensureStores(names: readonly string[]): Promise<void>
+  /** Applies the ops in one readwrite transaction; resolves after commit. */
+  commit(ops: readonly StorageOp[]): Promise<void>
+  /** Every `[key, value]` of a store, in key order, from one readonly transaction. */
+  readAll(store: string): Promise<Array<[ItemId, unknown]>>
+  /** One value, or `undefined`. */
+  get(store: string, key: ItemId): Promise<unknown>
+  /** Closes connections. The store can still be used afterwards; it reopens on demand. */
+  close(): void
+}
+
+/** Object stores the library reserves for itself inside the database. */
+export const META_STORE = '__ris_meta'
+
+/** The prefix user store names may not use. */
+export const RESERVED_PREFIX = '__ris_'
