@@ -16,3 +16,36 @@ export { hydrateSlice, persistenceFailed } from './persistence/actions'
 export { createMemoryStore } from './storage/memoryStore'
 export type { ItemId, LocalStore, StorageOp } from './storage/types'
 export * from './errors'
+
+// Remote sync
+export { createApiClient, type ApiClient, type ApiClientOptions, type ApiPaths, type HeadersOption } from './remote/client'
+export type { RemoteOptions } from './remote/options'
+export type { ConflictContext, ConflictStrategy, ServerVersion, SyncConflict } from './remote/conflicts'
+export type {
+  ChangesResponse,
+  HealthResponse,
+  ItemWriteResult,
+  PullResponse,
+  PushResponse,
+  PushResult,
+  RemoteOperation,
+  RemoteRecord,
+} from './remote/protocol'
+export {
+  checkFlaskConnection,
+  discardDeadLetter,
+  initialSyncState,
+  pullFlaskChanges,
+  resolveConflict,
+  retryDeadLetter,
+  syncActions,
+  syncFromFlaskBulk,
+  syncReducer,
+  syncSlice,
+  syncToFlaskBulk,
+  type DeadLetter,
+  type SyncProgress,
+  type SyncState,
+  type SyncStatus,
+} from './remote/syncSlice'
+export { remoteApplied } from './persistence/actions'

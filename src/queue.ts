@@ -65,6 +65,8 @@ export interface OperationQueue {
   kick(): void
   /** Re-sorts a slice's pending entries after its debounce changed. */
   reschedule(slice: string): void
+  /** Whether an operation for this key is queued and not yet written. */
+  has(key: string): boolean
   /** Number of distinct keys queued (pending, ready, retrying or in flight). */
   readonly size: number
   /** Clears every timer. Queued entries stay in memory but are not written any more. */
@@ -315,6 +317,9 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
       if (timer) clearTimeout(timer)
       sliceTimers.delete(slice)
       armSlice(slice)
+    },
+    has(key) {
+      return entries.has(key)
     },
     get size() {
       return entries.size

@@ -1,11 +1,17 @@
+import { AuthError } from './AuthError'
 import { ConnectionLostError } from './ConnectionLostError'
 import { DisposedError } from './DisposedError'
 import { FlushError } from './FlushError'
+import { HttpError } from './HttpError'
 import { HydrationError } from './HydrationError'
 import { InvalidItemError } from './InvalidItemError'
 import { InvalidOptionError } from './InvalidOptionError'
+import { MalformedResponseError } from './MalformedResponseError'
 import { MigrationError } from './MigrationError'
+import { NetworkError } from './NetworkError'
 import { NonSerializableError } from './NonSerializableError'
+import { RemoteNotConfiguredError } from './RemoteNotConfiguredError'
+import { RequestTimeoutError } from './RequestTimeoutError'
 import { StorageBlockedError } from './StorageBlockedError'
 import { StorageError } from './StorageError'
 import { StorageQuotaError } from './StorageQuotaError'
@@ -14,14 +20,20 @@ import { SyncError } from './SyncError'
 import { TransactionAbortedError } from './TransactionAbortedError'
 
 export {
+  AuthError,
   ConnectionLostError,
   DisposedError,
   FlushError,
+  HttpError,
   HydrationError,
   InvalidItemError,
   InvalidOptionError,
+  MalformedResponseError,
   MigrationError,
+  NetworkError,
   NonSerializableError,
+  RemoteNotConfiguredError,
+  RequestTimeoutError,
   StorageBlockedError,
   StorageError,
   StorageQuotaError,
@@ -60,6 +72,12 @@ export const isSyncError = guard(
   'InvalidOptionError',
   'DisposedError',
   'FlushError',
+  'HttpError',
+  'AuthError',
+  'NetworkError',
+  'RequestTimeoutError',
+  'MalformedResponseError',
+  'RemoteNotConfiguredError',
 )
 export const isStorageError = guard(StorageError, ...storageNames)
 export const isStorageQuotaError = guard(StorageQuotaError, 'StorageQuotaError')
@@ -74,6 +92,22 @@ export const isHydrationError = guard(HydrationError, 'HydrationError')
 export const isInvalidOptionError = guard(InvalidOptionError, 'InvalidOptionError')
 export const isDisposedError = guard(DisposedError, 'DisposedError')
 export const isFlushError = guard(FlushError, 'FlushError')
+
+export const isHttpError = guard(HttpError, 'HttpError', 'AuthError')
+export const isAuthError = guard(AuthError, 'AuthError')
+export const isNetworkError = guard(NetworkError, 'NetworkError')
+export const isRequestTimeoutError = guard(RequestTimeoutError, 'RequestTimeoutError')
+export const isMalformedResponseError = guard(MalformedResponseError, 'MalformedResponseError')
+export const isRemoteNotConfiguredError = guard(RemoteNotConfiguredError, 'RemoteNotConfiguredError')
+
+/**
+ * Whether retrying later may succeed: network failures, timeouts, malformed answers (proxy
+ * pages), 408/429/5xx, and storage failures other than bad values.
+ */
+export function isRetryableError(error: unknown): boolean {
+  if (isHttpError(error)) return error.retryable && !isAuthError(error)
+  return isNetworkError(error) || isRequestTimeoutError(error) || isMalformedResponseError(error) || isStorageError(error)
+}
 
 /** Wraps anything thrown into a {@link SyncError}, keeping the original as `cause`. */
 export function toSyncError(error: unknown, fallbackMessage: string): SyncError {

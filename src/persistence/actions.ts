@@ -16,3 +16,15 @@ export const hydrateSlice = createAction(
 
 /** Announces a background persistence failure, so it is visible in Redux DevTools and reducers. */
 export const persistenceFailed = createAction<{ error: SerializedSyncError }>('redux-idb-sync/persistenceFailed')
+
+/**
+ * Applies items that came from the server to a slice's collection. Like `hydrateSlice`, it is
+ * applied by `persistence.enhancer` and never written back to IndexedDB or the server.
+ */
+export const remoteApplied = createAction(
+  'redux-idb-sync/remoteApplied',
+  (payload: { slice: string; puts: Array<[string | number, unknown]>; deletes: Array<string | number> }, instanceId: number) => ({
+    payload,
+    meta: { instanceId },
+  }),
+)

@@ -17,9 +17,19 @@ import {
 import { createOperationQueue, type QueueEntry, type WriteResult } from '../queue'
 import { createIdbStore } from '../storage/idbStore'
 import { createMemoryStore } from '../storage/memoryStore'
-import { META_STORE, type ItemId, type LocalStore, type StorageOp } from '../storage/types'
+import { createSyncEngine, type HostSlice, type OutboxEntry, type SyncEngine } from '../remote/syncEngine'
+import { discardDeadLetter, getSyncEngine, resolveConflict, retryDeadLetter } from '../remote/syncSlice'
+import {
+  DEAD_LETTER_STORE,
+  META_STORE,
+  OUTBOX_STORE,
+  VERSIONS_STORE,
+  type ItemId,
+  type LocalStore,
+  type StorageOp,
+} from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
-import { hydrateSlice, persistenceFailed } from './actions'
+import { hydrateSlice, persistenceFailed, remoteApplied } from './actions'
 import {
   checkRuntimeConfig,
   resolveOptions,
@@ -29,6 +39,7 @@ import {
 } from './options'
 import { register, unregister } from './registry'
 import {
+  applyChanges,
   buildCollection,
   detectShape,
   diffCollection,
@@ -61,6 +72,8 @@ interface SliceRuntime {
   touched: Set<ItemId> | null
   error: SyncError | null
   hydrating: Promise<void> | null
+  /** Whether ids are numbers, learned from the first id seen (for ids coming back from the server). */
+  numericIds: boolean | undefined
 }
 
 /**
@@ -142,6 +155,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       touched: null,
       error: null,
       hydrating: null,
+      numericIds: config.idType === 'auto' ? undefined : config.idType === 'number',
     })
   }
   /** Enabled slices, as an array: the dispatch path walks it on every action. */
@@ -225,8 +239,16 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       }
       byKey.set(entry.key, entry)
     }
-    // A clone failure our own check missed aborts the whole transaction: drop that one op and
-    // write the rest again, so one bad value never holds back the others.
+    // The outbox entry of a synced slice goes into the same transaction as its local write, so a
+    // crash between the two cannot lose the push.
+    let outboxEntries: OutboxEntry[] = []
+    if (engine) {
+      const outbox = engine.outboxOpsFor(batch.filter((entry) => byKey.get(entry.key) === entry))
+      ops = ops.concat(outbox.ops)
+      outboxEntries = outbox.entries
+    }
+    // A clone failure our own check missed aborts the whole transaction: drop that one op (and
+    // its outbox entry) and write the rest again, so one bad value never holds back the others.
     for (;;) {
       try {
         await storage.commit(ops)
@@ -235,9 +257,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         const entry = isNonSerializableError(error) && error.key !== undefined ? byKey.get(error.key) : undefined
         if (!entry || !isNonSerializableError(error)) throw error
         rejected.push({ entry, error })
-        ops = ops.filter((op) => op.type === 'clear' || op.ref?.key !== entry.key)
+        ops = ops.filter((op) => op.ref?.key !== entry.key)
+        outboxEntries = outboxEntries.filter((outboxEntry) => outboxEntry.key !== entry.key)
       }
     }
+    engine?.committed(outboxEntries)
     return { rejected }
   }
 
@@ -255,11 +279,75 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     },
   })
 
+  // ---------------------------------------------------------------- remote sync
+
+  const hostSlices = (): HostSlice[] =>
+    [...slices.values()].map((s) => ({
+      name: s.name,
+      storeName: s.config.storeName,
+      syncToFlask: s.config.syncToFlask && s.config.enabled,
+      conflict: s.config.conflict,
+    }))
+
+  const engine: SyncEngine | null = resolved.remote
+    ? createSyncEngine(
+        {
+          storage: () => storage,
+          slices: hostSlices,
+          dispatch: (action) => {
+            if (api && !disposed) api.dispatch(action as UnknownAction)
+          },
+          applyToState(slice, puts, deletes) {
+            if (!api || disposed) return
+            api.dispatch(remoteApplied({ slice, puts: puts.map(([id, item]) => [id, item]), deletes: [...deletes] }, instanceId))
+          },
+          readLocal(slice, id) {
+            const s = slices.get(slice)
+            if (!s || !s.kind || !api) return undefined
+            processDiffs()
+            const collection = getAt((api.getState() as Record<string, unknown>)[slice], s.config.path)
+            if (s.kind === 'array') return (collection as unknown[] | undefined)?.find((item) => s.config.getId(item) === id)
+            const record = (s.kind === 'entities' ? (collection as { entities?: Record<string, unknown> } | undefined)?.entities : collection) as
+              | Record<string, unknown>
+              | undefined
+            return record && Object.prototype.hasOwnProperty.call(record, String(id)) ? record[String(id)] : undefined
+          },
+          localEntries(slice) {
+            const s = slices.get(slice)
+            if (!s || !s.kind || !api) return []
+            processDiffs()
+            return entriesOf(s.kind, getAt((api.getState() as Record<string, unknown>)[slice], s.config.path), s.config.getId)
+          },
+          localId(slice, remoteId) {
+            const s = slices.get(slice)
+            const numeric = s?.config.idType === 'number' || (s?.config.idType === 'auto' && s.numericIds === true)
+            return numeric && remoteId.trim() !== '' && Number.isFinite(Number(remoteId)) ? Number(remoteId) : remoteId
+          },
+          flushLocal: () => flush(),
+          isQueued: (key) => queue.has(key),
+          reportError,
+        },
+        resolved.remote,
+      )
+    : null
+
+  /** Runs a sync command action; returns undefined for every other action. */
+  function commandFor(target: SyncEngine, action: UnknownAction): Promise<void> | undefined {
+    if (resolveConflict.match(action)) {
+      const p = action.payload
+      return target.resolve(p.key, p.resolution, p.resolution === 'merged' ? p.value : undefined)
+    }
+    if (retryDeadLetter.match(action)) return target.retryDeadLetter(action.payload.opId)
+    if (discardDeadLetter.match(action)) return target.discardDeadLetter(action.payload.opId)
+    return undefined
+  }
+
   // ---------------------------------------------------------------- change detection
 
   function sinkFor(s: SliceRuntime): DiffSink {
     return {
       put(id, item) {
+        s.numericIds ??= typeof id === 'number'
         s.touched?.add(id)
         queue.enqueue(s.name, id, 'put', item)
       },
@@ -373,6 +461,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       throw new HydrationError(`cannot tell the shape of slice "${s.name}"; set slices.${s.name}.shape`, { slice: s.name })
     }
     s.kind = kind
+    if (records.length > 0) s.numericIds ??= typeof records[0]![0] === 'number'
     const touched = s.touched ?? new Set<ItemId>()
     const merged: Array<[ItemId, unknown]> = []
     for (const [id, value] of records) if (!touched.has(id)) merged.push([id, stripDangerousKeys(value)])
@@ -427,7 +516,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   async function start(): Promise<void> {
     const stores = [...slices.values()].map((s) => s.config.storeName)
     try {
-      await storage.ensureStores([...stores, META_STORE])
+      await storage.ensureStores([...stores, META_STORE, OUTBOX_STORE, VERSIONS_STORE, DEAD_LETTER_STORE])
     } catch (error) {
       if (!isStorageUnavailableError(error) || resolved.storage) throw error
       // Private modes may refuse IndexedDB: keep working in memory and say so.
@@ -452,6 +541,10 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         return
       }
       await Promise.all(watched.map(hydrateOnce))
+      // Connect after hydration: pulls and conflict checks need the hydrated state.
+      if (engine && !disposed) {
+        engine.start().catch((error: unknown) => reportError(toSyncError(error, 'starting remote sync failed')))
+      }
     })()
     return started
   }
@@ -467,12 +560,19 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     void startOnce()
     return (next: (action: unknown) => unknown) => (action: unknown) => {
       if (disposed || !isAction(action)) return next(action)
-      if (hydrateSlice.match(action) && action.meta.instanceId === instanceId) {
+      if ((hydrateSlice.match(action) || remoteApplied.match(action)) && action.meta.instanceId === instanceId) {
+        // Loaded or pulled data: diff what is pending first, then adopt the result without
+        // queueing it, so it is never written back.
         processDiffs()
         const result = next(action)
         const s = slices.get(action.payload.slice)
         if (s) remember(s)
         return result
+      }
+      if (getSyncEngine.match(action)) return engine ?? next(action)
+      if (engine) {
+        const command = commandFor(engine, action)
+        if (command) command.catch((error: unknown) => reportError(toSyncError(error, `${action.type} failed`)))
       }
       const result = next(action)
       // Hot path: one reference comparison per persisted slice, nothing else.
@@ -495,6 +595,13 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     enhancerInstalled = true
     const wrapped = ((state: Record<string, unknown> | undefined, action: UnknownAction) => {
       const next = (reducer as Reducer)(state, action) as Record<string, unknown>
+      if (remoteApplied.match(action) && action.meta.instanceId === instanceId) {
+        const s = slices.get(action.payload.slice)
+        if (!s?.kind) return next
+        const { puts, deletes } = action.payload
+        const collection = applyChanges(s.kind, getAt(next[s.name], s.config.path), puts, deletes, s.config.getId)
+        return { ...next, [s.name]: setAt(next[s.name], s.config.path, collection) }
+      }
       if (!hydrateSlice.match(action) || action.meta.instanceId !== instanceId) return next
       const s = slices.get(action.payload.slice)
       if (!s) return next
@@ -589,6 +696,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         reportError(toSyncError(error, 'flush during dispose failed'))
       }
       disposed = true
+      engine?.dispose()
       queue.dispose()
       storage.close()
       unregister(instance)

@@ -1,6 +1,8 @@
 import { InvalidOptionError, type SyncError } from '../errors'
 import type { ItemId, LocalStore } from '../storage/types'
 import { RESERVED_PREFIX } from '../storage/types'
+import type { ConflictStrategy } from '../remote/conflicts'
+import type { RemoteOptions } from '../remote/options'
 import type { ShapeKind } from './shapes'
 
 /**
@@ -71,6 +73,16 @@ export interface SlicePersistenceConfig<Item = unknown> {
    * untouched and the slice reports a `MigrationError`.
    */
   migrate?(items: unknown[], fromVersion: number): Item[] | Promise<Item[]>
+  /**
+   * How conflicts with the server are settled for this slice.
+   * @default the `remote.conflict` option, else 'server-wins'
+   */
+  conflict?: ConflictStrategy<Item>
+  /**
+   * The type of this slice's ids. The server stores ids as strings; pulled ids are converted back.
+   * @default 'auto' (numbers if the slice's ids are numbers, else strings)
+   */
+  idType?: 'auto' | 'string' | 'number'
 }
 
 /** The slice settings that may change at runtime through `configurePersistence`. */
@@ -124,6 +136,15 @@ export interface PersistenceOptions {
   indexedDB?: IDBFactory
   /** A custom storage backend; replaces IndexedDB entirely. */
   storage?: LocalStore
+  /**
+   * Sync with a server that speaks docs/protocol.md (the reference Flask server in server/).
+   * Without it the instance is local-only.
+   * @example
+   * ```ts
+   * remote: { baseUrl: 'http://127.0.0.1:5000/api', getToken: () => session.token }
+   * ```
+   */
+  remote?: RemoteOptions
 }
 
 /** A slice's configuration with every default filled in. */
@@ -139,6 +160,8 @@ export interface ResolvedSliceConfig {
   readonly sortComparer: ((a: unknown, b: unknown) => number) | undefined
   readonly version: number
   readonly migrate: ((items: unknown[], fromVersion: number) => unknown[] | Promise<unknown[]>) | undefined
+  readonly conflict: ConflictStrategy | undefined
+  readonly idType: 'auto' | 'string' | 'number'
 }
 
 export interface ResolvedOptions {
@@ -151,6 +174,7 @@ export interface ResolvedOptions {
   readonly onError: (error: SyncError) => void
   readonly indexedDB: IDBFactory | undefined
   readonly storage: LocalStore | undefined
+  readonly remote: RemoteOptions | undefined
 }
 
 const defaultGetId = (item: unknown): unknown =>
@@ -199,6 +223,12 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   check(optional(c.sortComparer, (v) => typeof v === 'function'), `${prefix}.sortComparer`, 'must be a function')
   check(optional(c.version, positiveInt), `${prefix}.version`, 'must be an integer >= 1')
   check(optional(c.migrate, (v) => typeof v === 'function'), `${prefix}.migrate`, 'must be a function')
+  check(
+    optional(c.conflict, (v) => typeof v === 'function' || v === 'server-wins' || v === 'client-wins' || v === 'last-write-wins' || v === 'manual'),
+    `${prefix}.conflict`,
+    "must be 'server-wins', 'client-wins', 'last-write-wins', 'manual' or a function",
+  )
+  check(optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'), `${prefix}.idType`, "must be 'auto', 'string' or 'number'")
   return {
     storeName,
     enabled: c.enabled ?? true,
@@ -211,6 +241,8 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     sortComparer: c.sortComparer as ResolvedSliceConfig['sortComparer'],
     version: c.version ?? 1,
     migrate: c.migrate as ResolvedSliceConfig['migrate'],
+    conflict: c.conflict as ConflictStrategy | undefined,
+    idType: c.idType ?? 'auto',
   }
 }
 
@@ -234,6 +266,12 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
   check(optional(options.maxDepth, positiveInt), 'maxDepth', 'must be an integer >= 1')
   check(optional(options.durability, (v) => v === 'default' || v === 'strict' || v === 'relaxed'), 'durability', "must be 'default', 'strict' or 'relaxed'")
   check(optional(options.onError, (v) => typeof v === 'function'), 'onError', 'must be a function')
+  check(optional(options.remote, isRecord), 'remote', 'must be an object')
+  check(
+    optional(options.remote?.conflict, (v) => typeof v === 'function' || v === 'server-wins' || v === 'client-wins' || v === 'last-write-wins' || v === 'manual'),
+    'remote.conflict',
+    "must be 'server-wins', 'client-wins', 'last-write-wins', 'manual' or a function",
+  )
   check(optional(options.indexedDB, (v) => isRecord(v) || typeof v === 'object'), 'indexedDB', 'must be an IDBFactory')
   const baseMs = options.retry?.initialDelayMs ?? 250
   return {
@@ -246,5 +284,6 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
     onError: options.onError ?? defaultOnError,
     indexedDB: options.indexedDB,
     storage: options.storage,
+    remote: options.remote,
   }
 }

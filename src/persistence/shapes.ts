@@ -136,3 +136,51 @@ export function setAt(state: unknown, path: readonly string[], value: unknown): 
   defineData(copy, head, setAt(base[head], rest, value))
   return copy
 }
+
+/**
+ * Returns a new collection with `puts` set (added at the end when new) and `deletes` removed.
+ * Used to apply server changes; costs one copy of the collection per call, so callers batch.
+ */
+export function applyChanges(
+  kind: ShapeKind,
+  collection: Collection,
+  puts: ReadonlyArray<readonly [ItemId, unknown]>,
+  deletes: readonly ItemId[],
+  getId: IdReader,
+): Collection {
+  const removed = new Set<ItemId>(deletes.map((id) => (kind === 'array' ? id : String(id))))
+  if (kind === 'array') {
+    const replace = new Map<ItemId, unknown>(puts.map(([id, item]) => [id, item]))
+    const out: unknown[] = []
+    for (const item of Array.isArray(collection) ? collection : []) {
+      const id = getId(item)
+      if (validId(id) && removed.has(id)) continue
+      if (validId(id) && replace.has(id)) {
+        out.push(replace.get(id))
+        replace.delete(id)
+      } else out.push(item)
+    }
+    for (const item of replace.values()) out.push(item)
+    return out
+  }
+  if (kind === 'record') {
+    const out: Record<string, unknown> = {}
+    const source = isObject(collection) ? collection : {}
+    for (const key of Object.keys(source)) if (!removed.has(key)) defineData(out, key, source[key])
+    for (const [id, item] of puts) defineData(out, String(id), item)
+    return out
+  }
+  const state = (isObject(collection) ? collection : { ids: [], entities: {} }) as EntityState
+  const entities: Record<string, unknown> = {}
+  const ids: ItemId[] = []
+  for (const id of state.ids) {
+    if (removed.has(String(id))) continue
+    ids.push(id)
+    defineData(entities, String(id), state.entities[id])
+  }
+  for (const [id, item] of puts) {
+    if (!hasOwn(entities, String(id))) ids.push(id)
+    defineData(entities, String(id), item)
+  }
+  return { ...state, ids, entities }
+}

@@ -168,9 +168,19 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
         try {
           for (const op of ops) {
             const store = tx.objectStore(op.store)
-            current = op.type === 'clear' ? undefined : op.ref
-            const request =
-              op.type === 'put' ? store.put(op.value, op.key) : op.type === 'delete' ? store.delete(op.key) : store.clear()
+            current = op.type === 'put' || op.type === 'delete' ? op.ref : undefined
+            let request: Promise<unknown>
+            if (op.type === 'put') request = store.put(op.value, op.key)
+            else if (op.type === 'delete') request = store.delete(op.key)
+            else if (op.type === 'clear') request = store.clear()
+            else {
+              // A request chained on a request of the same transaction: still IndexedDB work,
+              // so the transaction stays alive.
+              request = store.get(op.key).then((value) => {
+                if ((value as Record<string, unknown> | undefined)?.[op.field] === op.equals) return store.delete(op.key)
+                return undefined
+              })
+            }
             // The outcome is observed through tx.done; a request rejection must not go unhandled.
             request.catch(() => undefined)
           }
@@ -206,6 +216,17 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
       return withLiveConnection([name], async (handle) => {
         try {
           return await handle.get(name, key)
+        } catch (error) {
+          throw mapStorageError(error, { stores: [name] })
+        }
+      })
+    },
+    getMany(name, keys) {
+      return withLiveConnection([name], async (handle) => {
+        try {
+          const tx = handle.transaction(name, 'readonly')
+          const [values] = await Promise.all([Promise.all(keys.map((key) => tx.store.get(key))), tx.done])
+          return values
         } catch (error) {
           throw mapStorageError(error, { stores: [name] })
         }

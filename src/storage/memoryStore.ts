@@ -33,7 +33,10 @@ export function createMemoryStore(): LocalStore {
         const store = storeFor(op.store)
         if (op.type === 'put') store.set(op.key, op.value)
         else if (op.type === 'delete') store.delete(op.key)
-        else store.clear()
+        else if (op.type === 'deleteIf') {
+          const current = store.get(op.key) as Record<string, unknown> | undefined
+          if (current?.[op.field] === op.equals) store.delete(op.key)
+        } else store.clear()
       }
     },
     async readAll(name) {
@@ -43,6 +46,13 @@ export function createMemoryStore(): LocalStore {
     async get(name, key) {
       const value = storeFor(name).get(key)
       return value === undefined ? undefined : clone(value)
+    },
+    async getMany(name, keys) {
+      const store = storeFor(name)
+      return keys.map((key) => {
+        const value = store.get(key)
+        return value === undefined ? undefined : clone(value)
+      })
     },
     close() {},
   }

@@ -11,7 +11,13 @@ export interface OpRef {
 export type StorageOp =
   | { readonly type: 'put'; readonly store: string; readonly key: ItemId; readonly value: unknown; readonly ref?: OpRef }
   | { readonly type: 'delete'; readonly store: string; readonly key: ItemId; readonly ref?: OpRef }
-  | { readonly type: 'clear'; readonly store: string }
+  | { readonly type: 'clear'; readonly store: string; readonly ref?: OpRef }
+  /**
+   * Deletes the record only if its `field` still equals `equals`, decided inside the transaction.
+   * The outbox uses it to remove an acknowledged entry without deleting a newer one that a
+   * concurrent local write put under the same key.
+   */
+  | { readonly type: 'deleteIf'; readonly store: string; readonly key: ItemId; readonly field: string; readonly equals: unknown; readonly ref?: OpRef }
 
 /**
  * The local storage boundary. The default is IndexedDB through idb; tests, SSR and other
@@ -35,12 +41,20 @@ export interface LocalStore {
   readAll(store: string): Promise<Array<[ItemId, unknown]>>
   /** One value, or `undefined`. */
   get(store: string, key: ItemId): Promise<unknown>
+  /** Several values of one store from one readonly transaction, `undefined` where missing. */
+  getMany(store: string, keys: readonly ItemId[]): Promise<unknown[]>
   /** Closes connections. The store can still be used afterwards; it reopens on demand. */
   close(): void
 }
 
 /** Object stores the library reserves for itself inside the database. */
 export const META_STORE = '__ris_meta'
+/** Operations waiting for the server, keyed by queue key. */
+export const OUTBOX_STORE = '__ris_outbox'
+/** The server version last seen per queue key. */
+export const VERSIONS_STORE = '__ris_versions'
+/** Operations the server rejected permanently, keyed by opId. */
+export const DEAD_LETTER_STORE = '__ris_dead'
 
 /** The prefix user store names may not use. */
 export const RESERVED_PREFIX = '__ris_'

@@ -1,0 +1,265 @@
+import ky, { isTimeoutError, type KyInstance } from 'ky'
+import {
+  AuthError,
+  HttpError,
+  InvalidOptionError,
+  MalformedResponseError,
+  NetworkError,
+  RequestTimeoutError,
+  type SyncError,
+} from '../errors'
+import type {
+  ChangesResponse,
+  HealthResponse,
+  ItemWriteResult,
+  PullResponse,
+  PushResponse,
+  RemoteOperation,
+} from './protocol'
+import {
+  ShapeError,
+  conflictCurrent,
+  errorCode,
+  parseChanges,
+  parseHealth,
+  parsePull,
+  parsePush,
+  parseRecord,
+} from './validate'
+
+/** Paths of the endpoints, relative to `baseUrl`. `:collection` and `:id` are filled in, percent-encoded. */
+export interface ApiPaths {
+  /** @default '/health' */
+  health?: string
+  /** @default '/items/:collection/:id' */
+  item?: string
+  /** @default '/sync/push' */
+  push?: string
+  /** @default '/sync/pull' */
+  pull?: string
+  /** @default '/sync/changes' */
+  changes?: string
+}
+
+/** Headers, or a function returning them (called before every request). */
+export type HeadersOption = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
+
+/** Options of the HTTP client, also accepted under `remote` in `createPersistenceMiddleware`. */
+export interface ApiClientOptions {
+  /**
+   * Where the API lives, including its prefix.
+   * @example 'https://example.com/api'
+   */
+  baseUrl: string
+  /** Endpoint paths. @default see {@link ApiPaths} */
+  paths?: ApiPaths
+  /** Extra headers for every request (never logged). */
+  headers?: HeadersOption
+  /**
+   * Returns the bearer token. Called with `refresh: false` before the first request, and with
+   * `refresh: true` once after a 401 (single-flight: concurrent 401s share one refresh), after
+   * which the request is retried once. Return `null` for no token.
+   * @example
+   * ```ts
+   * getToken: async ({ refresh }) => (refresh ? await renewSession() : session.token)
+   * ```
+   */
+  getToken?: (context: { refresh: boolean }) => string | null | Promise<string | null>
+  /**
+   * Per-request timeout.
+   * @default 10000
+   */
+  timeoutMs?: number
+  /** The fetch implementation. @default globalThis.fetch */
+  fetch?: typeof fetch
+}
+
+/** The protocol's endpoints, typed. Every method rejects with a `SyncError` subclass. */
+export interface ApiClient {
+  health(): Promise<HealthResponse>
+  putItem(op: RemoteOperation): Promise<ItemWriteResult>
+  deleteItem(op: RemoteOperation): Promise<ItemWriteResult>
+  push(clientId: string, ops: readonly RemoteOperation[]): Promise<PushResponse>
+  pull(collections?: readonly string[]): Promise<PullResponse>
+  changes(since: string, options?: { limit?: number; collections?: readonly string[] }): Promise<ChangesResponse>
+}
+
+interface Answer {
+  readonly status: number
+  readonly body: unknown
+  readonly url: string
+}
+
+const INVALID_JSON = Symbol('invalid json')
+
+/**
+ * The HTTP client, through one ky instance. ky never retries (`retry: 0`): the outbox owns
+ * retries, so a request is never retried in two places. The only retry here is the single one
+ * after a token refresh on 401. Payloads and headers are never logged.
+ */
+export function createApiClient(options: ApiClientOptions): ApiClient {
+  if (typeof options.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
+    throw new InvalidOptionError('remote.baseUrl', 'must be an absolute http(s) URL')
+  }
+  const timeoutMs = options.timeoutMs ?? 10_000
+  if (!(timeoutMs > 0)) throw new InvalidOptionError('remote.timeoutMs', 'must be a number > 0')
+  const base = options.baseUrl.replace(/\/+$/, '')
+  const paths = {
+    health: '/health',
+    item: '/items/:collection/:id',
+    push: '/sync/push',
+    pull: '/sync/pull',
+    changes: '/sync/changes',
+    ...options.paths,
+  }
+  const http: KyInstance = ky.create({
+    timeout: timeoutMs,
+    retry: 0,
+    throwHttpErrors: false,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  })
+
+  let token: string | null | undefined
+  let refreshing: Promise<string | null> | null = null
+
+  async function currentToken(): Promise<string | null> {
+    if (!options.getToken) return null
+    if (refreshing) return refreshing
+    token ??= await options.getToken({ refresh: false })
+    return token
+  }
+
+  /** One refresh for however many requests got a 401 at the same time. */
+  function refreshToken(): Promise<string | null> {
+    refreshing ??= Promise.resolve(options.getToken!({ refresh: true }))
+      .then((fresh) => (token = fresh))
+      .finally(() => {
+        refreshing = null
+      })
+    return refreshing
+  }
+
+  async function send(method: string, path: string, json: unknown, isRetry: boolean): Promise<Answer> {
+    const url = `${base}${path}`
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      ...(typeof options.headers === 'function' ? await options.headers() : options.headers),
+    }
+    const bearer = await currentToken()
+    if (bearer) headers.authorization = `Bearer ${bearer}`
+    let response: Response
+    let text: string
+    try {
+      response = await http(url, { method, headers, ...(json === undefined ? {} : { json }) })
+      text = await response.text()
+    } catch (error) {
+      if (isTimeoutError(error)) {
+        throw new RequestTimeoutError(`${method} ${path} timed out after ${timeoutMs} ms`, { method, url, timeoutMs, cause: error })
+      }
+      throw new NetworkError(`${method} ${path} failed: no answer from the server`, { method, url, cause: error })
+    }
+    if (response.status === 401 && options.getToken && !isRetry) {
+      await refreshToken()
+      return send(method, path, json, true)
+    }
+    let body: unknown
+    try {
+      body = text === '' ? undefined : JSON.parse(text)
+    } catch {
+      body = INVALID_JSON
+    }
+    if (response.status === 409) return { status: 409, body, url }
+    if (!response.ok) {
+      const code = errorCode(body)
+      const message = `${method} ${path} answered ${response.status}${code ? ` (${code})` : ''}`
+      const context = { status: response.status, code, method, url }
+      throw response.status === 401 ? new AuthError(message, context) : new HttpError(message, context)
+    }
+    if (body === INVALID_JSON || body === undefined) {
+      const type = response.headers.get('content-type') ?? 'no content type'
+      throw new MalformedResponseError(`${method} ${path} answered ${response.status} with a body that is not JSON (${type})`, {
+        status: response.status,
+        url,
+        problem: 'body is not JSON',
+      })
+    }
+    return { status: response.status, body, url }
+  }
+
+  /** Runs a parser, turning a shape mismatch into a typed error that names what did not match. */
+  function parse<T>(answer: Answer, method: string, parser: (body: unknown) => T): T {
+    try {
+      return parser(answer.body)
+    } catch (error) {
+      if (!(error instanceof ShapeError)) throw error
+      const malformed: SyncError = new MalformedResponseError(`${method} answered with an unexpected shape: ${error.problem}`, {
+        status: answer.status,
+        url: answer.url,
+        problem: error.problem,
+      })
+      throw malformed
+    }
+  }
+
+  const itemPath = (collection: string, id: string): string =>
+    paths.item.replace(':collection', encodeURIComponent(collection)).replace(':id', encodeURIComponent(id))
+
+  async function writeItem(method: 'PUT' | 'DELETE', op: RemoteOperation): Promise<ItemWriteResult> {
+    const { collection, id, type: _type, ...rest } = op
+    void _type
+    const answer = await send(method, itemPath(collection, id), rest, false)
+    if (answer.status === 409) {
+      if (answer.body === INVALID_JSON) {
+        throw new MalformedResponseError(`${method} answered 409 without a JSON body`, { status: 409, url: answer.url, problem: 'body is not JSON' })
+      }
+      return { status: 'conflict', current: parse(answer, method, conflictCurrent) }
+    }
+    return parse(answer, method, (body) => {
+      const b = body as { status?: unknown; record?: unknown; duplicate?: unknown }
+      const record = parseRecord(b?.record, 'record')
+      return { status: b.duplicate === true ? 'duplicate' : 'applied', record }
+    })
+  }
+
+  const query = (params: Record<string, string | undefined>): string => {
+    const search = new URLSearchParams()
+    for (const [key, value] of Object.entries(params)) if (value !== undefined && value !== '') search.set(key, value)
+    const text = search.toString()
+    return text ? `?${text}` : ''
+  }
+
+  const unexpected409 = (answer: Answer, method: string): never => {
+    throw new HttpError(`${method} answered 409`, { status: 409, code: errorCode(answer.body), method, url: answer.url })
+  }
+
+  return {
+    async health() {
+      const answer = await send('GET', paths.health, undefined, false)
+      if (answer.status === 409) unexpected409(answer, 'GET health')
+      return parse(answer, 'GET health', parseHealth)
+    },
+    putItem: (op) => writeItem('PUT', op),
+    deleteItem: (op) => writeItem('DELETE', op),
+    async push(clientId, ops) {
+      const answer = await send('POST', paths.push, { clientId, ops }, false)
+      if (answer.status === 409) unexpected409(answer, 'POST push')
+      const opIds = ops.map((op) => op.opId)
+      return parse(answer, 'POST push', (body) => parsePush(body, opIds))
+    },
+    async pull(collections) {
+      const answer = await send('GET', `${paths.pull}${query({ collections: collections?.join(',') })}`, undefined, false)
+      if (answer.status === 409) unexpected409(answer, 'GET pull')
+      return parse(answer, 'GET pull', parsePull)
+    },
+    async changes(since, opts = {}) {
+      const path = `${paths.changes}${query({
+        since,
+        limit: opts.limit === undefined ? undefined : String(opts.limit),
+        collections: opts.collections?.join(','),
+      })}`
+      const answer = await send('GET', path, undefined, false)
+      if (answer.status === 409) unexpected409(answer, 'GET changes')
+      return parse(answer, 'GET changes', parseChanges)
+    },
+  }
+}

@@ -1,0 +1,38 @@
+import type { ApiClientOptions } from './client'
+import type { ConflictStrategy, SyncConflict } from './conflicts'
+
+/** The `remote` option of `createPersistenceMiddleware`: where and how to sync. */
+export interface RemoteOptions extends ApiClientOptions {
+  /**
+   * Max operations per push request.
+   * @default 100
+   */
+  batchSize?: number
+  /**
+   * Max changes per incremental pull page.
+   * @default 500
+   */
+  pullPageSize?: number
+  /**
+   * The default conflict strategy; a slice's `conflict` overrides it.
+   * @default 'server-wins'
+   */
+  conflict?: ConflictStrategy
+  /** Called for every detected conflict, after the strategy decided (or parked it, for `manual`). */
+  onConflict?: (conflict: SyncConflict) => void
+  /**
+   * Backoff of health checks while the server is unreachable, and of pushes after a failure.
+   * @default { initialDelayMs: 1000, maxDelayMs: 60000 }
+   */
+  retry?: { initialDelayMs?: number; maxDelayMs?: number }
+  /**
+   * Identifies this client in push requests.
+   * @default a random id per instance
+   */
+  clientId?: string
+  /**
+   * Whether to check the connection and push as soon as the store starts.
+   * @default true
+   */
+  connectOnStart?: boolean
+}

@@ -1,0 +1,65 @@
+/**
+ * The wire types of docs/protocol.md. Server-assigned `version`s are the truth for conflict
+ * detection; `clientTime` is informational and only breaks ties under `last-write-wins`.
+ */
+
+/** An item as the server stores it. Tombstones have `deleted: true` and `value: null`. */
+export interface RemoteRecord {
+  readonly collection: string
+  readonly id: string
+  readonly version: number
+  readonly updatedAt: number
+  readonly clientTime: number
+  readonly deleted: boolean
+  readonly value: unknown
+  readonly seq: number
+  /** The operation that produced this version, when the server reports it. */
+  readonly opId?: string
+}
+
+/** One operation pushed to the server. `opId` makes a replay idempotent. */
+export interface RemoteOperation {
+  readonly opId: string
+  readonly collection: string
+  readonly id: string
+  readonly type: 'put' | 'delete'
+  readonly value?: unknown
+  /** The server version this change was based on; `null` when the client never saw the item. */
+  readonly baseVersion: number | null
+  readonly clientTime: number
+  /** Apply even if `baseVersion` is stale (used after a conflict was resolved for the client). */
+  readonly force?: boolean
+}
+
+/** The server's verdict on one pushed operation. */
+export type PushResult =
+  | { readonly opId: string; readonly status: 'applied' | 'duplicate'; readonly record: RemoteRecord }
+  | { readonly opId: string; readonly status: 'conflict'; readonly current: RemoteRecord | null }
+  | { readonly opId: string; readonly status: 'rejected'; readonly error: { readonly error: string; readonly message: string } }
+
+export interface PushResponse {
+  readonly results: readonly PushResult[]
+  readonly cursor: string
+}
+
+export interface PullResponse {
+  readonly items: readonly RemoteRecord[]
+  readonly cursor: string
+}
+
+export interface ChangesResponse {
+  readonly changes: readonly RemoteRecord[]
+  readonly cursor: string
+  readonly hasMore: boolean
+}
+
+export interface HealthResponse {
+  readonly status: 'ok'
+  readonly serverTime: number
+  readonly protocol: number
+}
+
+/** What a single-item PUT or DELETE returns. */
+export type ItemWriteResult =
+  | { readonly status: 'applied' | 'duplicate'; readonly record: RemoteRecord }
+  | { readonly status: 'conflict'; readonly current: RemoteRecord | null }

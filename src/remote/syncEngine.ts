@@ -1,0 +1,824 @@
+import {
+  HttpError,
+  InvalidOptionError,
+  isAuthError,
+  isHttpError,
+  toSyncError,
+  type SyncError,
+} from '../errors'
+import type { QueueEntry } from '../queue'
+import {
+  DEAD_LETTER_STORE,
+  META_STORE,
+  OUTBOX_STORE,
+  VERSIONS_STORE,
+  type ItemId,
+  type LocalStore,
+  type StorageOp,
+} from '../storage/types'
+import { createApiClient, type ApiClient } from './client'
+import type { ConflictStrategy, ServerVersion, SyncConflict } from './conflicts'
+import type { RemoteOptions } from './options'
+import type { RemoteOperation, RemoteRecord } from './protocol'
+import { syncActions, type DeadLetter, type SyncEngineHandle } from './syncSlice'
+
+/** An operation waiting for the server. Its value is read from the slice's store at push time. */
+export interface OutboxEntry {
+  readonly key: string
+  readonly slice: string
+  readonly collection: string
+  readonly id: ItemId
+  readonly type: 'put' | 'delete'
+  readonly opId: string
+  readonly clientTime: number
+  /** Orders the outbox across restarts. */
+  readonly seq: number
+  /**
+   * opIds this entry superseded by coalescing. One of them may have reached the server without
+   * its acknowledgement being stored (a crash, a timeout); a conflict caused by it is ours, not
+   * another client's.
+   */
+  readonly prevOpIds: readonly string[]
+  /** Parked by a `manual` conflict: not pushed until the conflict is resolved. */
+  readonly parked?: boolean
+}
+
+/** One slice as the engine sees it. */
+export interface HostSlice {
+  readonly name: string
+  readonly storeName: string
+  readonly syncToFlask: boolean
+  readonly conflict: ConflictStrategy | undefined
+}
+
+/** What the sync engine needs from the persistence instance it belongs to. */
+export interface SyncHost {
+  storage(): LocalStore
+  slices(): readonly HostSlice[]
+  dispatch(action: { type: string }): void
+  /** Applies server items to the Redux state without queueing them to be written back. */
+  applyToState(slice: string, puts: ReadonlyArray<readonly [ItemId, unknown]>, deletes: readonly ItemId[]): void
+  /** The item as it is in the Redux state now; `undefined` if absent. */
+  readLocal(slice: string, id: ItemId): unknown
+  /** Every `[id, item]` of a slice's collection in the Redux state. */
+  localEntries(slice: string): Array<[ItemId, unknown]>
+  /** Turns a server id (always a string) into the slice's id (a number for numeric-id slices). */
+  localId(slice: string, remoteId: string): ItemId
+  /** Writes the local queue now. */
+  flushLocal(): Promise<void>
+  /** Whether a local change of this key waits in the debounce queue. */
+  isQueued(key: string): boolean
+  reportError(error: SyncError): void
+}
+
+/** The remote half of an instance. */
+export interface SyncEngine extends SyncEngineHandle {
+  /** Loads the outbox, versions and cursor; then checks the connection (which drains the outbox). */
+  start(): Promise<void>
+  /** Outbox writes for a batch of local writes, to go into the same transaction. */
+  outboxOpsFor(batch: readonly QueueEntry[]): { ops: StorageOp[]; entries: OutboxEntry[] }
+  /** Tells the engine those entries are committed; it pushes them. */
+  committed(entries: readonly OutboxEntry[]): void
+  /** Pushes the outbox now (no-op while disconnected). */
+  drain(): Promise<void>
+  resolve(key: string, resolution: 'local' | 'server' | 'merged', value?: unknown): Promise<void>
+  retryDeadLetter(opId: string): Promise<void>
+  discardDeadLetter(opId: string): Promise<void>
+  readonly connected: boolean
+  readonly outboxDepth: number
+  dispose(): void
+}
+
+const CURSOR_KEY = '__cursor'
+
+interface StoredDeadLetter {
+  readonly entry: OutboxEntry
+  readonly letter: DeadLetter
+}
+
+interface StoredCursor {
+  readonly cursor: string
+  readonly collections: readonly string[]
+}
+
+function randomId(): string {
+  const c = globalThis.crypto
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID()
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
+
+/**
+ * The sync engine: a durable outbox pushed in batches, incremental and full pulls, conflict
+ * resolution, health checks with backoff.
+ *
+ * Rules it keeps:
+ * - An outbox entry is written in the same transaction as its local write (see `outboxOpsFor`)
+ *   and removed only after the server acknowledged it, by a conditional delete that leaves a
+ *   newer entry for the same key alone.
+ * - The cursor moves only in the transaction that commits the changes it covers.
+ * - Retries live here, nowhere else: the HTTP client never retries (except once after a 401 refresh).
+ * - A transient failure halts the outbox and keeps everything; a permanent rejection moves that
+ *   one operation to the dead-letter list; nothing is dropped silently.
+ * - Network work never happens inside a transaction.
+ */
+export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEngine {
+  const client: ApiClient = createApiClient(options)
+  const batchSize = options.batchSize ?? 100
+  const pageSize = options.pullPageSize ?? 500
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 500) {
+    throw new InvalidOptionError('remote.batchSize', 'must be an integer from 1 to 500')
+  }
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
+    throw new InvalidOptionError('remote.pullPageSize', 'must be an integer from 1 to 1000')
+  }
+  const retryBase = options.retry?.initialDelayMs ?? 1000
+  const retryMax = Math.max(retryBase, options.retry?.maxDelayMs ?? 60_000)
+  const clientId = options.clientId ?? randomId()
+
+  /** Insertion order is seq order: a coalesced entry is deleted and re-inserted at the end. */
+  const outbox = new Map<string, OutboxEntry>()
+  const versions = new Map<string, number>()
+  const deadLetters = new Map<string, StoredDeadLetter>()
+  const conflicts = new Map<string, { conflict: SyncConflict; entry: OutboxEntry | null; server: RemoteRecord | null }>()
+  const inflight = new Set<string>()
+  let cursor: StoredCursor | null = null
+  let seq = 0
+  let connected = false
+  let disposed = false
+  let loaded: Promise<void> | null = null
+  let draining: Promise<void> | null = null
+  let drainAgain = false
+  let failures = 0
+  let healthTimer: ReturnType<typeof setTimeout> | null = null
+  let pushRetryTimer: ReturnType<typeof setTimeout> | null = null
+  let pulling: Promise<void> | null = null
+
+  const syncedSlices = (): HostSlice[] => host.slices().filter((s) => s.syncToFlask)
+  const sliceByCollection = (collection: string): HostSlice | undefined =>
+    host.slices().find((s) => s.storeName === collection && s.syncToFlask)
+  const sliceByName = (name: string): HostSlice | undefined => host.slices().find((s) => s.name === name)
+
+  const backoff = (attempt: number): number => {
+    const ceiling = Math.min(retryMax, retryBase * 2 ** Math.min(attempt, 30))
+    return ceiling / 2 + Math.random() * (ceiling / 2)
+  }
+
+  const publishOutbox = (): void => host.dispatch(syncActions.outboxChanged(outbox.size))
+  const publishDeadLetters = (): void => host.dispatch(syncActions.deadLettersChanged([...deadLetters.values()].map((d) => d.letter)))
+
+  // ------------------------------------------------------------ loading
+
+  async function load(): Promise<void> {
+    const storage = host.storage()
+    const [entries, known, dead, stored] = await Promise.all([
+      storage.readAll(OUTBOX_STORE),
+      storage.readAll(VERSIONS_STORE),
+      storage.readAll(DEAD_LETTER_STORE),
+      storage.get(META_STORE, CURSOR_KEY),
+    ])
+    const sorted = entries.map(([, v]) => v as OutboxEntry).filter(isObject).sort((a, b) => a.seq - b.seq)
+    for (const entry of sorted) {
+      // Conflicts live in memory only; a parked entry goes out again and is re-detected.
+      outbox.set(entry.key, entry.parked ? { ...entry, parked: false } : entry)
+      seq = Math.max(seq, entry.seq)
+    }
+    for (const [key, version] of known) if (typeof version === 'number') versions.set(String(key), version)
+    for (const [, value] of dead) {
+      const stored = value as StoredDeadLetter | undefined
+      if (isObject(stored?.letter)) deadLetters.set(stored.letter.opId, stored)
+    }
+    if (isObject(stored) && typeof stored.cursor === 'string') cursor = stored as unknown as StoredCursor
+    publishOutbox()
+    if (deadLetters.size > 0) publishDeadLetters()
+  }
+
+  function ensureLoaded(): Promise<void> {
+    loaded ??= load().catch((error: unknown) => {
+      loaded = null
+      throw error
+    })
+    return loaded
+  }
+
+  // ------------------------------------------------------------ connection
+
+  function setConnected(value: boolean, error?: SyncError): void {
+    const changed = value !== connected
+    connected = value
+    if (changed || error) host.dispatch(syncActions.connectionChanged({ connected: value, error: error ? error.message : null }))
+    if (value) {
+      failures = 0
+      if (healthTimer) clearTimeout(healthTimer)
+      healthTimer = null
+      if (changed) void drain()
+    } else {
+      scheduleHealthCheck()
+    }
+  }
+
+  function scheduleHealthCheck(): void {
+    if (disposed || healthTimer) return
+    const delay = backoff(failures++)
+    healthTimer = setTimeout(() => {
+      healthTimer = null
+      void checkConnection()
+    }, delay)
+  }
+
+  async function checkConnection(): Promise<boolean> {
+    try {
+      await client.health()
+      setConnected(true)
+      return true
+    } catch (caught) {
+      setConnected(false, toSyncError(caught, 'health check failed'))
+      return false
+    }
+  }
+
+  // `online` is a hint to look again, never the truth (FIELD-NOTES: navigator.onLine lies).
+  const onOnline = (): void => {
+    void checkConnection()
+  }
+  const target = globalThis as { addEventListener?: (t: string, l: () => void) => void; removeEventListener?: (t: string, l: () => void) => void }
+  target.addEventListener?.('online', onOnline)
+
+  // ------------------------------------------------------------ outbox writes (same tx as local)
+
+  function outboxOpsFor(batch: readonly QueueEntry[]): { ops: StorageOp[]; entries: OutboxEntry[] } {
+    const ops: StorageOp[] = []
+    const entries: OutboxEntry[] = []
+    for (const item of batch) {
+      const slice = sliceByName(item.slice)
+      if (!slice?.syncToFlask) continue
+      const entry = nextEntry(item.key, slice, item.id, item.op)
+      entries.push(entry)
+      ops.push({ type: 'put', store: OUTBOX_STORE, key: entry.key, value: entry, ref: { slice: item.slice, key: item.key } })
+    }
+    return { ops, entries }
+  }
+
+  function nextEntry(key: string, slice: HostSlice, id: ItemId, type: 'put' | 'delete'): OutboxEntry {
+    const previous = outbox.get(key)
+    return {
+      key,
+      slice: slice.name,
+      collection: slice.storeName,
+      id,
+      type,
+      opId: randomId(),
+      clientTime: Date.now(),
+      seq: ++seq,
+      prevOpIds: previous ? [previous.opId, ...previous.prevOpIds].slice(0, 5) : [],
+    }
+  }
+
+  function remember(entry: OutboxEntry): void {
+    outbox.delete(entry.key)
+    outbox.set(entry.key, entry)
+  }
+
+  function committed(entries: readonly OutboxEntry[]): void {
+    if (entries.length === 0) return
+    for (const entry of entries) remember(entry)
+    publishOutbox()
+    void drain()
+  }
+
+  // ------------------------------------------------------------ pushing
+
+  function drain(): Promise<void> {
+    if (draining) {
+      drainAgain = true
+      return draining
+    }
+    draining = (async () => {
+      try {
+        await ensureLoaded()
+        let pushed = 0
+        const pushable = (): boolean => [...outbox.values()].some((e) => !e.parked)
+        if (connected && pushable()) host.dispatch(syncActions.syncActivity({ phase: 'start' }))
+        do {
+          drainAgain = false
+          await drainLoop((count) => {
+            pushed += count
+          })
+        } while (drainAgain && connected && !disposed)
+        // A background push is a sync too: report it like the thunks do.
+        if (pushed > 0 && connected && !pushable()) host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
+      } catch (caught) {
+        host.reportError(toSyncError(caught, 'pushing the outbox failed'))
+      }
+    })().finally(() => {
+      draining = null
+    })
+    return draining
+  }
+
+  async function drainLoop(onBatch?: (count: number) => void): Promise<void> {
+    let limit = batchSize
+    for (;;) {
+      if (disposed || !connected) return
+      const batch: OutboxEntry[] = []
+      for (const entry of outbox.values()) {
+        if (batch.length >= limit) break
+        if (!entry.parked && !inflight.has(entry.key)) batch.push(entry)
+      }
+      if (batch.length === 0) return
+      const outcome = await pushBatch(batch)
+      if (outcome === 'stop') return
+      limit = outcome === 'split' ? Math.max(1, Math.ceil(batch.length / 2)) : batchSize
+      if (outcome === 'ok') onBatch?.(batch.length)
+    }
+  }
+
+  async function readValues(batch: readonly OutboxEntry[]): Promise<Map<string, unknown>> {
+    const values = new Map<string, unknown>()
+    const byStore = new Map<string, OutboxEntry[]>()
+    for (const entry of batch) {
+      if (entry.type !== 'put') continue
+      const list = byStore.get(entry.collection) ?? []
+      list.push(entry)
+      byStore.set(entry.collection, list)
+    }
+    for (const [store, entries] of byStore) {
+      const found = await host.storage().getMany(store, entries.map((e) => e.id))
+      entries.forEach((entry, i) => values.set(entry.key, found[i]))
+    }
+    return values
+  }
+
+  function toOperation(entry: OutboxEntry, values: Map<string, unknown>): RemoteOperation {
+    const value = values.get(entry.key)
+    // The local store is written in the same transaction as the entry; a missing value means the
+    // item is gone locally, which is what the server must learn.
+    const type = entry.type === 'put' && value !== undefined ? 'put' : 'delete'
+    return {
+      opId: entry.opId,
+      collection: entry.collection,
+      id: String(entry.id),
+      type,
+      ...(type === 'put' ? { value } : {}),
+      baseVersion: versions.get(entry.key) ?? null,
+      clientTime: entry.clientTime,
+    }
+  }
+
+  async function pushBatch(batch: readonly OutboxEntry[]): Promise<'ok' | 'split' | 'stop'> {
+    for (const entry of batch) inflight.add(entry.key)
+    try {
+      const values = await readValues(batch)
+      const ops = batch.map((entry) => toOperation(entry, values))
+      let response
+      try {
+        response = await client.push(clientId, ops)
+      } catch (caught) {
+        return await pushFailed(toSyncError(caught, 'push failed'), batch)
+      }
+      if (!connected) setConnected(true)
+      const writes: StorageOp[] = []
+      const later: Array<() => Promise<void>> = []
+      response.results.forEach((result, i) => {
+        const entry = batch[i]!
+        if (result.status === 'applied' || result.status === 'duplicate') {
+          acknowledge(entry, result.record.version, writes)
+        } else if (result.status === 'rejected') {
+          bury(entry, { status: null, code: result.error.error, message: result.error.message }, writes)
+        } else if (result.status === 'conflict') {
+          const current = result.current
+          later.push(() => conflict(entry, current, 'push'))
+        }
+      })
+      await host.storage().commit(writes)
+      publishOutbox()
+      for (const run of later) await run()
+      return 'ok'
+    } catch (caught) {
+      // A local storage failure: keep everything and try again later.
+      host.reportError(toSyncError(caught, 'storing push results failed'))
+      schedulePushRetry()
+      return 'stop'
+    } finally {
+      for (const entry of batch) inflight.delete(entry.key)
+    }
+  }
+
+  function acknowledge(entry: OutboxEntry, version: number, writes: StorageOp[]): void {
+    versions.set(entry.key, version)
+    writes.push({ type: 'put', store: VERSIONS_STORE, key: entry.key, value: version })
+    writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId })
+    if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
+  }
+
+  function bury(entry: OutboxEntry, reason: { status: number | null; code: string; message: string }, writes: StorageOp[]): void {
+    const letter: DeadLetter = {
+      opId: entry.opId,
+      key: entry.key,
+      slice: entry.slice,
+      id: entry.id,
+      type: entry.type,
+      ...reason,
+      at: Date.now(),
+    }
+    deadLetters.set(entry.opId, { entry, letter })
+    writes.push({ type: 'put', store: DEAD_LETTER_STORE, key: entry.opId, value: { entry, letter } })
+    writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId })
+    if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
+    publishDeadLetters()
+    host.reportError(
+      new HttpError(`the server rejected ${entry.key} permanently (${reason.code}); it moved to the dead-letter list`, {
+        status: reason.status ?? 400,
+        code: reason.code,
+        method: 'POST',
+        url: 'push',
+        slice: entry.slice,
+        key: entry.key,
+      }),
+    )
+  }
+
+  async function pushFailed(error: SyncError, batch: readonly OutboxEntry[]): Promise<'ok' | 'split' | 'stop'> {
+    host.dispatch(syncActions.syncActivity({ phase: 'error', error: error.message }))
+    if (isHttpError(error) && !error.retryable && !isAuthError(error) && error.status !== 409) {
+      // Permanent for this request. Split the batch to find the one operation the server refuses;
+      // only that one goes to the dead-letter list.
+      if (batch.length > 1) return 'split'
+      const writes: StorageOp[] = []
+      bury(batch[0]!, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message }, writes)
+      await host.storage().commit(writes)
+      publishOutbox()
+      return 'ok'
+    }
+    host.reportError(error)
+    if (isAuthError(error) || isHttpError(error)) {
+      // The server answers, but not with success: keep the outbox and try again with backoff.
+      schedulePushRetry()
+      return 'stop'
+    }
+    setConnected(false, error)
+    return 'stop'
+  }
+
+  function schedulePushRetry(): void {
+    if (disposed || pushRetryTimer) return
+    pushRetryTimer = setTimeout(() => {
+      pushRetryTimer = null
+      void drain()
+    }, backoff(failures++))
+  }
+
+  // ------------------------------------------------------------ conflicts
+
+  function strategyOf(slice: string): ConflictStrategy {
+    return sliceByName(slice)?.conflict ?? options.conflict ?? 'server-wins'
+  }
+
+  function serverVersion(record: RemoteRecord | null): ServerVersion | null {
+    if (!record) return null
+    return { value: record.value, version: record.version, deleted: record.deleted, updatedAt: record.updatedAt, clientTime: record.clientTime }
+  }
+
+  async function conflict(entry: OutboxEntry, server: RemoteRecord | null, phase: 'push' | 'pull'): Promise<void> {
+    if (server?.opId !== undefined && (server.opId === entry.opId || entry.prevOpIds.includes(server.opId))) {
+      // The server's version was written by one of our own operations whose acknowledgement was
+      // lost (a crash or a timeout after the server applied it): not a conflict. Rebase and push.
+      versions.set(entry.key, server.version)
+      await host.storage().commit([{ type: 'put', store: VERSIONS_STORE, key: entry.key, value: server.version }])
+      if (server.opId === entry.opId && outbox.get(entry.key)?.opId === entry.opId) {
+        outbox.delete(entry.key)
+        await host.storage().commit([{ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId }])
+        publishOutbox()
+      } else {
+        drainAgain = true
+      }
+      return
+    }
+    const strategy = strategyOf(entry.slice)
+    const local = host.readLocal(entry.slice, entry.id)
+    let resolution: SyncConflict['resolution']
+    if (strategy === 'manual') {
+      resolution = 'pending'
+      const parked = { ...entry, parked: true }
+      remember(parked)
+      await host.storage().commit([{ type: 'put', store: OUTBOX_STORE, key: entry.key, value: parked }])
+    } else if (strategy === 'server-wins') {
+      resolution = 'server'
+    } else if (strategy === 'client-wins') {
+      resolution = 'client'
+    } else if (strategy === 'last-write-wins') {
+      resolution = entry.clientTime > (server?.clientTime ?? 0) ? 'client' : 'server'
+    } else {
+      resolution = 'merged'
+    }
+    const record: SyncConflict = {
+      key: entry.key,
+      slice: entry.slice,
+      id: entry.id,
+      phase,
+      strategy: typeof strategy === 'function' ? 'custom' : strategy,
+      local: local === undefined ? null : local,
+      localDeleted: local === undefined,
+      localTime: entry.clientTime,
+      server: serverVersion(server),
+      detectedAt: Date.now(),
+      resolution,
+    }
+    conflicts.set(entry.key, { conflict: record, entry, server })
+    host.dispatch(syncActions.conflictChanged(record))
+    try {
+      options.onConflict?.(record)
+    } catch (caught) {
+      host.reportError(toSyncError(caught, 'onConflict threw'))
+    }
+    if (resolution === 'pending') return
+    if (resolution === 'merged' && typeof strategy === 'function') {
+      let merged: unknown
+      try {
+        merged = strategy({
+          slice: entry.slice,
+          id: entry.id,
+          local: local === undefined ? null : local,
+          server: server && !server.deleted ? server.value : null,
+          serverVersion: server?.version ?? 0,
+          localTime: entry.clientTime,
+          serverTime: server?.clientTime ?? 0,
+        })
+      } catch (caught) {
+        host.reportError(toSyncError(caught, `the merge function for slice "${entry.slice}" threw; the server's version is kept`))
+        await settle(entry.key, 'server')
+        return
+      }
+      await settle(entry.key, 'merged', merged)
+      return
+    }
+    await settle(entry.key, resolution)
+  }
+
+  /** Applies a decision to a recorded conflict. */
+  async function settle(key: string, resolution: 'server' | 'client' | 'merged', merged?: unknown): Promise<void> {
+    const open = conflicts.get(key)
+    if (!open) return
+    const { entry, server } = open
+    const slice = sliceByName(open.conflict.slice)
+    if (!slice) return
+    const writes: StorageOp[] = []
+    const serverVersionNumber = server?.version
+    if (serverVersionNumber === undefined) versions.delete(key)
+    else versions.set(key, serverVersionNumber)
+    writes.push(
+      serverVersionNumber === undefined
+        ? { type: 'delete', store: VERSIONS_STORE, key }
+        : { type: 'put', store: VERSIONS_STORE, key, value: serverVersionNumber },
+    )
+    if (resolution === 'server') {
+      if (entry) {
+        writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key, field: 'opId', equals: entry.opId })
+        if (outbox.get(key)?.opId === entry.opId) outbox.delete(key)
+      }
+      applyRecords(slice, server && !server.deleted ? [[open.conflict.id, server.value]] : [], server && !server.deleted ? [] : [open.conflict.id], writes)
+    } else if (resolution === 'client') {
+      const current = outbox.get(key) ?? (entry ? { ...entry } : null)
+      if (current) {
+        const unparked = { ...current, parked: false }
+        remember(unparked)
+        writes.push({ type: 'put', store: OUTBOX_STORE, key, value: unparked })
+      }
+    } else {
+      const id = open.conflict.id
+      const fresh = nextEntry(key, slice, id, merged === null ? 'delete' : 'put')
+      remember(fresh)
+      writes.push({ type: 'put', store: OUTBOX_STORE, key, value: fresh })
+      if (merged === null) applyRecords(slice, [], [id], writes)
+      else applyRecords(slice, [[id, merged]], [], writes)
+    }
+    await host.storage().commit(writes)
+    conflicts.delete(key)
+    const settled: SyncConflict = { ...open.conflict, resolution }
+    host.dispatch(syncActions.conflictChanged(settled))
+    publishOutbox()
+    if (resolution !== 'server') void drain()
+  }
+
+  /**
+   * Applies server items to the Redux state now and adds their local writes to `writes`, so the
+   * caller commits them with whatever else belongs to the same step (versions, the cursor).
+   * Keys with a local change still in the debounce queue are left alone: that change is newer,
+   * and its push will meet the server's version as a conflict.
+   */
+  function applyRecords(slice: HostSlice, puts: Array<[ItemId, unknown]>, deletes: ItemId[], writes: StorageOp[]): void {
+    const keyOf = (id: ItemId): string => `${slice.name}:${id}`
+    const p = puts.filter(([id]) => !host.isQueued(keyOf(id)))
+    const d = deletes.filter((id) => !host.isQueued(keyOf(id)))
+    if (p.length === 0 && d.length === 0) return
+    host.applyToState(slice.name, p, d)
+    for (const [id, value] of p) writes.push({ type: 'put', store: slice.storeName, key: id, value })
+    for (const id of d) writes.push({ type: 'delete', store: slice.storeName, key: id })
+  }
+
+  // ------------------------------------------------------------ pulling
+
+  /**
+   * Applies server records, then commits them with `extra` (the cursor) in one transaction.
+   * With `full`, local items the server no longer has are deleted, unless they are local-only.
+   */
+  async function applyPulled(records: readonly RemoteRecord[], extra: StorageOp[], full: boolean): Promise<void> {
+    const writes: StorageOp[] = []
+    const pending: Array<[OutboxEntry, RemoteRecord]> = []
+    const bySlice = new Map<HostSlice, { puts: Array<[ItemId, unknown]>; deletes: ItemId[] }>()
+    const seen = new Set<string>()
+    for (const record of records) {
+      const slice = sliceByCollection(record.collection)
+      if (!slice) continue
+      const id = host.localId(slice.name, record.id)
+      const key = `${slice.name}:${id}`
+      seen.add(key)
+      const known = versions.get(key)
+      if (known !== undefined && record.version <= known) continue // already have it (often our own push)
+      if (host.isQueued(key)) continue // a newer local change; its push decides
+      const entry = outbox.get(key)
+      if (entry) {
+        if (!inflight.has(key)) pending.push([entry, record])
+        continue
+      }
+      versions.set(key, record.version)
+      writes.push({ type: 'put', store: VERSIONS_STORE, key, value: record.version })
+      const group = bySlice.get(slice) ?? { puts: [], deletes: [] }
+      if (record.deleted) group.deletes.push(id)
+      else group.puts.push([id, record.value])
+      bySlice.set(slice, group)
+    }
+    if (full) {
+      // Items synced before (we know their version) that the server no longer lists were deleted there.
+      for (const slice of syncedSlices()) {
+        for (const [id] of host.localEntries(slice.name)) {
+          const key = `${slice.name}:${id}`
+          if (seen.has(key) || !versions.has(key) || outbox.has(key) || host.isQueued(key)) continue
+          versions.delete(key)
+          writes.push({ type: 'delete', store: VERSIONS_STORE, key })
+          const group = bySlice.get(slice) ?? { puts: [], deletes: [] }
+          group.deletes.push(id)
+          bySlice.set(slice, group)
+        }
+      }
+    }
+    for (const [slice, group] of bySlice) applyRecords(slice, group.puts, group.deletes, writes)
+    // The cursor is committed with the data it covers, never ahead of it.
+    await host.storage().commit([...writes, ...extra])
+    for (const [entry, record] of pending) await conflict(entry, record, 'pull')
+  }
+
+  const collections = (): string[] => syncedSlices().map((s) => s.storeName).sort()
+
+  const cursorOp = (value: string): StorageOp => {
+    cursor = { cursor: value, collections: collections() }
+    return { type: 'put', store: META_STORE, key: CURSOR_KEY, value: cursor }
+  }
+
+  async function pullChanges(): Promise<void> {
+    pulling ??= (async () => {
+      await ensureLoaded()
+      await host.flushLocal()
+      const wanted = collections()
+      // A new synced collection was never pulled: start from the beginning.
+      let since = cursor && cursor.collections.join(',') === wanted.join(',') ? cursor.cursor : '0'
+      for (;;) {
+        const page = await client.changes(since, { limit: pageSize, collections: wanted })
+        if (!connected) setConnected(true)
+        await applyPulled(page.changes, [cursorOp(page.cursor)], false)
+        since = page.cursor
+        if (!page.hasMore) break
+      }
+    })().finally(() => {
+      pulling = null
+    })
+    return pulling
+  }
+
+  async function pullAll(): Promise<void> {
+    await ensureLoaded()
+    host.dispatch(syncActions.syncActivity({ phase: 'start' }))
+    try {
+      await host.flushLocal()
+      const wanted = collections()
+      const { items, cursor: next } = await client.pull(wanted)
+      if (!connected) setConnected(true)
+      const total = items.length
+      host.dispatch(syncActions.progressChanged({ operation: 'pull', done: 0, total }))
+      const chunk = 500
+      for (let done = 0; done < total || done === 0; done += chunk) {
+        const part = items.slice(done, done + chunk)
+        const last = done + chunk >= total
+        // The full-pull deletion pass needs every item, so it runs with the last chunk.
+        await applyPulled(last ? items : part, last ? [cursorOp(next)] : [], last)
+        host.dispatch(syncActions.progressChanged({ operation: 'pull', done: Math.min(total, done + chunk), total }))
+        if (last) break
+      }
+      host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
+    } finally {
+      host.dispatch(syncActions.progressChanged(null))
+    }
+  }
+
+  async function pushAll(): Promise<void> {
+    await ensureLoaded()
+    host.dispatch(syncActions.syncActivity({ phase: 'start' }))
+    try {
+      await host.flushLocal()
+      // Items that never reached the server (persisted before sync was configured, or whose
+      // slice just turned syncToFlask on) join the outbox first.
+      const writes: StorageOp[] = []
+      const added: OutboxEntry[] = []
+      for (const slice of syncedSlices()) {
+        for (const [id] of host.localEntries(slice.name)) {
+          const key = `${slice.name}:${id}`
+          if (versions.has(key) || outbox.has(key)) continue
+          const entry = nextEntry(key, slice, id, 'put')
+          added.push(entry)
+          writes.push({ type: 'put', store: OUTBOX_STORE, key, value: entry })
+        }
+      }
+      await host.storage().commit(writes)
+      for (const entry of added) remember(entry)
+      publishOutbox()
+      if (!connected && !(await checkConnection())) {
+        throw toSyncError(new Error('the server is unreachable; the outbox is kept'), 'push failed')
+      }
+      const total = [...outbox.values()].filter((e) => !e.parked).length
+      let done = 0
+      host.dispatch(syncActions.progressChanged({ operation: 'push', done, total }))
+      while (draining) await draining
+      await drainLoop((count) => {
+        done = Math.min(total, done + count)
+        host.dispatch(syncActions.progressChanged({ operation: 'push', done, total }))
+      })
+      const left = [...outbox.values()].filter((e) => !e.parked).length
+      if (left > 0) throw toSyncError(new Error(`${left} operation(s) are still in the outbox`), 'push incomplete')
+      host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
+    } finally {
+      host.dispatch(syncActions.progressChanged(null))
+    }
+  }
+
+  // ------------------------------------------------------------ dead letters
+
+  async function retryDeadLetter(opId: string): Promise<void> {
+    const dead = deadLetters.get(opId)
+    if (!dead) return
+    const slice = sliceByName(dead.entry.slice)
+    if (!slice) return
+    const writes: StorageOp[] = [{ type: 'delete', store: DEAD_LETTER_STORE, key: opId }]
+    const fresh = outbox.has(dead.entry.key) ? null : nextEntry(dead.entry.key, slice, dead.entry.id, dead.entry.type)
+    if (fresh) writes.push({ type: 'put', store: OUTBOX_STORE, key: fresh.key, value: fresh })
+    await host.storage().commit(writes)
+    deadLetters.delete(opId)
+    if (fresh) remember(fresh)
+    publishDeadLetters()
+    publishOutbox()
+    void drain()
+  }
+
+  async function discardDeadLetter(opId: string): Promise<void> {
+    if (!deadLetters.has(opId)) return
+    await host.storage().commit([{ type: 'delete', store: DEAD_LETTER_STORE, key: opId }])
+    deadLetters.delete(opId)
+    publishDeadLetters()
+  }
+
+  return {
+    isSyncEngine: true,
+    async start() {
+      host.dispatch(syncActions.remoteEnabled(true))
+      await ensureLoaded()
+      if (options.connectOnStart !== false) await checkConnection()
+    },
+    outboxOpsFor,
+    committed,
+    drain,
+    pushAll,
+    pullAll,
+    pullChanges,
+    checkConnection,
+    async resolve(key, resolution, value) {
+      const open = conflicts.get(key)
+      if (!open || open.conflict.resolution !== 'pending') return
+      await settle(key, resolution === 'local' ? 'client' : resolution, value)
+    },
+    retryDeadLetter,
+    discardDeadLetter,
+    get connected() {
+      return connected
+    },
+    get outboxDepth() {
+      return outbox.size
+    },
+    dispose() {
+      disposed = true
+      if (healthTimer) clearTimeout(healthTimer)
+      if (pushRetryTimer) clearTimeout(pushRetryTimer)
+      healthTimer = pushRetryTimer = null
+      target.removeEventListener?.('online', onOnline)
+    },
+  }
+}

@@ -1,0 +1,186 @@
+import { createAction, createAsyncThunk, createSlice, type PayloadAction } from '@reduxjs/toolkit'
+import { RemoteNotConfiguredError, toSyncError, type SerializedSyncError } from '../errors'
+import type { SyncConflict } from './conflicts'
+
+/** The seed's sync status, exactly. */
+export interface SyncStatus {
+  /** Whether remote sync is configured and on. */
+  enabled: boolean
+  /** When the last push or pull finished successfully (ms since epoch). */
+  lastSyncTime: number | null
+  syncStatus: 'idle' | 'syncing' | 'success' | 'error'
+  /** The last sync error's message, cleared by the next success. */
+  error: string | null
+  /** What the last health check or request said about the server. */
+  flaskConnected: boolean
+}
+
+/** Progress of a bulk operation, for progress bars. */
+export interface SyncProgress {
+  operation: 'push' | 'pull'
+  done: number
+  total: number
+}
+
+/** An operation the server rejected permanently (a 4xx other than 401/409). Kept until retried or discarded. */
+export interface DeadLetter {
+  opId: string
+  key: string
+  slice: string
+  id: string | number
+  type: 'put' | 'delete'
+  /** The HTTP status, or the per-operation rejection's code. */
+  status: number | null
+  code: string
+  message: string
+  at: number
+}
+
+export interface SyncState {
+  status: SyncStatus
+  progress: SyncProgress | null
+  /** Operations stored locally and not yet acknowledged by the server. */
+  outboxDepth: number
+  deadLetters: DeadLetter[]
+  /** Open conflicts, and the last settled ones (at most 50 settled are kept). */
+  conflicts: SyncConflict[]
+}
+
+const MAX_SETTLED_CONFLICTS = 50
+
+export const initialSyncState: SyncState = {
+  status: { enabled: false, lastSyncTime: null, syncStatus: 'idle', error: null, flaskConnected: false },
+  progress: null,
+  outboxDepth: 0,
+  deadLetters: [],
+  conflicts: [],
+}
+
+/** Returns the sync engine of the store's persistence middleware, or undefined. Handled by the middleware. */
+export const getSyncEngine = createAction('redux-idb-sync/getSyncEngine')
+
+/** Settles a `manual` conflict: keep the local version, take the server's, or write a merge. */
+export const resolveConflict = createAction<{ key: string; resolution: 'local' | 'server' } | { key: string; resolution: 'merged'; value: unknown }>(
+  'redux-idb-sync/resolveConflict',
+)
+/** Moves a dead letter back into the outbox. */
+export const retryDeadLetter = createAction<{ opId: string }>('redux-idb-sync/retryDeadLetter')
+/** Forgets a dead letter for good. */
+export const discardDeadLetter = createAction<{ opId: string }>('redux-idb-sync/discardDeadLetter')
+
+/** What the thunks need of the engine; implemented by the middleware's sync engine. */
+export interface SyncEngineHandle {
+  readonly isSyncEngine: true
+  pushAll(): Promise<void>
+  pullAll(): Promise<void>
+  pullChanges(): Promise<void>
+  checkConnection(): Promise<boolean>
+}
+
+type Dispatch = (action: unknown) => unknown
+
+function engineOf(dispatch: Dispatch): SyncEngineHandle {
+  const answer = dispatch(getSyncEngine()) as Partial<SyncEngineHandle> | undefined
+  if (!answer || answer.isSyncEngine !== true) {
+    throw new RemoteNotConfiguredError('no persistence middleware with a `remote` option is installed in this store')
+  }
+  return answer as SyncEngineHandle
+}
+
+type ThunkConfig = { rejectValue: SerializedSyncError }
+
+async function run<T>(dispatch: Dispatch, work: (engine: SyncEngineHandle) => Promise<T>, what: string): Promise<T> {
+  return work(engineOf(dispatch)).catch((error: unknown) => {
+    throw toSyncError(error, what)
+  })
+}
+
+/** Pushes everything not yet on the server: the outbox, plus items that were never synced. */
+export const syncToFlaskBulk = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncToFlaskBulk', (_, { dispatch, rejectWithValue }) =>
+  run(dispatch, (engine) => engine.pushAll(), 'push failed').catch((error) => rejectWithValue(toSyncError(error, 'push failed').toJSON())),
+)
+
+/** Pulls everything from the server into IndexedDB and the store (local unsynced changes are kept and conflict-checked). */
+export const syncFromFlaskBulk = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncFromFlaskBulk', (_, { dispatch, rejectWithValue }) =>
+  run(dispatch, (engine) => engine.pullAll(), 'pull failed').catch((error) => rejectWithValue(toSyncError(error, 'pull failed').toJSON())),
+)
+
+/** Pulls only what changed on the server since the last pull (tombstones included). */
+export const pullFlaskChanges = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/pullFlaskChanges', (_, { dispatch, rejectWithValue }) =>
+  run(dispatch, (engine) => engine.pullChanges(), 'pull failed').catch((error) => rejectWithValue(toSyncError(error, 'pull failed').toJSON())),
+)
+
+/** Asks the server's health endpoint; resolves with whether it answered. */
+export const checkFlaskConnection = createAsyncThunk<boolean, void, ThunkConfig>(
+  'redux-idb-sync/checkFlaskConnection',
+  (_, { dispatch, rejectWithValue }) =>
+    run(dispatch, (engine) => engine.checkConnection(), 'health check failed').catch((error) =>
+      rejectWithValue(toSyncError(error, 'health check failed').toJSON()),
+    ),
+)
+
+const bulkThunks = [syncToFlaskBulk, syncFromFlaskBulk, pullFlaskChanges] as const
+
+/**
+ * The sync slice. Mount it under any key (`reducer: { sync: syncReducer }`) and read it with
+ * your own selector; its state is plain data, and every action it handles is serializable.
+ */
+export const syncSlice = createSlice({
+  name: 'redux-idb-sync/sync',
+  initialState: initialSyncState,
+  reducers: {
+    remoteEnabled(state, action: PayloadAction<boolean>) {
+      state.status.enabled = action.payload
+    },
+    connectionChanged(state, action: PayloadAction<{ connected: boolean; error?: string | null }>) {
+      state.status.flaskConnected = action.payload.connected
+      if (action.payload.error) state.status.error = action.payload.error
+    },
+    syncActivity(state, action: PayloadAction<{ phase: 'start' } | { phase: 'success'; time: number } | { phase: 'error'; error: string }>) {
+      const p = action.payload
+      if (p.phase === 'start') state.status.syncStatus = 'syncing'
+      else if (p.phase === 'success') {
+        state.status.syncStatus = 'success'
+        state.status.lastSyncTime = p.time
+        state.status.error = null
+      } else {
+        state.status.syncStatus = 'error'
+        state.status.error = p.error
+      }
+    },
+    progressChanged(state, action: PayloadAction<SyncProgress | null>) {
+      state.progress = action.payload
+    },
+    outboxChanged(state, action: PayloadAction<number>) {
+      state.outboxDepth = action.payload
+    },
+    deadLettersChanged(state, action: PayloadAction<DeadLetter[]>) {
+      state.deadLetters = action.payload
+    },
+    conflictChanged(state, action: PayloadAction<SyncConflict>) {
+      const index = state.conflicts.findIndex((c) => c.key === action.payload.key && c.resolution === 'pending')
+      if (index >= 0) state.conflicts[index] = action.payload
+      else state.conflicts.push(action.payload)
+      const settled = state.conflicts.filter((c) => c.resolution !== 'pending')
+      if (settled.length > MAX_SETTLED_CONFLICTS) {
+        const drop = new Set(settled.slice(0, settled.length - MAX_SETTLED_CONFLICTS))
+        state.conflicts = state.conflicts.filter((c) => !drop.has(c))
+      }
+    },
+  },
+  extraReducers(builder) {
+    for (const thunk of bulkThunks) {
+      builder.addCase(thunk.pending, (state) => {
+        state.status.syncStatus = 'syncing'
+      })
+      builder.addCase(thunk.rejected, (state, action) => {
+        state.status.syncStatus = 'error'
+        state.status.error = action.payload?.message ?? action.error.message ?? 'sync failed'
+        state.progress = null
+      })
+    }
+  },
+})
+
+export const syncReducer = syncSlice.reducer
+export const syncActions = syncSlice.actions

@@ -1,0 +1,113 @@
+import { stripDangerousKeys } from '../utils/serializable'
+import type { ChangesResponse, HealthResponse, PullResponse, PushResponse, PushResult, RemoteRecord } from './protocol'
+
+/** Thrown inside validation; the client turns it into a MalformedResponseError. */
+export class ShapeError extends Error {
+  constructor(readonly problem: string) {
+    super(problem)
+  }
+}
+
+type Json = Record<string, unknown>
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+function expect(condition: boolean, problem: string): asserts condition {
+  if (!condition) throw new ShapeError(problem)
+}
+
+const isInt = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value)
+
+/**
+ * Checks a record and returns a copy whose value has no prototype-reaching keys. Every field the
+ * client relies on is checked; anything else the server adds is ignored.
+ */
+export function parseRecord(value: unknown, where: string): RemoteRecord {
+  expect(isObject(value), `${where} is not an object`)
+  expect(typeof value.collection === 'string', `${where}.collection is not a string`)
+  expect(typeof value.id === 'string', `${where}.id is not a string`)
+  expect(isInt(value.version) && value.version >= 0, `${where}.version is not a non-negative integer`)
+  expect(typeof value.updatedAt === 'number', `${where}.updatedAt is not a number`)
+  expect(typeof value.deleted === 'boolean', `${where}.deleted is not a boolean`)
+  expect(value.deleted || value.value !== undefined, `${where}.value is missing`)
+  return {
+    collection: value.collection,
+    id: value.id,
+    version: value.version,
+    updatedAt: value.updatedAt,
+    clientTime: typeof value.clientTime === 'number' ? value.clientTime : 0,
+    deleted: value.deleted,
+    value: value.deleted ? null : stripDangerousKeys(value.value),
+    seq: isInt(value.seq) ? value.seq : 0,
+    ...(typeof value.opId === 'string' ? { opId: value.opId } : {}),
+  }
+}
+
+export function parseHealth(body: unknown): HealthResponse {
+  expect(isObject(body), 'health body is not an object')
+  expect(body.status === 'ok', 'health status is not "ok"')
+  return { status: 'ok', serverTime: typeof body.serverTime === 'number' ? body.serverTime : 0, protocol: isInt(body.protocol) ? body.protocol : 1 }
+}
+
+function parseCursor(body: Json): string {
+  expect(typeof body.cursor === 'string' && body.cursor.length > 0, 'cursor is not a non-empty string')
+  return body.cursor
+}
+
+export function parsePush(body: unknown, opIds: readonly string[]): PushResponse {
+  expect(isObject(body), 'push body is not an object')
+  expect(Array.isArray(body.results), 'results is not an array')
+  const results = body.results as unknown[]
+  expect(results.length === opIds.length, `results has ${results.length} entries for ${opIds.length} operations`)
+  const parsed = results.map((raw, i): PushResult => {
+    const where = `results[${i}]`
+    expect(isObject(raw), `${where} is not an object`)
+    expect(raw.opId === opIds[i], `${where}.opId does not match the operation sent`)
+    const opId = raw.opId as string
+    switch (raw.status) {
+      case 'applied':
+      case 'duplicate':
+        return { opId, status: raw.status, record: parseRecord(raw.record, `${where}.record`) }
+      case 'conflict':
+        return { opId, status: 'conflict', current: raw.current === null || raw.current === undefined ? null : parseRecord(raw.current, `${where}.current`) }
+      case 'rejected': {
+        const error = isObject(raw.error) ? raw.error : {}
+        return {
+          opId,
+          status: 'rejected',
+          error: { error: String(error.error ?? 'rejected'), message: String(error.message ?? 'rejected by the server') },
+        }
+      }
+      default:
+        throw new ShapeError(`${where}.status is not applied, duplicate, conflict or rejected`)
+    }
+  })
+  return { results: parsed, cursor: parseCursor(body) }
+}
+
+export function parsePull(body: unknown): PullResponse {
+  expect(isObject(body), 'pull body is not an object')
+  expect(Array.isArray(body.items), 'items is not an array')
+  return { items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)), cursor: parseCursor(body) }
+}
+
+export function parseChanges(body: unknown): ChangesResponse {
+  expect(isObject(body), 'changes body is not an object')
+  expect(Array.isArray(body.changes), 'changes is not an array')
+  expect(typeof body.hasMore === 'boolean', 'hasMore is not a boolean')
+  return {
+    changes: (body.changes as unknown[]).map((r, i) => parseRecord(r, `changes[${i}]`)),
+    cursor: parseCursor(body),
+    hasMore: body.hasMore,
+  }
+}
+
+/** The `error` code of an error body, if it is one. */
+export function errorCode(body: unknown): string | undefined {
+  return isObject(body) && typeof body.error === 'string' ? body.error : undefined
+}
+
+export function conflictCurrent(body: unknown): RemoteRecord | null {
+  expect(isObject(body), 'conflict body is not an object')
+  return body.current === null || body.current === undefined ? null : parseRecord(body.current, 'current')
+}

@@ -1,0 +1,173 @@
+import { delay, http, HttpResponse, type HttpHandler } from 'msw'
+import { createContractModel, type ContractModel, type ModelAnswer } from './contractModel'
+
+/** Options of {@link createMockSyncServer}. */
+export interface MockSyncServerOptions {
+  /**
+   * The API base URL the handlers answer, as given to `remote.baseUrl`.
+   * @example 'http://localhost/api'
+   */
+  baseUrl: string
+  /**
+   * Latency added to every answer, in ms.
+   * @default 0
+   */
+  latencyMs?: number
+  /** When set, every endpoint except health requires `Authorization: Bearer <token>`. */
+  token?: string
+  /**
+   * Larger request bodies get 413.
+   * @default 2 MiB
+   */
+  maxBodyBytes?: number
+}
+
+/** One injected failure, used by the next matching request (health checks included only with `includeHealth`). */
+export type InjectedFault =
+  | { kind: 'status'; status: number; includeHealth?: boolean }
+  | { kind: 'network'; includeHealth?: boolean }
+  | { kind: 'hang'; includeHealth?: boolean }
+  | { kind: 'html'; includeHealth?: boolean }
+  | { kind: 'truncated'; includeHealth?: boolean }
+  | { kind: 'wrong-shape'; includeHealth?: boolean }
+  /** Applies the request, then fails as a network error: the answer is lost on the way back. */
+  | { kind: 'lose-answer'; includeHealth?: boolean }
+
+/** A mock server: msw handlers over an in-memory implementation of docs/protocol.md. */
+export interface MockSyncServer {
+  /** Pass to `setupServer(...server.handlers)` or `worker.use(...)`. */
+  readonly handlers: readonly HttpHandler[]
+  /** The in-memory state: `records()`, `appliedOps`. */
+  readonly model: ContractModel
+  /** Fails the next `count` requests with `fault`. */
+  fail(fault: InjectedFault, count?: number): void
+  /** Makes every request fail as a network error until `up()` (the server is down). */
+  down(): void
+  up(): void
+  /** Changes the accepted token (simulates a rotation: the old token now gets 401). */
+  setToken(token: string | undefined): void
+  /** Requests seen, per endpoint name (`health`, `item`, `push`, `pull`, `changes`). */
+  readonly requests: Readonly<Record<string, number>>
+  reset(): void
+}
+
+const json = (answer: ModelAnswer): Response => HttpResponse.json(answer.body as never, { status: answer.status })
+
+/**
+ * In-memory sync server for tests, as msw handlers. Implements the same contract as the
+ * reference Flask server (the contract tests run one suite against both), with latency and
+ * injectable faults.
+ *
+ * @example
+ * ```ts
+ * const server = createMockSyncServer({ baseUrl: 'http://localhost/api' })
+ * const msw = setupServer(...server.handlers)
+ * msw.listen({ onUnhandledRequest: 'error' })
+ * server.fail({ kind: 'status', status: 503 }, 2)
+ * ```
+ */
+export function createMockSyncServer(options: MockSyncServerOptions): MockSyncServer {
+  const base = options.baseUrl.replace(/\/+$/, '')
+  const basePath = new URL(base).pathname.replace(/\/+$/, '')
+  const maxBody = options.maxBodyBytes ?? 2 * 1024 * 1024
+  const model = createContractModel()
+  let token = options.token
+  let isDown = false
+  const faults: InjectedFault[] = []
+  const requests: Record<string, number> = {}
+
+  const endpointOf = (segments: string[]): string => {
+    if (segments[0] === 'health') return 'health'
+    if (segments[0] === 'items') return 'item'
+    if (segments[0] === 'sync') return segments[1] ?? 'unknown'
+    return 'unknown'
+  }
+
+  async function route(method: string, segments: string[], url: URL, body: unknown): Promise<ModelAnswer> {
+    const [head, a, ...rest] = segments
+    if (head === 'health' && segments.length === 1 && method === 'GET') return model.health()
+    if (head === 'items' && a !== undefined && rest.length > 0) {
+      const id = rest.join('/')
+      if (method === 'GET') return model.getItem(a, id)
+      if (method === 'PUT' || method === 'DELETE') return model.writeItem(method, a, id, body)
+      return { status: 405, body: { error: 'method_not_allowed', message: 'method not allowed' } }
+    }
+    const collections = url.searchParams.get('collections')
+    const list = collections ? collections.split(',').filter(Boolean) : null
+    if (head === 'sync' && a === 'push' && method === 'POST') return model.push(body)
+    if (head === 'sync' && a === 'pull' && method === 'GET') return model.pull(list)
+    if (head === 'sync' && a === 'changes' && method === 'GET') {
+      return model.changes(url.searchParams.get('since'), url.searchParams.get('limit'), list)
+    }
+    return { status: 404, body: { error: 'not_found', message: 'no such endpoint' } }
+  }
+
+  const handler = http.all(`${base}/*`, async ({ request }) => {
+    const url = new URL(request.url)
+    // Percent-decoding per segment keeps an id containing "/" (sent as %2F) in one piece.
+    const raw = url.pathname.slice(basePath.length).split('/').filter((s) => s !== '')
+    const segments = raw.map((s) => decodeURIComponent(s))
+    const endpoint = endpointOf(segments)
+    requests[endpoint] = (requests[endpoint] ?? 0) + 1
+    if (options.latencyMs) await delay(options.latencyMs)
+    if (isDown) return HttpResponse.error()
+    const faultIndex = faults.findIndex((f) => endpoint !== 'health' || f.includeHealth)
+    const fault = faultIndex >= 0 ? faults.splice(faultIndex, 1)[0] : undefined
+    if (fault?.kind === 'network') return HttpResponse.error()
+    if (fault?.kind === 'hang') {
+      await delay('infinite')
+    }
+    if (fault?.kind === 'status') return json({ status: fault.status, body: { error: 'injected', message: `injected ${fault.status}` } })
+    if (fault?.kind === 'html') return new HttpResponse('<html><body>Gateway</body></html>', { status: 200, headers: { 'content-type': 'text/html' } })
+    if (fault?.kind === 'truncated') return new HttpResponse('{"results": [', { status: 200, headers: { 'content-type': 'application/json' } })
+    if (fault?.kind === 'wrong-shape') return HttpResponse.json({ unexpected: true })
+    if (token && endpoint !== 'health' && request.headers.get('authorization') !== `Bearer ${token}`) {
+      return json({ status: 401, body: { error: 'unauthorized', message: 'missing or invalid bearer token' } })
+    }
+    const text = request.method === 'GET' ? '' : await request.text()
+    if (new TextEncoder().encode(text).length > maxBody) {
+      return json({ status: 413, body: { error: 'payload_too_large', message: `body larger than ${maxBody} bytes` } })
+    }
+    let body: unknown
+    if (text !== '') {
+      if (!(request.headers.get('content-type') ?? '').includes('application/json')) {
+        return json({ status: 415, body: { error: 'unsupported_media_type', message: 'send application/json' } })
+      }
+      try {
+        body = JSON.parse(text)
+      } catch {
+        return json({ status: 400, body: { error: 'bad_request', message: 'body is not valid JSON' } })
+      }
+    }
+    const answer = await route(request.method, segments, url, body)
+    if (fault?.kind === 'lose-answer') return HttpResponse.error()
+    return json(answer)
+  })
+
+  return {
+    handlers: [handler],
+    model,
+    fail(fault, count = 1) {
+      for (let i = 0; i < count; i++) faults.push(fault)
+    },
+    down() {
+      isDown = true
+    },
+    up() {
+      isDown = false
+    },
+    setToken(next) {
+      token = next
+    },
+    get requests() {
+      return { ...requests }
+    },
+    reset() {
+      model.reset()
+      faults.length = 0
+      isDown = false
+      token = options.token
+      for (const key of Object.keys(requests)) delete requests[key]
+    },
+  }
+}
