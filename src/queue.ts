@@ -47,6 +47,8 @@ export interface OperationQueueOptions {
   onBatch(report: BatchReport): void
   /** Called whenever the number of queued entries changes. */
   onSizeChange?(size: number): void
+  /** Called when a drain finished: nothing writable is ready any more. */
+  onIdle?(): void
   /** Backoff for failed batches: `min(maxMs, baseMs * 2^(attempts-1))`, with full jitter above half. */
   readonly retry: { readonly baseMs: number; readonly maxMs: number }
   readonly random?: () => number
@@ -254,6 +256,11 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
     }
     draining = drainLoop().finally(() => {
       draining = null
+      try {
+        options.onIdle?.()
+      } catch {
+        // A listener failure must never stall the queue.
+      }
     })
     return draining
   }

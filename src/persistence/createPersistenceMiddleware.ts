@@ -272,6 +272,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     write: writeBatch,
     retry: resolved.retry,
     onSizeChange: (size) => status.update({ pendingOperations: size }),
+    // Push once the local burst is written, so the outbox goes out in full batches rather than
+    // one request per IndexedDB transaction.
+    onIdle: () => {
+      if (engine && engine.outboxDepth > 0) void engine.drain()
+    },
     onBatch(report) {
       if (!report.error) status.update({ lastCommitTime: Date.now() })
       else reportError(report.error)
@@ -685,7 +690,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       const failed = watched.find((s) => s.hydration === 'error')
       if (failed?.error) throw failed.error
     },
-    getStatus: status.get,
+    getStatus() {
+      // Changes dispatched in this tick are diffed lazily; count them before answering.
+      processDiffs()
+      return status.get()
+    },
     subscribe: status.subscribe,
     hasSlice: (slice) => slices.has(slice),
     async dispose() {

@@ -77,7 +77,7 @@ export interface SyncEngine extends SyncEngineHandle {
   start(): Promise<void>
   /** Outbox writes for a batch of local writes, to go into the same transaction. */
   outboxOpsFor(batch: readonly QueueEntry[]): { ops: StorageOp[]; entries: OutboxEntry[] }
-  /** Tells the engine those entries are committed; it pushes them. */
+  /** Tells the engine those entries are committed. The host calls `drain()` once its local queue is idle. */
   committed(entries: readonly OutboxEntry[]): void
   /** Pushes the outbox now (no-op while disconnected). */
   drain(): Promise<void>
@@ -284,7 +284,6 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     if (entries.length === 0) return
     for (const entry of entries) remember(entry)
     publishOutbox()
-    void drain()
   }
 
   // ------------------------------------------------------------ pushing
@@ -526,13 +525,12 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       resolution,
     }
     conflicts.set(entry.key, { conflict: record, entry, server })
-    host.dispatch(syncActions.conflictChanged(record))
-    try {
-      options.onConflict?.(record)
-    } catch (caught) {
-      host.reportError(toSyncError(caught, 'onConflict threw'))
+    if (resolution === 'pending') {
+      // Parked: it stays in state until the app resolves it.
+      host.dispatch(syncActions.conflictChanged(record))
+      notifyConflict(record)
+      return
     }
-    if (resolution === 'pending') return
     if (resolution === 'merged' && typeof strategy === 'function') {
       let merged: unknown
       try {
@@ -554,6 +552,14 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       return
     }
     await settle(entry.key, resolution)
+  }
+
+  function notifyConflict(record: SyncConflict): void {
+    try {
+      options.onConflict?.(record)
+    } catch (caught) {
+      host.reportError(toSyncError(caught, 'onConflict threw'))
+    }
   }
 
   /** Applies a decision to a recorded conflict. */
@@ -597,6 +603,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     conflicts.delete(key)
     const settled: SyncConflict = { ...open.conflict, resolution }
     host.dispatch(syncActions.conflictChanged(settled))
+    // A parked conflict was announced when it was detected; others are announced once settled.
+    if (open.conflict.resolution !== 'pending') notifyConflict(settled)
     publishOutbox()
     if (resolution !== 'server') void drain()
   }
