@@ -50,3 +50,22 @@ export {
   type SyncStatus,
 } from './remote/syncSlice'
 export { remoteApplied } from './persistence/actions'
+
+// Sync monitor
+export { createSyncMonitorMiddleware, type SyncMonitorMiddleware, type SyncMonitorOptions } from './monitor/createSyncMonitorMiddleware'
+export { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from './monitor/registry'
+export type { SyncMetrics } from './monitor/metrics'
+export type { OperationKind, OperationRecord, PersistenceEvent } from './persistence/events'
+export { getPersistenceInstance } from './persistence/actions'
+
+// Auto-sync
+export {
+  createAutoSyncMiddleware,
+  type AutoSyncConfig,
+  type AutoSyncMiddleware,
+  type AutoSyncOptions,
+  type AutoSyncStatus,
+} from './autoSync/createAutoSyncMiddleware'
+export { configureAutoSync } from './autoSync/registry'
+export type { ChannelLike, LeaderMode, LockManagerLike } from './autoSync/coordination'
+export type { SyncEngine, OutboxEntry } from './remote/syncEngine'

@@ -28,3 +28,6 @@ export const remoteApplied = createAction(
     meta: { instanceId },
   }),
 )
+
+/** Returns the store's persistence instance from `dispatch` (handled by the middleware). Used by companions. */
+export const getPersistenceInstance = createAction('redux-idb-sync/getPersistenceInstance')

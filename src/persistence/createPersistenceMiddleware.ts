@@ -29,7 +29,9 @@ import {
   type StorageOp,
 } from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
-import { hydrateSlice, persistenceFailed, remoteApplied } from './actions'
+import { createEmitter } from '../utils/emitter'
+import { getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from './actions'
+import type { OperationRecord, PersistenceEvent } from './events'
 import {
   checkRuntimeConfig,
   resolveOptions,
@@ -74,6 +76,8 @@ interface SliceRuntime {
   hydrating: Promise<void> | null
   /** Whether ids are numbers, learned from the first id seen (for ids coming back from the server). */
   numericIds: boolean | undefined
+  /** Items loaded by the last hydration. */
+  hydratedCount: number
 }
 
 /**
@@ -108,6 +112,17 @@ export interface PersistenceMiddleware extends Middleware {
   hasSlice(slice: string): boolean
   /** Flushes what is pending (errors go to `onError`), clears every timer and closes the database. */
   dispose(): Promise<void>
+  /**
+   * Operation and change events, for the sync monitor, auto-sync and multi-tab coordination.
+   * Returns an unsubscribe function.
+   */
+  subscribeEvents(listener: (event: PersistenceEvent) => void): () => void
+  /** The remote sync engine, or `null` for a local-only instance. */
+  readonly sync: SyncEngine | null
+  /** Whether this instance uses the page's own `indexedDB` (so other tabs share its database). */
+  readonly usesGlobalIndexedDB: boolean
+  /** Applies items another tab committed to the same database (read from IndexedDB, never written back). */
+  applyExternalChanges(changes: ReadonlyArray<{ slice: string; puts: readonly ItemId[]; deletes: readonly ItemId[] }>): Promise<void>
 }
 
 let nextInstanceId = 1
@@ -156,6 +171,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       error: null,
       hydrating: null,
       numericIds: config.idType === 'auto' ? undefined : config.idType === 'number',
+      hydratedCount: 0,
     })
   }
   /** Enabled slices, as an array: the dispatch path walks it on every action. */
@@ -178,6 +194,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     errorCount: 0,
     disposed: false,
   })
+
+  const events = createEmitter<PersistenceEvent>()
+  const emitOperation = (operation: Omit<OperationRecord, 'at'>): void => {
+    if (events.size > 0) events.emit({ type: 'operation', operation: { ...operation, at: Date.now() } })
+  }
 
   type Api = { getState(): unknown; dispatch(action: UnknownAction): unknown }
   let api: Api | null = null
@@ -262,6 +283,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       }
     }
     engine?.committed(outboxEntries)
+    if (outboxEntries.length > 0 && events.size > 0) events.emit({ type: 'local-change', count: outboxEntries.length })
     return { rejected }
   }
 
@@ -271,16 +293,44 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     canWrite: (slice) => slices.get(slice)!.hydration === 'done',
     write: writeBatch,
     retry: resolved.retry,
-    onSizeChange: (size) => status.update({ pendingOperations: size }),
+    onSizeChange: (size) => {
+      status.update({ pendingOperations: size })
+      if (events.size > 0) events.emit({ type: 'depth' })
+    },
     // Push once the local burst is written, so the outbox goes out in full batches rather than
     // one request per IndexedDB transaction.
     onIdle: () => {
-      if (engine && engine.outboxDepth > 0) void engine.drain()
+      if (engine?.autoPush && engine.outboxDepth > 0) void engine.drain()
     },
     onBatch(report) {
       if (!report.error) status.update({ lastCommitTime: Date.now() })
       else reportError(report.error)
       for (const { error } of report.rejected) reportError(error)
+      if (events.size === 0) return
+      const sliceNames = new Set(report.entries.map((e) => e.slice))
+      emitOperation({
+        kind: 'write',
+        slice: sliceNames.size === 1 ? [...sliceNames][0]! : null,
+        items: report.entries.length - report.rejected.length,
+        durationMs: report.durationMs,
+        ok: report.error === null,
+        error: report.error ? report.error.toJSON() : null,
+      })
+      for (const { entry, error } of report.rejected) {
+        emitOperation({ kind: 'write', slice: entry.slice, items: 0, durationMs: 0, ok: false, error: error.toJSON() })
+      }
+      if (!report.error) {
+        const rejected = new Set(report.rejected.map((r) => r.entry))
+        const bySlice = new Map<string, { slice: string; puts: ItemId[]; deletes: ItemId[] }>()
+        for (const entry of report.entries) {
+          if (rejected.has(entry)) continue
+          const group = bySlice.get(entry.slice) ?? { slice: entry.slice, puts: [], deletes: [] }
+          if (entry.op === 'put') group.puts.push(entry.id)
+          else group.deletes.push(entry.id)
+          bySlice.set(entry.slice, group)
+        }
+        events.emit({ type: 'committed', changes: [...bySlice.values()] })
+      }
     },
   })
 
@@ -331,6 +381,10 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
           flushLocal: () => flush(),
           isQueued: (key) => queue.has(key),
           reportError,
+          emit: (event) => {
+            if (event.type === 'operation') emitOperation(event.operation)
+            else if (events.size > 0) events.emit(event)
+          },
         },
         resolved.remote,
       )
@@ -482,12 +536,14 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         { slice: s.name },
       )
     }
+    s.hydratedCount = merged.length
     target.dispatch(hydrateSlice({ slice: s.name, collection, count: merged.length }, instanceId))
   }
 
   async function hydrate(s: SliceRuntime): Promise<void> {
     setSliceHydration(s, 'pending', null)
     s.touched = new Set()
+    const started = Date.now()
     try {
       const meta = (await storage.get(META_STORE, s.config.storeName)) as SliceMeta | undefined
       if (disposed) return
@@ -501,10 +557,12 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         applyHydration(s, records)
       }
       setSliceHydration(s, 'done', null)
+      emitOperation({ kind: 'hydrate', slice: s.name, items: s.hydratedCount, durationMs: Date.now() - started, ok: true, error: null })
     } catch (caught) {
       const error = toSyncError(caught, `hydrating slice "${s.name}" failed`)
       setSliceHydration(s, 'error', error)
       reportError(error)
+      emitOperation({ kind: 'hydrate', slice: s.name, items: 0, durationMs: Date.now() - started, ok: false, error: error.toJSON() })
     } finally {
       s.touched = null
     }
@@ -575,6 +633,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         return result
       }
       if (getSyncEngine.match(action)) return engine ?? next(action)
+      if (getPersistenceInstance.match(action)) return instance
       if (engine) {
         const command = commandFor(engine, action)
         if (command) command.catch((error: unknown) => reportError(toSyncError(error, `${action.type} failed`)))
@@ -661,7 +720,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     }
   }
 
-  const controls: Omit<PersistenceMiddleware, keyof Middleware | 'dbName' | 'enhancer'> = {
+  const controls: Omit<PersistenceMiddleware, keyof Middleware | 'dbName' | 'enhancer' | 'sync' | 'usesGlobalIndexedDB'> = {
     flush,
     configure(slice, config) {
       const s = sliceOrThrow(slice)
@@ -697,6 +756,25 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     },
     subscribe: status.subscribe,
     hasSlice: (slice) => slices.has(slice),
+    subscribeEvents: events.subscribe,
+    async applyExternalChanges(changes) {
+      for (const { slice, puts, deletes } of changes) {
+        const s = slices.get(slice)
+        if (!s || !api || disposed || s.hydration !== 'done') continue
+        const values = puts.length > 0 ? await storage.getMany(s.config.storeName, puts) : []
+        processDiffs()
+        // A key changed here and not yet written keeps this tab's value: it is newer.
+        const keep = (id: ItemId): boolean => !queue.has(`${slice}:${id}`)
+        const put: Array<[ItemId, unknown]> = []
+        puts.forEach((id, i) => {
+          const value = values[i]
+          if (value !== undefined && keep(id)) put.push([id, stripDangerousKeys(value)])
+        })
+        const removed = deletes.filter(keep)
+        if (put.length === 0 && removed.length === 0) continue
+        api.dispatch(remoteApplied({ slice, puts: put, deletes: removed }, instanceId))
+      }
+    },
     async dispose() {
       if (disposed) return
       try {
@@ -713,7 +791,8 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     },
   }
 
-  const instance = Object.assign(middleware, controls, { dbName, enhancer })
+  const usesGlobalIndexedDB = !resolved.storage && factory !== undefined && typeof indexedDB !== 'undefined' && factory === indexedDB
+  const instance = Object.assign(middleware, controls, { dbName, enhancer, sync: engine, usesGlobalIndexedDB })
   register(instance)
   return instance
 }

@@ -19,6 +19,7 @@ import {
 import { createApiClient, type ApiClient } from './client'
 import type { ConflictStrategy, ServerVersion, SyncConflict } from './conflicts'
 import type { RemoteOptions } from './options'
+import type { PersistenceEvent } from '../persistence/events'
 import type { RemoteOperation, RemoteRecord } from './protocol'
 import { syncActions, type DeadLetter, type SyncEngineHandle } from './syncSlice'
 
@@ -69,6 +70,8 @@ export interface SyncHost {
   /** Whether a local change of this key waits in the debounce queue. */
   isQueued(key: string): boolean
   reportError(error: SyncError): void
+  /** Reports operations (pushes, pulls, health checks) and depth changes. */
+  emit(event: PersistenceEvent): void
 }
 
 /** The remote half of an instance. */
@@ -81,11 +84,19 @@ export interface SyncEngine extends SyncEngineHandle {
   committed(entries: readonly OutboxEntry[]): void
   /** Pushes the outbox now (no-op while disconnected). */
   drain(): Promise<void>
+  /** Re-reads the outbox, versions and cursor from storage (another tab may have changed them). */
+  reload(): Promise<void>
   resolve(key: string, resolution: 'local' | 'server' | 'merged', value?: unknown): Promise<void>
   retryDeadLetter(opId: string): Promise<void>
   discardDeadLetter(opId: string): Promise<void>
   readonly connected: boolean
   readonly outboxDepth: number
+  readonly deadLetterCount: number
+  /**
+   * Whether committed local changes are pushed as soon as the local queue is idle (default), or
+   * only when `drain()` is called (auto-sync with `syncOnChange: false` turns it off).
+   */
+  autoPush: boolean
   dispose(): void
 }
 
@@ -154,6 +165,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   let healthTimer: ReturnType<typeof setTimeout> | null = null
   let pushRetryTimer: ReturnType<typeof setTimeout> | null = null
   let pulling: Promise<void> | null = null
+  const appliedSinceCommit: Array<{ slice: string; puts: ItemId[]; deletes: ItemId[] }> = []
 
   const syncedSlices = (): HostSlice[] => host.slices().filter((s) => s.syncToFlask)
   const sliceByCollection = (collection: string): HostSlice | undefined =>
@@ -165,7 +177,15 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     return ceiling / 2 + Math.random() * (ceiling / 2)
   }
 
-  const publishOutbox = (): void => host.dispatch(syncActions.outboxChanged(outbox.size))
+  const publishOutbox = (): void => {
+    host.dispatch(syncActions.outboxChanged(outbox.size))
+    host.emit({ type: 'depth' })
+  }
+  const operation = (kind: 'push' | 'pull' | 'health', items: number, started: number, error: SyncError | null): void =>
+    host.emit({
+      type: 'operation',
+      operation: { kind, slice: null, items, durationMs: Date.now() - started, ok: error === null, error: error ? error.toJSON() : null, at: Date.now() },
+    })
   const publishDeadLetters = (): void => host.dispatch(syncActions.deadLettersChanged([...deadLetters.values()].map((d) => d.letter)))
 
   // ------------------------------------------------------------ loading
@@ -194,6 +214,21 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     if (deadLetters.size > 0) publishDeadLetters()
   }
 
+  /** Re-reads the outbox, versions, dead letters and cursor: other tabs may have changed them. */
+  async function reload(): Promise<void> {
+    while (draining) await draining
+    await ensureLoaded()
+    outbox.clear()
+    versions.clear()
+    deadLetters.clear()
+    await load()
+    // Conflicts live in memory: keep the entries of open ones parked.
+    for (const [key, open] of conflicts) {
+      const entry = outbox.get(key)
+      if (entry && open.conflict.resolution === 'pending') outbox.set(key, { ...entry, parked: true })
+    }
+  }
+
   function ensureLoaded(): Promise<void> {
     loaded ??= load().catch((error: unknown) => {
       loaded = null
@@ -208,6 +243,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     const changed = value !== connected
     connected = value
     if (changed || error) host.dispatch(syncActions.connectionChanged({ connected: value, error: error ? error.message : null }))
+    if (changed) host.emit({ type: 'connection', connected: value })
     if (value) {
       failures = 0
       if (healthTimer) clearTimeout(healthTimer)
@@ -228,12 +264,16 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   }
 
   async function checkConnection(): Promise<boolean> {
+    const started = Date.now()
     try {
       await client.health()
+      operation('health', 0, started, null)
       setConnected(true)
       return true
     } catch (caught) {
-      setConnected(false, toSyncError(caught, 'health check failed'))
+      const error = toSyncError(caught, 'health check failed')
+      operation('health', 0, started, error)
+      setConnected(false, error)
       return false
     }
   }
@@ -371,11 +411,15 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       const values = await readValues(batch)
       const ops = batch.map((entry) => toOperation(entry, values))
       let response
+      const started = Date.now()
       try {
         response = await client.push(clientId, ops)
       } catch (caught) {
-        return await pushFailed(toSyncError(caught, 'push failed'), batch)
+        const error = toSyncError(caught, 'push failed')
+        operation('push', batch.length, started, error)
+        return await pushFailed(error, batch)
       }
+      operation('push', batch.length, started, null)
       if (!connected) setConnected(true)
       const writes: StorageOp[] = []
       const later: Array<() => Promise<void>> = []
@@ -599,7 +643,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       if (merged === null) applyRecords(slice, [], [id], writes)
       else applyRecords(slice, [[id, merged]], [], writes)
     }
-    await host.storage().commit(writes)
+    await commitApplied(writes)
     conflicts.delete(key)
     const settled: SyncConflict = { ...open.conflict, resolution }
     host.dispatch(syncActions.conflictChanged(settled))
@@ -623,6 +667,14 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     host.applyToState(slice.name, p, d)
     for (const [id, value] of p) writes.push({ type: 'put', store: slice.storeName, key: id, value })
     for (const id of d) writes.push({ type: 'delete', store: slice.storeName, key: id })
+    appliedSinceCommit.push({ slice: slice.name, puts: p.map(([id]) => id), deletes: d })
+  }
+
+  /** Commits `writes`, then tells other tabs which items server data changed. */
+  async function commitApplied(writes: StorageOp[]): Promise<void> {
+    const changes = appliedSinceCommit.splice(0)
+    await host.storage().commit(writes)
+    if (changes.length > 0) host.emit({ type: 'committed', changes })
   }
 
   // ------------------------------------------------------------ pulling
@@ -673,7 +725,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     }
     for (const [slice, group] of bySlice) applyRecords(slice, group.puts, group.deletes, writes)
     // The cursor is committed with the data it covers, never ahead of it.
-    await host.storage().commit([...writes, ...extra])
+    await commitApplied([...writes, ...extra])
     for (const [entry, record] of pending) await conflict(entry, record, 'pull')
   }
 
@@ -692,7 +744,15 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       // A new synced collection was never pulled: start from the beginning.
       let since = cursor && cursor.collections.join(',') === wanted.join(',') ? cursor.cursor : '0'
       for (;;) {
-        const page = await client.changes(since, { limit: pageSize, collections: wanted })
+        const started = Date.now()
+        let page
+        try {
+          page = await client.changes(since, { limit: pageSize, collections: wanted })
+        } catch (caught) {
+          operation('pull', 0, started, toSyncError(caught, 'pull failed'))
+          throw caught
+        }
+        operation('pull', page.changes.length, started, null)
         if (!connected) setConnected(true)
         await applyPulled(page.changes, [cursorOp(page.cursor)], false)
         since = page.cursor
@@ -710,7 +770,16 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     try {
       await host.flushLocal()
       const wanted = collections()
-      const { items, cursor: next } = await client.pull(wanted)
+      const started = Date.now()
+      let pulled
+      try {
+        pulled = await client.pull(wanted)
+      } catch (caught) {
+        operation('pull', 0, started, toSyncError(caught, 'pull failed'))
+        throw caught
+      }
+      operation('pull', pulled.items.length, started, null)
+      const { items, cursor: next } = pulled
       if (!connected) setConnected(true)
       const total = items.length
       host.dispatch(syncActions.progressChanged({ operation: 'pull', done: 0, total }))
@@ -804,6 +873,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     outboxOpsFor,
     committed,
     drain,
+    reload,
     pushAll,
     pullAll,
     pullChanges,
@@ -821,6 +891,10 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     get outboxDepth() {
       return outbox.size
     },
+    get deadLetterCount() {
+      return deadLetters.size
+    },
+    autoPush: true,
     dispose() {
       disposed = true
       if (healthTimer) clearTimeout(healthTimer)

@@ -1,0 +1,183 @@
+import { isAction, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
+import { InvalidOptionError } from '../errors'
+import { getPersistenceInstance } from '../persistence/actions'
+import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
+import type { OperationRecord } from '../persistence/events'
+import { HISTORY_SIZE, percentile, type SyncMetrics } from './metrics'
+import { setDefaultMonitor, unsetDefaultMonitor } from './registry'
+import { createRingBuffer } from './ringBuffer'
+
+/** Options of {@link createSyncMonitorMiddleware}. */
+export interface SyncMonitorOptions {
+  /**
+   * Called when a metrics listener throws. The other listeners and the queue carry on regardless.
+   * @default logs with console.warn
+   */
+  onListenerError?: (error: unknown) => void
+  /**
+   * Whether module-level `getSyncMetrics()`, `subscribeSyncMetrics()` and `resetSyncMetrics()`
+   * act on this monitor. The most recently created default monitor wins.
+   * @default true
+   */
+  default?: boolean
+}
+
+/** The sync monitor: a middleware with the metrics API. */
+export interface SyncMonitorMiddleware extends Middleware {
+  /** The current metrics; the same frozen object while nothing changed. */
+  getSyncMetrics(): SyncMetrics
+  /** Calls `listener` with new metrics, at most once per recorded batch. Returns an unsubscribe function. */
+  subscribeSyncMetrics(listener: (metrics: SyncMetrics) => void): () => void
+  /** Zeroes every counter and the history. */
+  resetSyncMetrics(): void
+  /** Records an operation of your own (the persistence instance's are recorded automatically). */
+  record(operation: Omit<OperationRecord, 'at'> & { at?: number }): void
+  /** Detaches from the persistence instance and drops listeners. */
+  dispose(): void
+}
+
+/**
+ * Creates the sync monitor. Placed in the same store as `createPersistenceMiddleware`, it
+ * observes every IndexedDB batch, hydration, push, pull and health check of that instance
+ * (found through the store, so both share one queue and one outbox). Alone it still works:
+ * feed it with `record()`.
+ *
+ * @example
+ * ```ts
+ * const monitor = createSyncMonitorMiddleware()
+ * configureStore({ reducer, middleware: (g) => g().concat(persistence, monitor) })
+ * monitor.subscribeSyncMetrics((m) => { if (m.failedOperations > 10) console.warn('High failure rate') })
+ * ```
+ */
+export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): SyncMonitorMiddleware {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object')
+  const onListenerError =
+    options.onListenerError ?? ((error: unknown) => console.warn('[redux-idb-sync] a sync metrics listener threw:', error))
+  const history = createRingBuffer<OperationRecord>(HISTORY_SIZE)
+  let total = 0
+  let ok = 0
+  let failed = 0
+  let durationSum = 0
+  let lastOperationTime = 0
+  let lastSuccessTime: number | null = null
+  let instance: PersistenceMiddleware | null = null
+  let unsubscribe: (() => void) | null = null
+  let snapshot: SyncMetrics | null = null
+  let notifyScheduled = false
+  let disposed = false
+  const listeners = new Set<(metrics: SyncMetrics) => void>()
+
+  function build(): SyncMetrics {
+    const operationHistory = Object.freeze(history.toArray())
+    const durations = operationHistory.map((o) => o.durationMs).sort((a, b) => a - b)
+    const engine = instance?.sync ?? null
+    return Object.freeze({
+      totalOperations: total,
+      successfulOperations: ok,
+      failedOperations: failed,
+      lastOperationTime,
+      averageOperationTime: total === 0 ? 0 : durationSum / total,
+      operationHistory,
+      p50OperationTime: percentile(durations, 50),
+      p95OperationTime: percentile(durations, 95),
+      successRate: total === 0 ? 1 : ok / total,
+      lastSuccessTime,
+      timeSinceLastSuccess: lastSuccessTime === null ? null : Date.now() - lastSuccessTime,
+      pendingOperations: instance?.getStatus().pendingOperations ?? 0,
+      outboxDepth: engine?.outboxDepth ?? 0,
+      deadLetterCount: engine?.deadLetterCount ?? 0,
+    })
+  }
+
+  function get(): SyncMetrics {
+    snapshot ??= build()
+    return snapshot
+  }
+
+  function notify(): void {
+    notifyScheduled = false
+    if (listeners.size === 0) return
+    const current = get()
+    for (const listener of [...listeners]) {
+      try {
+        listener(current)
+      } catch (error) {
+        onListenerError(error)
+      }
+    }
+  }
+
+  /** Drops the snapshot and notifies once per microtask, i.e. once per recorded batch. */
+  function changed(): void {
+    snapshot = null
+    if (!notifyScheduled && !disposed) {
+      notifyScheduled = true
+      queueMicrotask(notify)
+    }
+  }
+
+  function record(operation: Omit<OperationRecord, 'at'> & { at?: number }): void {
+    if (disposed) return
+    const entry: OperationRecord = Object.freeze({ ...operation, at: operation.at ?? Date.now() })
+    history.push(entry)
+    total++
+    if (entry.ok) {
+      ok++
+      lastSuccessTime = entry.at
+    } else failed++
+    durationSum += entry.durationMs
+    lastOperationTime = entry.at
+    changed()
+  }
+
+  function attach(found: PersistenceMiddleware): void {
+    instance = found
+    unsubscribe = found.subscribeEvents((event) => {
+      if (event.type === 'operation') record(event.operation)
+      else if (event.type === 'depth') changed()
+    })
+    changed()
+  }
+
+  const middleware = ((api: { dispatch(action: UnknownAction): unknown }) => {
+    let looked = false
+    // Companions find the persistence instance through the store once the store exists
+    // (dispatching while middleware is being built is not allowed).
+    const lookUp = (): void => {
+      if (looked || disposed) return
+      looked = true
+      const found = api.dispatch(getPersistenceInstance()) as Partial<PersistenceMiddleware> | undefined
+      if (found && typeof found.subscribeEvents === 'function') attach(found as PersistenceMiddleware)
+    }
+    queueMicrotask(lookUp)
+    return (next: (action: unknown) => unknown) => (action: unknown) => {
+      if (!looked && isAction(action) && !getPersistenceInstance.match(action)) lookUp()
+      return next(action)
+    }
+  }) as Middleware
+
+  const monitor: SyncMonitorMiddleware = Object.assign(middleware, {
+    getSyncMetrics: get,
+    subscribeSyncMetrics(listener: (metrics: SyncMetrics) => void) {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    },
+    resetSyncMetrics() {
+      history.clear()
+      total = ok = failed = durationSum = lastOperationTime = 0
+      lastSuccessTime = null
+      changed()
+    },
+    record,
+    dispose() {
+      disposed = true
+      unsubscribe?.()
+      listeners.clear()
+      unsetDefaultMonitor(monitor)
+    },
+  })
+  if (options.default !== false) setDefaultMonitor(monitor)
+  return monitor
+}

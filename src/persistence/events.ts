@@ -1,0 +1,31 @@
+import type { SerializedSyncError } from '../errors'
+import type { ItemId } from '../storage/types'
+
+/** What kind of work an operation record describes. */
+export type OperationKind = 'write' | 'hydrate' | 'push' | 'pull' | 'health'
+
+/** One finished unit of work: an IndexedDB batch, a push request, a pull page, a health check. */
+export interface OperationRecord {
+  readonly kind: OperationKind
+  /** The slice, for single-slice work; `null` for work spanning slices (pushes, pulls, health). */
+  readonly slice: string | null
+  /** Items written, pushed or pulled (0 for health checks). */
+  readonly items: number
+  readonly durationMs: number
+  readonly ok: boolean
+  readonly error: SerializedSyncError | null
+  /** When it finished (ms since epoch). */
+  readonly at: number
+}
+
+/** Events a persistence instance emits to its companions (monitor, auto-sync, other tabs). */
+export type PersistenceEvent =
+  | { readonly type: 'operation'; readonly operation: OperationRecord }
+  /** Local writes of synced slices were committed (with their outbox entries). */
+  | { readonly type: 'local-change'; readonly count: number }
+  /** A batch committed locally (local writes or applied server data): which ids of which slices, for other tabs. */
+  | { readonly type: 'committed'; readonly changes: ReadonlyArray<{ readonly slice: string; readonly puts: readonly ItemId[]; readonly deletes: readonly ItemId[] }> }
+  /** The local queue or the outbox changed size. */
+  | { readonly type: 'depth' }
+  /** The server became reachable or unreachable. */
+  | { readonly type: 'connection'; readonly connected: boolean }
