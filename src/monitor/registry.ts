@@ -1,5 +1,5 @@
 import type { SyncMonitorMiddleware } from './createSyncMonitorMiddleware'
-import { HISTORY_SIZE, type SyncMetrics } from './metrics'
+import type { SyncMetrics } from './metrics'
 
 /**
  * The module-level functions act on the *default monitor*: the most recently created live
