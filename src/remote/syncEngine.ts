@@ -245,7 +245,9 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     if (changed || error) host.dispatch(syncActions.connectionChanged({ connected: value, error: error ? error.message : null }))
     if (changed) host.emit({ type: 'connection', connected: value })
     if (value) {
-      failures = 0
+      // A healthy answer alone does not reset the backoff while pushes keep failing (a proxy
+      // answering health but mangling pushes must not be hammered); a successful push does.
+      if (outbox.size === 0) failures = 0
       if (healthTimer) clearTimeout(healthTimer)
       healthTimer = null
       if (changed) void drain()
@@ -420,6 +422,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
         return await pushFailed(error, batch)
       }
       operation('push', batch.length, started, null)
+      failures = 0
       if (!connected) setConnected(true)
       const writes: StorageOp[] = []
       const later: Array<() => Promise<void>> = []
