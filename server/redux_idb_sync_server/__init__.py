@@ -1,0 +1,341 @@
+"""Reference server for redux-idb-sync: the protocol of docs/protocol.md as a Flask Blueprint.
+
+    from redux_idb_sync_server import create_blueprint
+    app.register_blueprint(create_blueprint("sync.sqlite3", token=None), url_prefix="/api")
+"""
+
+import hmac
+import json
+import re
+import threading
+
+from flask import Blueprint, Flask, Response, request
+
+from .storage import Storage, now_ms
+
+__all__ = ["create_blueprint", "create_app", "Storage"]
+
+PROTOCOL = 1
+DEFAULT_MAX_BODY = 2 * 1024 * 1024
+MAX_OPS = 500
+MAX_DEPTH = 100
+COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ApiError(Exception):
+    def __init__(self, status, code, message, **extra):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def json_response(body, status=200, headers=None):
+    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json", headers=headers)
+
+
+def error_response(status, code, message, headers=None, **extra):
+    return json_response({"error": code, "message": message, **extra}, status, headers)
+
+
+def _depth(value):
+    # Iterative, so a hostile body cannot overflow our stack.
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        if isinstance(current, dict):
+            stack.extend((v, depth + 1) for v in current.values())
+        elif isinstance(current, list):
+            stack.extend((v, depth + 1) for v in current)
+    return deepest
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_id(item_id):
+    if not isinstance(item_id, str) or not 1 <= len(item_id) <= 512:
+        return "id must be a string of 1 to 512 characters"
+    if CONTROL.search(item_id):
+        return "id must not contain control characters"
+    return None
+
+
+def validate_op(raw, defaults=None):
+    """Returns (op, None) or (None, problem)."""
+    if not isinstance(raw, dict):
+        return None, "operation must be an object"
+    op = {**(defaults or {}), **raw}
+    op_id = op.get("opId")
+    if not isinstance(op_id, str) or not 1 <= len(op_id) <= 128:
+        return None, "opId must be a string of 1 to 128 characters"
+    collection = op.get("collection")
+    if not isinstance(collection, str) or not COLLECTION.match(collection):
+        return None, "collection must match ^[A-Za-z0-9_-]{1,64}$"
+    problem = validate_id(op.get("id"))
+    if problem:
+        return None, problem
+    kind = op.get("type")
+    if kind not in ("put", "delete"):
+        return None, 'type must be "put" or "delete"'
+    base = op.get("baseVersion")
+    if base is not None and not (_is_int(base) and base >= 0):
+        return None, "baseVersion must be a non-negative integer or null"
+    client_time = op.get("clientTime", 0)
+    if isinstance(client_time, bool) or not isinstance(client_time, (int, float)):
+        return None, "clientTime must be a number"
+    force = op.get("force", False)
+    if not isinstance(force, bool):
+        return None, "force must be a boolean"
+    value = op.get("value")
+    if kind == "put" and value is None:
+        return None, "value is required for put"
+    if kind == "delete" and value is not None:
+        return None, "value must be absent for delete"
+    if _depth(value) > MAX_DEPTH:
+        return None, f"value is nested deeper than {MAX_DEPTH}"
+    return {
+        "opId": op_id,
+        "collection": collection,
+        "id": op["id"],
+        "type": kind,
+        "value": value,
+        "baseVersion": base,
+        "clientTime": int(client_time),
+        "force": force,
+    }, None
+
+
+def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testing_endpoints=False, name="redux_idb_sync"):
+    """The sync API as a Blueprint. Register it under any prefix (the client's ``baseUrl``).
+
+    ``token``: when set, every endpoint except health requires ``Authorization: Bearer <token>``.
+    ``max_body_bytes``: larger request bodies get 413.
+    ``testing_endpoints``: enables ``/_test/reset``, ``/_test/faults`` and ``/_test/stats``.
+    """
+    storage = Storage(db_path)
+    bp = Blueprint(name, __name__)
+    state_lock = threading.Lock()
+    faults = {"remaining": 0, "status": 500}
+    stats = {"requests": {}}
+
+    def endpoint_name():
+        rule = request.url_rule.rule if request.url_rule else ""
+        for key in ("health", "items", "push", "pull", "changes", "_test"):
+            if key in rule:
+                return "item" if key == "items" else key
+        return "unknown"
+
+    def read_json():
+        """Reads at most max_body_bytes + 1 bytes, so a body without Content-Length is bounded too."""
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes")
+        data = request.stream.read(max_body_bytes + 1)
+        if len(data) > max_body_bytes:
+            raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes")
+        if not data:
+            raise ApiError(400, "bad_request", "a JSON body is required")
+        if not (request.mimetype or "").endswith("json"):
+            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise ApiError(400, "bad_request", "body is not valid JSON") from None
+
+    @bp.before_request
+    def guard():
+        name_ = endpoint_name()
+        with state_lock:
+            stats["requests"][name_] = stats["requests"].get(name_, 0) + 1
+        if name_ in ("health", "_test") or request.method == "OPTIONS":
+            return None
+        if token is not None:
+            header = request.headers.get("Authorization", "")
+            given = header[7:] if header.startswith("Bearer ") else ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return error_response(401, "unauthorized", "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        with state_lock:
+            if faults["remaining"] > 0:
+                faults["remaining"] -= 1
+                return error_response(faults["status"], "injected", f"injected failure ({faults['status']})")
+        return None
+
+    @bp.errorhandler(ApiError)
+    def api_error(error):
+        return error_response(error.status, error.code, error.message, **error.extra)
+
+    @bp.errorhandler(Exception)
+    def internal(error):  # pragma: no cover - last resort, still JSON
+        code = getattr(error, "code", None)
+        if isinstance(code, int) and 400 <= code < 500:
+            return error_response(code, "bad_request" if code == 400 else "not_found" if code == 404 else "error", str(error))
+        return error_response(500, "internal", "internal server error")
+
+    @bp.get("/health")
+    def health():
+        return json_response({"status": "ok", "serverTime": now_ms(), "protocol": PROTOCOL})
+
+    def write_one(method, collection, item_id):
+        body = read_json()
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", "body must be a JSON object")
+        op, problem = validate_op(body, {"collection": collection, "id": item_id, "type": "put" if method == "PUT" else "delete"})
+        if problem:
+            raise ApiError(400, "bad_request", problem)
+        status, payload = storage.apply_ops([("op", op)])[0]
+        if status == "conflict":
+            return error_response(409, "conflict", "baseVersion does not match the current version", opId=op["opId"], current=payload)
+        answer = {"opId": op["opId"], "status": "applied", "record": payload}
+        if status == "duplicate":
+            answer["duplicate"] = True
+        return json_response(answer)
+
+    @bp.route("/items/<collection>/<path:item_id>", methods=["GET", "PUT", "DELETE"])
+    def item(collection, item_id):
+        if not COLLECTION.match(collection):
+            raise ApiError(400, "bad_request", "collection must match ^[A-Za-z0-9_-]{1,64}$")
+        problem = validate_id(item_id)
+        if problem:
+            raise ApiError(400, "bad_request", problem)
+        if request.method == "GET":
+            record = storage.get(collection, item_id)
+            if record is None:
+                raise ApiError(404, "not_found", "no such item")
+            return json_response(record)
+        return write_one(request.method, collection, item_id)
+
+    @bp.post("/sync/push")
+    def push():
+        body = read_json()
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", "body must be a JSON object")
+        client_id = body.get("clientId")
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 128:
+            raise ApiError(400, "bad_request", "clientId must be a string of 1 to 128 characters")
+        ops = body.get("ops")
+        if not isinstance(ops, list):
+            raise ApiError(400, "bad_request", "ops must be a list")
+        if not ops:
+            raise ApiError(400, "bad_request", "ops must not be empty")
+        if len(ops) > MAX_OPS:
+            raise ApiError(413, "payload_too_large", f"at most {MAX_OPS} ops per push")
+        prepared = []
+        for raw in ops:
+            op, problem = validate_op(raw)
+            if problem:
+                op_id = raw.get("opId") if isinstance(raw, dict) and isinstance(raw.get("opId"), str) else None
+                prepared.append(("rejected", op_id, {"error": "bad_request", "message": problem}))
+            else:
+                prepared.append(("op", op))
+        results = []
+        for outcome in storage.apply_ops(prepared):
+            if outcome[0] == "rejected":
+                results.append({"opId": outcome[1], "status": "rejected", "error": outcome[2]})
+            elif outcome[0] == "conflict":
+                results.append({"opId": None, "status": "conflict", "current": outcome[1]})
+            else:
+                results.append({"opId": None, "status": outcome[0], "record": outcome[1]})
+        for result, raw in zip(results, prepared):
+            if raw[0] == "op":
+                result["opId"] = raw[1]["opId"]
+        return json_response({"results": results, "cursor": str(storage.cursor())})
+
+    def collections_param():
+        raw = request.args.get("collections")
+        if not raw:
+            return None
+        names = [c for c in raw.split(",") if c]
+        for c in names:
+            if not COLLECTION.match(c):
+                raise ApiError(400, "bad_request", "collections must be a comma-separated list of collection names")
+        return names
+
+    @bp.get("/sync/pull")
+    def pull():
+        items, cursor = storage.live_items(collections_param())
+        return json_response({"items": items, "cursor": str(cursor)})
+
+    @bp.get("/sync/changes")
+    def changes():
+        since_raw = request.args.get("since", "0") or "0"
+        if not since_raw.isdigit():
+            raise ApiError(400, "bad_request", "since must be a cursor returned by the server")
+        limit_raw = request.args.get("limit", "500")
+        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
+            raise ApiError(400, "bad_request", "limit must be an integer from 1 to 1000")
+        since = int(since_raw)
+        page, has_more = storage.changes(since, int(limit_raw), collections_param())
+        cursor = str(page[-1]["seq"]) if page else str(since)
+        return json_response({"changes": page, "cursor": cursor, "hasMore": has_more})
+
+    if testing_endpoints:
+
+        @bp.post("/_test/reset")
+        def test_reset():
+            storage.reset()
+            with state_lock:
+                faults["remaining"] = 0
+                stats["requests"] = {}
+            return json_response({"ok": True})
+
+        @bp.post("/_test/faults")
+        def test_faults():
+            body = read_json()
+            if not isinstance(body, dict) or not _is_int(body.get("failNext")) or not _is_int(body.get("status", 500)):
+                raise ApiError(400, "bad_request", "send {failNext: int, status: int}")
+            with state_lock:
+                faults["remaining"] = body["failNext"]
+                faults["status"] = body.get("status", 500)
+            return json_response({"ok": True})
+
+        @bp.get("/_test/stats")
+        def test_stats():
+            applied = storage.applied_count()
+            with state_lock:
+                return json_response({"appliedOps": applied, "requests": dict(stats["requests"])})
+
+    @bp.route("/<path:anything>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def unknown(anything):
+        raise ApiError(404, "not_found", "no such endpoint")
+
+    return bp
+
+
+def create_app(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testing_endpoints=False, url_prefix="/api"):
+    """A Flask app serving only the sync API under ``url_prefix``, with JSON errors everywhere."""
+    app = Flask(__name__)
+    app.register_blueprint(
+        create_blueprint(db_path, token=token, max_body_bytes=max_body_bytes, testing_endpoints=testing_endpoints),
+        url_prefix=url_prefix,
+    )
+    try:  # Browser apps on another localhost port need CORS; optional dependency.
+        from flask_cors import CORS
+
+        CORS(app, allow_headers=["Authorization", "Content-Type", "Accept"], max_age=600)
+    except ImportError:  # pragma: no cover
+        pass
+
+    @app.errorhandler(404)
+    def not_found(_error):
+        return error_response(404, "not_found", "no such endpoint")
+
+    @app.errorhandler(405)
+    def not_allowed(_error):
+        return error_response(405, "method_not_allowed", "method not allowed")
+
+    @app.errorhandler(413)
+    def too_large(_error):
+        return error_response(413, "payload_too_large", "body too large")
+
+    @app.errorhandler(500)
+    def internal(_error):
+        return error_response(500, "internal", "internal server error")
+
+    return app

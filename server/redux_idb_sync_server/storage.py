@@ -1,0 +1,218 @@
+"""SQLite storage for the sync protocol (docs/protocol.md).
+
+Rules this module keeps:
+- An operation's effect and its decided result (keyed by opId) are written in the same
+  transaction, so a replayed opId is answered from the stored result and never applied twice.
+- ``seq`` increases by one for every applied write across all collections, so the change feed
+  is totally ordered and a cursor (the last seq seen) is exact.
+- Deletes leave tombstones, so incremental pulls can report them.
+"""
+
+import json
+import sqlite3
+import threading
+import time
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    collection  TEXT    NOT NULL,
+    id          TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    client_time INTEGER NOT NULL,
+    deleted     INTEGER NOT NULL,
+    value       TEXT,
+    seq         INTEGER NOT NULL,
+    op_id       TEXT    NOT NULL,
+    PRIMARY KEY (collection, id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS items_seq ON items (seq);
+CREATE TABLE IF NOT EXISTS decided_ops (
+    op_id   TEXT PRIMARY KEY,
+    record  TEXT NOT NULL
+);
+"""
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def _record(row):
+    collection, item_id, version, updated_at, client_time, deleted, value, seq, op_id = row
+    return {
+        "collection": collection,
+        "id": item_id,
+        "version": version,
+        "updatedAt": updated_at,
+        "clientTime": client_time,
+        "deleted": bool(deleted),
+        "value": None if deleted else json.loads(value),
+        "seq": seq,
+        "opId": op_id,
+    }
+
+
+_COLUMNS = "collection, id, version, updated_at, client_time, deleted, value, seq, op_id"
+
+
+class Storage:
+    """One SQLite database. A connection per call; writes are serialised by a lock."""
+
+    def __init__(self, path):
+        self.path = path
+        self._write_lock = threading.Lock()
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    # -------------------------------------------------------------- writes
+
+    def apply_ops(self, ops):
+        """Applies operations in order, each in its own savepoint of one transaction.
+
+        ``ops`` holds validated operations, or ``("rejected", opId, error)`` tuples, which are
+        passed through. Returns one result per operation:
+        ``("applied" | "duplicate", record)`` or ``("conflict", current_or_None)``.
+        """
+        with self._write_lock:
+            db = self._connect()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                results = [self._apply_one(db, op) for op in ops]
+                db.execute("COMMIT")
+                return results
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            finally:
+                db.close()
+
+    def _apply_one(self, db, op):
+        if op[0] == "rejected":
+            return op
+        op = op[1]
+        done = db.execute("SELECT record FROM decided_ops WHERE op_id = ?", (op["opId"],)).fetchone()
+        if done:
+            return ("duplicate", json.loads(done[0]))
+        db.execute("SAVEPOINT op")
+        try:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM items WHERE collection = ? AND id = ?", (op["collection"], op["id"])
+            ).fetchone()
+            current = _record(row) if row else None
+            current_version = current["version"] if current else 0
+            base = op["baseVersion"] or 0
+            if not op["force"] and base != current_version:
+                # Conflicts are not stored as decided: the client may retry after rebasing.
+                db.execute("RELEASE op")
+                return ("conflict", current)
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM items").fetchone()[0]
+            deleted = op["type"] == "delete"
+            record = {
+                "collection": op["collection"],
+                "id": op["id"],
+                "version": current_version + 1,
+                "updatedAt": now_ms(),
+                "clientTime": op["clientTime"],
+                "deleted": deleted,
+                "value": None if deleted else op["value"],
+                "seq": seq,
+                "opId": op["opId"],
+            }
+            db.execute(
+                f"INSERT OR REPLACE INTO items ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record["collection"],
+                    record["id"],
+                    record["version"],
+                    record["updatedAt"],
+                    record["clientTime"],
+                    1 if deleted else 0,
+                    None if deleted else json.dumps(op["value"], separators=(",", ":")),
+                    seq,
+                    op["opId"],
+                ),
+            )
+            db.execute(
+                "INSERT INTO decided_ops (op_id, record) VALUES (?, ?)",
+                (op["opId"], json.dumps(record, separators=(",", ":"))),
+            )
+            db.execute("RELEASE op")
+            return ("applied", record)
+        except BaseException:
+            db.execute("ROLLBACK TO op")
+            db.execute("RELEASE op")
+            raise
+
+    def reset(self):
+        with self._write_lock:
+            db = self._connect()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM items")
+                db.execute("DELETE FROM decided_ops")
+                db.execute("COMMIT")
+            finally:
+                db.close()
+
+    # -------------------------------------------------------------- reads
+
+    def get(self, collection, item_id):
+        db = self._connect()
+        try:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM items WHERE collection = ? AND id = ?", (collection, item_id)
+            ).fetchone()
+            return _record(row) if row else None
+        finally:
+            db.close()
+
+    def cursor(self):
+        db = self._connect()
+        try:
+            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+        finally:
+            db.close()
+
+    def applied_count(self):
+        db = self._connect()
+        try:
+            return db.execute("SELECT COUNT(*) FROM decided_ops").fetchone()[0]
+        finally:
+            db.close()
+
+    def _filter(self, collections):
+        if not collections:
+            return "", []
+        return f" AND collection IN ({','.join('?' for _ in collections)})", list(collections)
+
+    def live_items(self, collections):
+        where, params = self._filter(collections)
+        db = self._connect()
+        try:
+            # One read transaction: the items and the cursor describe the same moment.
+            db.execute("BEGIN")
+            rows = db.execute(f"SELECT {_COLUMNS} FROM items WHERE deleted = 0{where} ORDER BY seq", params).fetchall()
+            cursor = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+            db.execute("COMMIT")
+            return [_record(r) for r in rows], cursor
+        finally:
+            db.close()
+
+    def changes(self, since, limit, collections):
+        where, params = self._filter(collections)
+        db = self._connect()
+        try:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM items WHERE seq > ?{where} ORDER BY seq LIMIT ?",
+                [since, *params, limit + 1],
+            ).fetchall()
+            return [_record(r) for r in rows[:limit]], len(rows) > limit
+        finally:
+            db.close()
