@@ -10,8 +10,10 @@ import { join } from 'node:path'
 import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolkit'
 import * as fake from 'fake-indexeddb'
 import {
+  createAutoSyncMiddleware,
   createIdbStore,
   createPersistenceMiddleware,
+  createSyncMonitorMiddleware,
   syncFromFlaskBulk,
   syncReducer,
 } from '../dist/index.js'
@@ -153,12 +155,36 @@ function makeClient(name, baseUrl, extra = {}) {
     if (action.type === 'redux-idb-sync/sync/progressChanged' && action.payload) progress.push(action.payload)
     return next(action)
   }
+  // Alice runs all three middleware; the others only persistence (each works alone too).
+  const monitor = extra.companions ? createSyncMonitorMiddleware({ default: name === 'alice' }) : null
+  const autoSync = extra.companions
+    ? createAutoSyncMiddleware({ intervalMs: 2000, syncOnChange: true, settleMs: 150, maxQueueSize: 50, leader: 'always', default: name === 'alice', onError: () => {} })
+    : null
   const store = configureStore({
     reducer: { files: filesSlice.reducer, sync: syncReducer },
-    middleware: (g) => g().concat(persistence, progressLog),
+    middleware: (g) => g().concat(persistence, ...(monitor ? [monitor, autoSync] : []), progressLog),
     enhancers: (g) => g().concat(persistence.enhancer),
   })
-  return { name, store, persistence, commits, progress }
+  if (autoSync) {
+    let last = autoSync.getAutoSyncStatus()
+    autoSync.subscribeAutoSyncStatus((status) => {
+      if (status.lastSyncTime !== last.lastSyncTime) {
+        log(dim(`${name} auto-sync: synced (changeCounter ${last.changeCounter} → ${status.changeCounter}), next interval in ${status.nextSyncIn} ms`))
+      }
+      last = status
+    })
+  }
+  return { name, store, persistence, commits, progress, monitor, autoSync }
+}
+
+function metricsLine(client) {
+  const m = client.monitor.getSyncMetrics()
+  const a = client.autoSync.getAutoSyncStatus()
+  return (
+    `metrics: ${m.totalOperations} ops (${m.successfulOperations} ok, ${m.failedOperations} failed, success ${(m.successRate * 100).toFixed(0)}%), ` +
+    `avg ${m.averageOperationTime.toFixed(1)} ms, p50 ${m.p50OperationTime} ms, p95 ${m.p95OperationTime} ms, queue ${m.pendingOperations}, outbox ${m.outboxDepth}, dead ${m.deadLetterCount} | ` +
+    `auto-sync: enabled=${a.enabled} changeCounter=${a.changeCounter} nextSyncIn=${a.nextSyncIn} lastSync=${a.lastSyncTime ? new Date(a.lastSyncTime).toISOString().slice(11, 23) : '-'}`
+  )
 }
 
 function bar(done, total, width = 30) {
@@ -175,7 +201,7 @@ let exitCode = 0
 const clients = []
 try {
   console.log(bold(`redux-idb-sync demo — server: ${server.kind} at ${server.baseUrl}`))
-  const a = makeClient('alice', server.baseUrl)
+  const a = makeClient('alice', server.baseUrl, { companions: true })
   clients.push(a)
   await a.persistence.whenHydrated()
   await until(() => a.store.getState().sync.status.flaskConnected, 'the first health check')
@@ -190,6 +216,7 @@ try {
   log(`IndexedDB transactions: ${a.commits.map((x) => `${x.local} items (+${x.outbox} outbox entries)`).join(', ')} — batchSize 10`)
   await until(() => a.store.getState().sync.outboxDepth === 0, 'the push')
   log(green(`pushed: outbox empty, server applied ${(await server.stats()).appliedOps} operations`))
+  log(metricsLine(a))
 
   step('2. The server goes down; the app carries on locally and the outbox grows')
   await server.down()
@@ -202,12 +229,14 @@ try {
   const down = a.store.getState().sync
   log(`flaskConnected=${down.status.flaskConnected}, syncStatus=${down.status.syncStatus}, error="${down.status.error}"`)
   log(yellow(`outbox depth ${down.outboxDepth}: durable in IndexedDB, in the same transactions as the local writes`))
+  log(metricsLine(a))
 
   step('3. The server comes back; health checks notice and the outbox drains')
   await server.up()
   const back = Date.now()
   await until(() => a.store.getState().sync.outboxDepth === 0 && a.store.getState().sync.status.flaskConnected, 'the drain')
   log(green(`reconnected and drained in ${Date.now() - back} ms; server applied ${(await server.stats()).appliedOps} operations in total`))
+  log(metricsLine(a))
 
   step('4. Two clients edit the same file: a conflict is detected and resolved')
   const b = makeClient('bob', server.baseUrl, { remote: { conflict: 'last-write-wins' } })
@@ -239,6 +268,9 @@ try {
   log(green(`carol has ${c3.store.getState().files.ids.length} files, in IndexedDB too (pending writes: ${c3.persistence.getStatus().pendingOperations})`))
 
   step('6. What the metrics say now')
+  log(`alice ${metricsLine(a)}`)
+  const recent = a.monitor.getSyncMetrics().operationHistory.slice(-6).map((o) => `${o.kind}(${o.items})${o.ok ? '' : '✗'} ${o.durationMs}ms`)
+  log(`alice's last operations: ${recent.join(', ')}`)
   for (const client of clients) {
     const s = client.store.getState().sync
     const p = client.persistence.getStatus()
@@ -254,7 +286,11 @@ try {
   exitCode = 1
   console.error(error)
 } finally {
-  for (const client of clients) await client.persistence.dispose().catch(() => {})
+  for (const client of clients) {
+    client.autoSync?.dispose()
+    client.monitor?.dispose()
+    await client.persistence.dispose().catch(() => {})
+  }
   await server.close()
   console.log(`\n${exitCode === 0 ? green('demo finished') : 'demo FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
   process.exit(exitCode)

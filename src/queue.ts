@@ -54,6 +54,9 @@ export interface OperationQueueOptions {
   readonly random?: () => number
 }
 
+/** Keys due within this window of each other are written in the same batch. */
+const BATCH_WINDOW_MS = 10
+
 /** The per-key debounced, coalescing, batching write queue. */
 export interface OperationQueue {
   /** Queues the latest operation for a key, replacing any earlier one and restarting only its debounce. */
@@ -118,7 +121,9 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
       slice,
       setTimeout(() => {
         sliceTimers.delete(slice)
-        promoteDue(slice, Date.now())
+        // Keys that fall due within the next few ms join this batch instead of waking a timer of
+        // their own: one transaction instead of two, at most BATCH_WINDOW_MS early.
+        promoteDue(slice, Date.now() + Math.min(BATCH_WINDOW_MS, options.debounceFor(slice) / 10))
         armSlice(slice)
       }, delay),
     )
