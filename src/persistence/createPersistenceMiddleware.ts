@@ -684,8 +684,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     if (s.config.enabled === enabled) return
     if (enabled) {
       // Catch up: the diff against the last state seen writes what changed while disabled.
+      // `watched` first: processDiffs only walks watched slices, and a slice left dirty but
+      // unwatched would never be diffed again.
       s.config.enabled = true
       s.dirty = true
+      watched = [...slices.values()].filter((x) => x.config.enabled)
       if (api) {
         if (s.hydration === 'disabled') {
           remember(s)

@@ -1,0 +1,58 @@
+import { createIdbStore } from '../../src/storage/idbStore'
+import type { LocalStore, StorageOp } from '../../src/storage/types'
+import type { SyncError } from '../../src/errors'
+
+/** A real IndexedDB store (fake-indexeddb) that records every committed transaction and can be told to fail. */
+export interface InstrumentedStore extends LocalStore {
+  /** The ops of each committed transaction, in commit order. */
+  readonly commits: StorageOp[][]
+  /** Only the transactions that wrote slice data (not the library's own stores). */
+  sliceCommits(): StorageOp[][]
+  /** The next `count` commits reject with `error` (nothing of them is written). */
+  failNext(error: SyncError, count?: number): void
+}
+
+export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync', openTimeoutMs = 2000): InstrumentedStore {
+  const inner = createIdbStore({ dbName, openTimeoutMs, factory, durability: 'default' })
+  const commits: StorageOp[][] = []
+  const failures: SyncError[] = []
+  return {
+    kind: inner.kind,
+    persistent: inner.persistent,
+    ensureStores: (names) => inner.ensureStores(names),
+    readAll: (store) => inner.readAll(store),
+    get: (store, key) => inner.get(store, key),
+    getMany: (store, keys) => inner.getMany(store, keys),
+    close: () => inner.close(),
+    async commit(ops) {
+      const failure = failures.shift()
+      if (failure) throw failure
+      await inner.commit(ops)
+      commits.push([...ops])
+    },
+    commits,
+    sliceCommits: () => commits.filter((ops) => ops.some((op) => !op.store.startsWith('__ris_'))),
+    failNext(error, count = 1) {
+      for (let i = 0; i < count; i++) failures.push(error)
+    },
+  }
+}
+
+/** Reads every `[key, value]` of a store with a fresh connection (what a reload would see). */
+export async function readStore(factory: IDBFactory, store: string, dbName = 'redux-idb-sync'): Promise<Map<unknown, unknown>> {
+  const reader = createIdbStore({ dbName, openTimeoutMs: 2000, factory, durability: 'default' })
+  try {
+    return new Map(await reader.readAll(store))
+  } finally {
+    reader.close()
+  }
+}
+
+/** Waits until `check` holds, failing after `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, what = 'condition', timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
