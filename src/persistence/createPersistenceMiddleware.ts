@@ -167,7 +167,9 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       arrayIndex: null,
       dirty: false,
       hydration: config.enabled ? 'pending' : 'disabled',
-      touched: null,
+      // Tracked from the very first action: hydration starts only after the database opened,
+      // and a change made before that must still win over storage.
+      touched: config.enabled ? new Set() : null,
       error: null,
       hydrating: null,
       numericIds: config.idType === 'auto' ? undefined : config.idType === 'number',
@@ -542,7 +544,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
 
   async function hydrate(s: SliceRuntime): Promise<void> {
     setSliceHydration(s, 'pending', null)
-    s.touched = new Set()
+    s.touched ??= new Set()
     const started = Date.now()
     try {
       const meta = (await storage.get(META_STORE, s.config.storeName)) as SliceMeta | undefined
@@ -642,15 +644,20 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       // Hot path: one reference comparison per persisted slice, nothing else.
       const state = storeApi.getState() as Record<string, unknown> | null
       if (state === null || typeof state !== 'object') return result
+      let now = false
       for (const s of watched) {
         if (!s.dirty && state[s.name] !== s.lastSeen) {
           s.dirty = true
-          if (!diffScheduled) {
+          // While a slice hydrates, every intermediate state counts (an item added and removed
+          // in one tick was still touched, and must not come back from storage): diff at once.
+          if (s.touched) now = true
+          else if (!diffScheduled) {
             diffScheduled = true
             queueMicrotask(processDiffs)
           }
         }
       }
+      if (now) processDiffs()
       return result
     }
   }) as PersistenceMiddleware
@@ -691,6 +698,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       watched = [...slices.values()].filter((x) => x.config.enabled)
       if (api) {
         if (s.hydration === 'disabled') {
+          s.touched = new Set()
           remember(s)
           void hydrateOnce(s)
         } else {
