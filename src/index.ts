@@ -21,7 +21,7 @@ export * from './errors'
 // Remote sync
 export { createApiClient, type ApiClient, type ApiClientOptions, type ApiPaths, type HeadersOption } from './remote/client'
 export type { RemoteOptions } from './remote/options'
-export type { ConflictContext, ConflictStrategy, ServerVersion, SyncConflict } from './remote/conflicts'
+export type { ConflictContext, ConflictStrategy, MergeFunction, ServerVersion, SyncConflict } from './remote/conflicts'
 export type {
   ChangesResponse,
   HealthResponse,

@@ -34,12 +34,15 @@ export interface ConflictContext<Item = unknown> {
  * - `'manual'`: both versions stay in `state.sync.conflicts` until the app dispatches
  *   `resolveConflict`. The local change is not pushed meanwhile.
  */
-export type ConflictStrategy<Item = unknown> =
-  | 'server-wins'
-  | 'client-wins'
-  | 'last-write-wins'
-  | 'manual'
-  | ((context: ConflictContext<Item>) => Item | null)
+export type ConflictStrategy<Item = unknown> = 'server-wins' | 'client-wins' | 'last-write-wins' | 'manual' | MergeFunction<Item>
+
+/**
+ * A custom merge. Declared as a method so a typed merge (`MergeFunction<FileItem>`) fits a slice
+ * map of mixed item types (method parameters are bivariant, as React's event handlers use).
+ */
+export type MergeFunction<Item = unknown> = {
+  bivarianceHack(context: ConflictContext<Item>): Item | null
+}['bivarianceHack']
 
 /** A detected conflict, as it appears in the sync slice and in `onConflict`. Plain data. */
 export interface SyncConflict {

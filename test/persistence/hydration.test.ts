@@ -261,7 +261,7 @@ describe('the database', () => {
     store.dispatch(addItem({ id: 'one', name: '1' }))
     await persistence.flush()
     const opened = connections.length
-    forceCloseDatabase(connections.at(-1)!)
+    forceCloseDatabase(connections.at(-1)! as never)
     store.dispatch(addItem({ id: 'two', name: '2' }))
     await persistence.flush()
     expect(connections.length).toBeGreaterThan(opened)
