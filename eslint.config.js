@@ -16,6 +16,8 @@ export default tseslint.config(
   {
     files: ['scripts/**', 'bench/**', 'demo/**', 'test/e2e/**'],
     rules: { 'no-console': 'off' },
-    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', fetch: 'readonly', URL: 'readonly' },
+    },
   },
 )
