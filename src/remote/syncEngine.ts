@@ -166,6 +166,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   let pushRetryTimer: ReturnType<typeof setTimeout> | null = null
   let pulling: Promise<void> | null = null
   const appliedSinceCommit: Array<{ slice: string; puts: ItemId[]; deletes: ItemId[] }> = []
+  /** Set while a bulk push reports progress; counts batches pushed by any drain. */
+  let pushProgress: ((count: number) => void) | null = null
 
   const syncedSlices = (): HostSlice[] => host.slices().filter((s) => s.syncToFlask)
   const sliceByCollection = (collection: string): HostSlice | undefined =>
@@ -371,7 +373,10 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       const outcome = await pushBatch(batch)
       if (outcome === 'stop') return
       limit = outcome === 'split' ? Math.max(1, Math.ceil(batch.length / 2)) : batchSize
-      if (outcome === 'ok') onBatch?.(batch.length)
+      if (outcome === 'ok') {
+        onBatch?.(batch.length)
+        pushProgress?.(batch.length)
+      }
     }
   }
 
@@ -822,21 +827,24 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       await host.storage().commit(writes)
       for (const entry of added) remember(entry)
       publishOutbox()
-      if (!connected && !(await checkConnection())) {
-        throw toSyncError(new Error('the server is unreachable; the outbox is kept'), 'push failed')
-      }
       const total = [...outbox.values()].filter((e) => !e.parked).length
       let done = 0
       host.dispatch(syncActions.progressChanged({ operation: 'push', done, total }))
-      while (draining) await draining
-      await drainLoop((count) => {
+      // A drain started by the reconnect below (or already running) counts towards progress too.
+      pushProgress = (count) => {
         done = Math.min(total, done + count)
         host.dispatch(syncActions.progressChanged({ operation: 'push', done, total }))
-      })
+      }
+      if (!connected && !(await checkConnection())) {
+        throw toSyncError(new Error('the server is unreachable; the outbox is kept'), 'push failed')
+      }
+      while (draining) await draining
+      await drainLoop()
       const left = [...outbox.values()].filter((e) => !e.parked).length
       if (left > 0) throw toSyncError(new Error(`${left} operation(s) are still in the outbox`), 'push incomplete')
       host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
     } finally {
+      pushProgress = null
       host.dispatch(syncActions.progressChanged(null))
     }
   }
