@@ -166,6 +166,18 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   let pushRetryTimer: ReturnType<typeof setTimeout> | null = null
   let pulling: Promise<void> | null = null
   const appliedSinceCommit: Array<{ slice: string; puts: ItemId[]; deletes: ItemId[] }> = []
+  /**
+   * Pushing and pulling never interleave: a pull deciding a conflict while a push sends the same
+   * key (with the version the pull just learned) would overwrite the server's version silently.
+   * Everything that reads or changes the outbox against the server runs through this lock.
+   */
+  let lock: Promise<unknown> = Promise.resolve()
+  function exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = lock.then(work, work)
+    lock = run.catch(() => undefined)
+    return run
+  }
+
   /** Set while a bulk push reports progress; counts batches pushed by any drain. */
   let pushProgress: ((count: number) => void) | null = null
 
@@ -218,8 +230,11 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
 
   /** Re-reads the outbox, versions, dead letters and cursor: other tabs may have changed them. */
   async function reload(): Promise<void> {
-    while (draining) await draining
     await ensureLoaded()
+    await exclusive(() => reloadUnlocked())
+  }
+
+  async function reloadUnlocked(): Promise<void> {
     outbox.clear()
     versions.clear()
     deadLetters.clear()
@@ -345,9 +360,11 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
         if (connected && pushable()) host.dispatch(syncActions.syncActivity({ phase: 'start' }))
         do {
           drainAgain = false
-          await drainLoop((count) => {
-            pushed += count
-          })
+          await exclusive(() =>
+            drainLoop((count) => {
+              pushed += count
+            }),
+          )
         } while (drainAgain && connected && !disposed)
         // A background push is a sync too: report it like the thunks do.
         if (pushed > 0 && connected && !pushable()) host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
@@ -748,6 +765,15 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     pulling ??= (async () => {
       await ensureLoaded()
       await host.flushLocal()
+      await exclusive(pullChangesUnlocked)
+    })().finally(() => {
+      pulling = null
+    })
+    return pulling
+  }
+
+  async function pullChangesUnlocked(): Promise<void> {
+    {
       const wanted = collections()
       // A new synced collection was never pulled: start from the beginning.
       let since = cursor && cursor.collections.join(',') === wanted.join(',') ? cursor.cursor : '0'
@@ -766,10 +792,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
         since = page.cursor
         if (!page.hasMore) break
       }
-    })().finally(() => {
-      pulling = null
-    })
-    return pulling
+    }
   }
 
   async function pullAll(): Promise<void> {
@@ -777,6 +800,15 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     host.dispatch(syncActions.syncActivity({ phase: 'start' }))
     try {
       await host.flushLocal()
+      await exclusive(() => pullAllUnlocked())
+      host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
+    } finally {
+      host.dispatch(syncActions.progressChanged(null))
+    }
+  }
+
+  async function pullAllUnlocked(): Promise<void> {
+    {
       const wanted = collections()
       const started = Date.now()
       let pulled
@@ -800,9 +832,6 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
         host.dispatch(syncActions.progressChanged({ operation: 'pull', done: Math.min(total, done + chunk), total }))
         if (last) break
       }
-      host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
-    } finally {
-      host.dispatch(syncActions.progressChanged(null))
     }
   }
 
@@ -838,8 +867,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       if (!connected && !(await checkConnection())) {
         throw toSyncError(new Error('the server is unreachable; the outbox is kept'), 'push failed')
       }
-      while (draining) await draining
-      await drainLoop()
+      await exclusive(() => drainLoop())
       const left = [...outbox.values()].filter((e) => !e.parked).length
       if (left > 0) throw toSyncError(new Error(`${left} operation(s) are still in the outbox`), 'push incomplete')
       host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
@@ -892,7 +920,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     async resolve(key, resolution, value) {
       const open = conflicts.get(key)
       if (!open || open.conflict.resolution !== 'pending') return
-      await settle(key, resolution === 'local' ? 'client' : resolution, value)
+      await exclusive(() => settle(key, resolution === 'local' ? 'client' : resolution, value))
     },
     retryDeadLetter,
     discardDeadLetter,
