@@ -375,8 +375,20 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
             processDiffs()
             return entriesOf(s.kind, getAt((api.getState() as Record<string, unknown>)[slice], s.config.path), s.config.getId)
           },
-          localId(slice, remoteId) {
+          localId(slice, remoteId, value) {
             const s = slices.get(slice)
+            // The item itself knows its id's type best (an entity or array item carries its id).
+            if (s && s.kind !== 'record' && value !== null && value !== undefined) {
+              try {
+                const own = s.config.getId(value)
+                if (validId(own) && String(own) === remoteId) {
+                  s.numericIds ??= typeof own === 'number'
+                  return own
+                }
+              } catch {
+                // fall back to what the slice told us about its ids
+              }
+            }
             const numeric = s?.config.idType === 'number' || (s?.config.idType === 'auto' && s.numericIds === true)
             return numeric && remoteId.trim() !== '' && Number.isFinite(Number(remoteId)) ? Number(remoteId) : remoteId
           },

@@ -64,7 +64,7 @@ export interface SyncHost {
   /** Every `[id, item]` of a slice's collection in the Redux state. */
   localEntries(slice: string): Array<[ItemId, unknown]>
   /** Turns a server id (always a string) into the slice's id (a number for numeric-id slices). */
-  localId(slice: string, remoteId: string): ItemId
+  localId(slice: string, remoteId: string, value?: unknown): ItemId
   /** Writes the local queue now. */
   flushLocal(): Promise<void>
   /** Whether a local change of this key waits in the debounce queue. */
@@ -716,7 +716,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     for (const record of records) {
       const slice = sliceByCollection(record.collection)
       if (!slice) continue
-      const id = host.localId(slice.name, record.id)
+      const id = host.localId(slice.name, record.id, record.value)
       const key = `${slice.name}:${id}`
       seen.add(key)
       const known = versions.get(key)

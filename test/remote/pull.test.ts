@@ -1,0 +1,125 @@
+import { http, HttpResponse } from 'msw'
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll, expect, test } from 'vitest'
+import { pullFlaskChanges, syncFromFlaskBulk, type PersistenceMiddleware } from '../../src'
+import { createMockSyncServer } from '../../src/testing'
+import { readStore, until } from '../support/instrumentedStore'
+import { BASE_URL, makeSyncedStore, type SyncedOptions } from '../support/synced'
+
+const server = createMockSyncServer({ baseUrl: BASE_URL })
+const msw = setupServer(...server.handlers)
+const live: PersistenceMiddleware[] = []
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+afterEach(async () => {
+  for (const p of live.splice(0)) await p.dispose()
+  server.reset()
+  msw.resetHandlers()
+})
+afterAll(() => msw.close())
+
+function client(options: SyncedOptions = {}) {
+  const made = makeSyncedStore(options)
+  live.push(made.persistence)
+  return made
+}
+
+let n = 0
+async function remote(ops: Array<{ collection?: string; id: string; type?: 'put' | 'delete'; value?: unknown; baseVersion?: number | null }>) {
+  const response = await fetch(`${BASE_URL}/sync/push`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      clientId: 'elsewhere',
+      ops: ops.map((op) => ({ opId: `remote-${++n}`, collection: 'files', type: 'put', baseVersion: null, clientTime: 1, ...op })),
+    }),
+  })
+  const body = (await response.json()) as { results: Array<{ status: string }> }
+  expect(body.results.every((r) => r.status === 'applied')).toBe(true)
+}
+
+test('an incremental pull applies puts and tombstones; the cursor moves with the data', async () => {
+  const c = client()
+  await c.persistence.whenHydrated()
+  await remote([{ id: 'a', value: { id: 'a', name: 'A' } }, { id: 'b', value: { id: 'b', name: 'B' } }])
+  await c.store.dispatch(pullFlaskChanges())
+  expect(c.store.getState().files.ids.sort()).toEqual(['a', 'b'])
+  expect((await readStore(c.factory, '__ris_meta', 'synced')).get('__cursor')).toMatchObject({ cursor: '2' })
+  await remote([{ id: 'b', type: 'delete', baseVersion: 1 }])
+  await c.store.dispatch(pullFlaskChanges())
+  expect(c.store.getState().files.ids).toEqual(['a'])
+  expect((await readStore(c.factory, 'files', 'synced')).has('b')).toBe(false)
+  expect((await readStore(c.factory, '__ris_meta', 'synced')).get('__cursor')).toMatchObject({ cursor: '3' })
+  expect((await readStore(c.factory, '__ris_versions', 'synced')).get('files:a')).toBe(1)
+})
+
+test('a pull with nothing new transfers no changes; pulled data is never pushed back', async () => {
+  const c = client()
+  await c.persistence.whenHydrated()
+  await remote([{ id: 'a', value: { id: 'a', name: 'A' } }])
+  await c.store.dispatch(pullFlaskChanges())
+  const applied = server.model.appliedOps
+  const sizes: number[] = []
+  msw.use(
+    http.get(`${BASE_URL}/sync/changes`, async ({ request }) => {
+      const since = new URL(request.url).searchParams.get('since')
+      const answer = server.model.changes(since, null, null)
+      sizes.push((answer.body as { changes: unknown[] }).changes.length)
+      return HttpResponse.json(answer.body as never, { status: answer.status })
+    }),
+  )
+  await c.store.dispatch(pullFlaskChanges())
+  await c.persistence.flush()
+  await new Promise((r) => setTimeout(r, 30))
+  expect(sizes).toEqual([0])
+  expect(server.model.appliedOps).toBe(applied)
+  expect(c.store.getState().sync.outboxDepth).toBe(0)
+})
+
+test('numeric ids come back as numbers', async () => {
+  const c = client()
+  await c.persistence.whenHydrated()
+  await remote([{ collection: 'todos', id: '42', value: { id: 42, title: 'from the server' } }])
+  await c.store.dispatch(syncFromFlaskBulk())
+  expect(c.store.getState().todos.items).toEqual([{ id: 42, title: 'from the server' }])
+  expect([...(await readStore(c.factory, 'todos', 'synced')).keys()]).toEqual([42])
+})
+
+test('a full pull deletes local items the server no longer has, and keeps local-only ones', async () => {
+  const c = client()
+  await c.persistence.whenHydrated()
+  await remote([{ id: 'gone', value: { id: 'gone', name: 'G' } }])
+  await c.store.dispatch(syncFromFlaskBulk())
+  expect(c.store.getState().files.ids).toEqual(['gone'])
+  server.reset() // the server lost it (or it was purged)
+  await c.store.dispatch(syncFromFlaskBulk())
+  expect(c.store.getState().files.ids).toEqual([])
+})
+
+test('keys like __proto__ in server JSON never reach a prototype', async () => {
+  const c = client()
+  await c.persistence.whenHydrated()
+  msw.use(
+    http.get(`${BASE_URL}/sync/pull`, () =>
+      new HttpResponse(
+        '{"items":[{"collection":"files","id":"p","version":1,"updatedAt":1,"clientTime":1,"deleted":false,"seq":1,"value":{"id":"p","name":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}}],"cursor":"1"}',
+        { headers: { 'content-type': 'application/json' } },
+      ),
+    ),
+  )
+  await c.store.dispatch(syncFromFlaskBulk())
+  const item = c.store.getState().files.entities.p as unknown as Record<string, unknown>
+  expect(Object.keys(item).sort()).toEqual(['id', 'name'])
+  expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+})
+
+test('a malformed pull answer changes nothing and is reported', async () => {
+  const c = client()
+  await c.persistence.whenHydrated()
+  await until(() => c.store.getState().sync.status.flaskConnected, 'connection')
+  server.fail({ kind: 'wrong-shape' })
+  const result = await c.store.dispatch(syncFromFlaskBulk())
+  expect(result.type).toBe('redux-idb-sync/syncFromFlaskBulk/rejected')
+  expect(result.payload).toMatchObject({ name: 'MalformedResponseError' })
+  expect(c.store.getState().sync.status).toMatchObject({ syncStatus: 'error' })
+  expect(c.store.getState().files.ids).toEqual([])
+})
