@@ -204,12 +204,12 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     const pending = changeCounter > 0 || (engine?.outboxDepth ?? 0) > 0
     // While the server is down the engine's health checks back off on their own; the interval
     // does not hammer it. Recovery triggers a sync (see the 'connection' event).
-    if (engine?.connected && (pending || pullWhenIdle)) await runSync(pending ? 'full' : 'pull').catch(() => undefined)
+    if (engine?.connected && (pending || pullWhenIdle)) await runSync().catch(() => undefined)
     armInterval()
     changed()
   }
 
-  async function sync(kind: 'full' | 'pull'): Promise<void> {
+  async function sync(): Promise<void> {
     const target = instance
     const engine = target?.sync
     if (!target || !engine) return
@@ -218,9 +218,9 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     const counted = changeCounter
     try {
       await target.flush()
-      // Another tab may have written outbox entries or acknowledged ours.
+      // Another tab may have written outbox entries (the leader pushes them) or acknowledged ours.
       await engine.reload()
-      if (kind === 'full') await engine.drain()
+      await engine.drain()
       if (engine.connected) await engine.pullChanges()
       if (engine.connected && engine.outboxDepth === 0) {
         lastSyncTime = Date.now()
@@ -236,7 +236,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   }
 
   /** Single flight: two syncs never run at the same time. */
-  function runSync(kind: 'full' | 'pull'): Promise<void> {
+  function runSync(): Promise<void> {
     if (running) {
       again = true
       return running
@@ -245,7 +245,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       try {
         do {
           again = false
-          await sync(kind)
+          await sync()
         } while (again && !disposed)
       } finally {
         running = null
@@ -259,14 +259,14 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     changed()
     if (!leader || !config.enabled) return
     if (changeCounter >= config.maxQueueSize) {
-      void runSync('full').catch(() => undefined)
+      void runSync().catch(() => undefined)
       return
     }
     if (config.syncOnChange) {
       if (settleTimer) clearTimeout(settleTimer)
       settleTimer = setTimeout(() => {
         settleTimer = null
-        void runSync('full').catch(() => undefined)
+        void runSync().catch(() => undefined)
       }, settleMs)
     }
   }
@@ -278,7 +278,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       found.subscribeEvents((event) => {
         if (event.type === 'local-change') onLocalChange(event.count)
         else if (event.type === 'connection' && event.connected && leader && (changeCounter > 0 || (found.sync?.outboxDepth ?? 0) > 0)) {
-          void runSync('full').catch(() => undefined)
+          void runSync().catch(() => undefined)
         } else if (event.type === 'committed' && channel) {
           const message: ChannelMessage = { type: 'redux-idb-sync/committed', from: tabId, changes: event.changes.map((c) => ({ slice: c.slice, puts: [...c.puts], deletes: [...c.deletes] })) }
           try {
@@ -361,7 +361,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   }) as Middleware
 
   const autoSync: AutoSyncMiddleware = Object.assign(middleware, {
-    syncNow: () => runSync('full'),
+    syncNow: () => runSync(),
     configureAutoSync(next: Partial<AutoSyncConfig>) {
       checkConfig(next, 'configureAutoSync')
       const intervalChanged = (next.intervalMs !== undefined && next.intervalMs !== config.intervalMs) || (next.enabled !== undefined && next.enabled !== config.enabled)
