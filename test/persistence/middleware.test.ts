@@ -1,6 +1,6 @@
 import { configureStore } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
-import { afterEach, describe, expect, test } from 'vitest'
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
 import {
   configurePersistence,
   createPersistenceMiddleware,
@@ -184,6 +184,11 @@ describe('change detection', () => {
 })
 
 describe('non-serializable values', () => {
+  // RTK's own dev check also complains (on console.error) about such values in state; that is
+  // the app's business, not what these tests look at.
+  beforeEach(() => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+  })
   class WithMethods {
     x = 1
     method(): number {
