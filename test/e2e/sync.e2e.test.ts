@@ -3,15 +3,11 @@
 import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import {
-  createPersistenceMiddleware,
-  resolveConflict,
-  syncFromFlaskBulk,
-  syncReducer,
-  type ConflictStrategy,
-  type PersistenceMiddleware,
-} from '../../dist/index.js'
+import type { ConflictStrategy, PersistenceMiddleware } from '../../src'
 import { startFlaskServer, type FlaskServer } from './flaskServer'
+import { lib } from './lib'
+
+const { createPersistenceMiddleware, resolveConflict, syncFromFlaskBulk, syncReducer } = lib
 
 interface Doc {
   id: string
