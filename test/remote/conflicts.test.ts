@@ -1,32 +1,15 @@
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import {
   pullFlaskChanges,
   resolveConflict,
   syncFromFlaskBulk,
   type ConflictStrategy,
-  type PersistenceMiddleware,
 } from '../../src'
-import { createMockSyncServer } from '../../src/testing'
 import { until } from '../support/instrumentedStore'
 import { saveFile, type FileItem } from '../support/store'
-import { BASE_URL, makeSyncedStore, type SyncedOptions } from '../support/synced'
+import { useMockSync, type SyncedOptions } from '../support/synced'
 
-const server = createMockSyncServer({ baseUrl: BASE_URL })
-const msw = setupServer(...server.handlers)
-const live: PersistenceMiddleware[] = []
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterEach(async () => {
-  for (const p of live.splice(0)) await p.dispose()
-  server.reset()
-})
-afterAll(() => msw.close())
-
-function client(options: SyncedOptions = {}) {
-  const made = makeSyncedStore(options)
-  live.push(made.persistence)
-  return made
-}
+const { server, client } = useMockSync()
 type Client = ReturnType<typeof client>
 const serverName = (id: string) => (server.model.records().find((r) => r.id === id)?.value as FileItem | undefined)?.name
 const localName = (c: Client, id: string) => c.store.getState().files.entities[id]?.name

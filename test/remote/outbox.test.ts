@@ -1,26 +1,10 @@
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, describe, expect, onTestFinished, test } from 'vitest'
-import { discardDeadLetter, retryDeadLetter, type PersistenceMiddleware } from '../../src'
-import { createMockSyncServer } from '../../src/testing'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import { discardDeadLetter, retryDeadLetter } from '../../src'
 import { readStore, until } from '../support/instrumentedStore'
 import { addItem, removeItem, updateItem } from '../support/store'
-import { BASE_URL, makeSyncedStore, type SyncedOptions } from '../support/synced'
+import { useMockSync } from '../support/synced'
 
-const server = createMockSyncServer({ baseUrl: BASE_URL })
-const msw = setupServer(...server.handlers)
-const live: PersistenceMiddleware[] = []
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterEach(async () => {
-  for (const p of live.splice(0)) await p.dispose()
-  server.reset()
-})
-afterAll(() => msw.close())
-
-function client(options: SyncedOptions = {}) {
-  const made = makeSyncedStore(options)
-  live.push(made.persistence)
-  return made
-}
+const { server, client } = useMockSync()
 const sync = (c: ReturnType<typeof client>) => c.store.getState().sync
 const connected = (c: ReturnType<typeof client>) => until(() => sync(c).status.flaskConnected, 'the connection')
 const drained = (c: ReturnType<typeof client>) => until(() => sync(c).outboxDepth === 0, 'the outbox to drain')

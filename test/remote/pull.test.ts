@@ -1,27 +1,10 @@
 import { http, HttpResponse } from 'msw'
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, expect, test } from 'vitest'
-import { pullFlaskChanges, syncFromFlaskBulk, type PersistenceMiddleware } from '../../src'
-import { createMockSyncServer } from '../../src/testing'
+import { expect, test } from 'vitest'
+import { pullFlaskChanges, syncFromFlaskBulk } from '../../src'
 import { readStore, until } from '../support/instrumentedStore'
-import { BASE_URL, makeSyncedStore, type SyncedOptions } from '../support/synced'
+import { BASE_URL, useMockSync } from '../support/synced'
 
-const server = createMockSyncServer({ baseUrl: BASE_URL })
-const msw = setupServer(...server.handlers)
-const live: PersistenceMiddleware[] = []
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterEach(async () => {
-  for (const p of live.splice(0)) await p.dispose()
-  server.reset()
-  msw.resetHandlers()
-})
-afterAll(() => msw.close())
-
-function client(options: SyncedOptions = {}) {
-  const made = makeSyncedStore(options)
-  live.push(made.persistence)
-  return made
-}
+const { server, msw, client } = useMockSync()
 
 let n = 0
 async function remote(ops: Array<{ collection?: string; id: string; type?: 'put' | 'delete'; value?: unknown; baseVersion?: number | null }>) {

@@ -1,36 +1,19 @@
 import { configureStore, type Middleware } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import {
   checkFlaskConnection,
   pullFlaskChanges,
   syncFromFlaskBulk,
   syncReducer,
   syncToFlaskBulk,
-  type PersistenceMiddleware,
   type SyncProgress,
 } from '../../src'
-import { createMockSyncServer } from '../../src/testing'
 import { until } from '../support/instrumentedStore'
 import { addItem, addTodo, filesSlice, setFiles } from '../support/store'
-import { BASE_URL, makeSyncedStore, type SyncedOptions } from '../support/synced'
+import { BASE_URL, useMockSync } from '../support/synced'
 
-const server = createMockSyncServer({ baseUrl: BASE_URL })
-const msw = setupServer(...server.handlers)
-const live: PersistenceMiddleware[] = []
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterEach(async () => {
-  for (const p of live.splice(0)) await p.dispose()
-  server.reset()
-})
-afterAll(() => msw.close())
-
-function client(options: SyncedOptions = {}) {
-  const made = makeSyncedStore(options)
-  live.push(made.persistence)
-  return made
-}
+const { server, client, forget } = useMockSync()
 
 /** Seeds the server through the protocol, as another device would. */
 async function seedServer(items: Array<{ id: string; name: string }>) {
@@ -70,7 +53,7 @@ describe('the sync slice', () => {
     local.store.dispatch(setFiles(Array.from({ length: 250 }, (_, i) => ({ id: `f${i}`, name: `n${i}` }))))
     await local.persistence.flush()
     await local.persistence.dispose()
-    live.splice(live.indexOf(local.persistence), 1)
+    forget(local.persistence)
     expect(server.model.records()).toHaveLength(0)
 
     const progress: SyncProgress[] = []
@@ -109,7 +92,7 @@ describe('the sync slice', () => {
     expect(c.persistence.getStatus().pendingOperations).toBe(0)
     // Restart: it came from IndexedDB.
     await c.persistence.dispose()
-    live.splice(live.indexOf(c.persistence), 1)
+    forget(c.persistence)
     const again = client({ factory: c.factory, remote: { connectOnStart: false } })
     await again.persistence.whenHydrated()
     expect(again.store.getState().files.ids.sort()).toEqual(['r1', 'r2'])

@@ -1,5 +1,7 @@
 import { configureStore, type Middleware } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll } from 'vitest'
 import {
   createPersistenceMiddleware,
   syncReducer,
@@ -10,6 +12,7 @@ import {
   type SyncConflict,
   type SyncError,
 } from '../../src'
+import { createMockSyncServer } from '../../src/testing'
 import { filesSlice, todosSlice } from './store'
 
 export const BASE_URL = 'http://sync.test/api'
@@ -61,4 +64,32 @@ export function makeSyncedStore(options: SyncedOptions = {}) {
     enhancers: (g) => g().concat(persistence.enhancer),
   })
   return { store, persistence, factory, errors, conflicts }
+}
+
+/**
+ * Registers an msw server over `createMockSyncServer` for the current test file (unhandled
+ * requests are errors; handlers and state reset after each test) and returns a `client()`
+ * builder whose instances are disposed after each test.
+ */
+export function useMockSync() {
+  const server = createMockSyncServer({ baseUrl: BASE_URL })
+  const msw = setupServer(...server.handlers)
+  const live: PersistenceMiddleware[] = []
+  beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+  afterEach(async () => {
+    for (const p of live.splice(0)) await p.dispose()
+    server.reset()
+    msw.resetHandlers()
+  })
+  afterAll(() => msw.close())
+  const client = (options: SyncedOptions = {}) => {
+    const made = makeSyncedStore(options)
+    live.push(made.persistence)
+    return made
+  }
+  /** Stops tracking an instance the test disposed itself. */
+  const forget = (persistence: PersistenceMiddleware): void => {
+    live.splice(live.indexOf(persistence), 1)
+  }
+  return { server, msw, client, forget }
 }
