@@ -706,19 +706,18 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
 
   /**
    * Applies server records, then commits them with `extra` (the cursor) in one transaction.
-   * With `full`, local items the server no longer has are deleted, unless they are local-only.
+   * With `everything` (the complete list of a full pull), local items the server no longer has
+   * are deleted, unless they are local-only.
    */
-  async function applyPulled(records: readonly RemoteRecord[], extra: StorageOp[], full: boolean): Promise<void> {
+  async function applyPulled(records: readonly RemoteRecord[], extra: StorageOp[], everything: readonly RemoteRecord[] | null): Promise<void> {
     const writes: StorageOp[] = []
     const pending: Array<[OutboxEntry, RemoteRecord]> = []
     const bySlice = new Map<HostSlice, { puts: Array<[ItemId, unknown]>; deletes: ItemId[] }>()
-    const seen = new Set<string>()
     for (const record of records) {
       const slice = sliceByCollection(record.collection)
       if (!slice) continue
       const id = host.localId(slice.name, record.id, record.value)
       const key = `${slice.name}:${id}`
-      seen.add(key)
       const known = versions.get(key)
       if (known !== undefined && record.version <= known) continue // already have it (often our own push)
       if (host.isQueued(key)) continue // a newer local change; its push decides
@@ -734,7 +733,12 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       else group.puts.push([id, record.value])
       bySlice.set(slice, group)
     }
-    if (full) {
+    if (everything) {
+      const seen = new Set<string>()
+      for (const record of everything) {
+        const slice = sliceByCollection(record.collection)
+        if (slice) seen.add(`${slice.name}:${host.localId(slice.name, record.id, record.value)}`)
+      }
       // Items synced before (we know their version) that the server no longer lists were deleted there.
       for (const slice of syncedSlices()) {
         for (const [id] of host.localEntries(slice.name)) {
@@ -773,25 +777,23 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   }
 
   async function pullChangesUnlocked(): Promise<void> {
-    {
-      const wanted = collections()
-      // A new synced collection was never pulled: start from the beginning.
-      let since = cursor && cursor.collections.join(',') === wanted.join(',') ? cursor.cursor : '0'
-      for (;;) {
-        const started = Date.now()
-        let page
-        try {
-          page = await client.changes(since, { limit: pageSize, collections: wanted })
-        } catch (caught) {
-          operation('pull', 0, started, toSyncError(caught, 'pull failed'))
-          throw caught
-        }
-        operation('pull', page.changes.length, started, null)
-        if (!connected) setConnected(true)
-        await applyPulled(page.changes, [cursorOp(page.cursor)], false)
-        since = page.cursor
-        if (!page.hasMore) break
+    const wanted = collections()
+    // A new synced collection was never pulled: start from the beginning.
+    let since = cursor && cursor.collections.join(',') === wanted.join(',') ? cursor.cursor : '0'
+    for (;;) {
+      const started = Date.now()
+      let page
+      try {
+        page = await client.changes(since, { limit: pageSize, collections: wanted })
+      } catch (caught) {
+        operation('pull', 0, started, toSyncError(caught, 'pull failed'))
+        throw caught
       }
+      operation('pull', page.changes.length, started, null)
+      if (!connected) setConnected(true)
+      await applyPulled(page.changes, [cursorOp(page.cursor)], null)
+      since = page.cursor
+      if (!page.hasMore) break
     }
   }
 
@@ -808,30 +810,28 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   }
 
   async function pullAllUnlocked(): Promise<void> {
-    {
-      const wanted = collections()
-      const started = Date.now()
-      let pulled
-      try {
-        pulled = await client.pull(wanted)
-      } catch (caught) {
-        operation('pull', 0, started, toSyncError(caught, 'pull failed'))
-        throw caught
-      }
-      operation('pull', pulled.items.length, started, null)
-      const { items, cursor: next } = pulled
-      if (!connected) setConnected(true)
-      const total = items.length
-      host.dispatch(syncActions.progressChanged({ operation: 'pull', done: 0, total }))
-      const chunk = 500
-      for (let done = 0; done < total || done === 0; done += chunk) {
-        const part = items.slice(done, done + chunk)
-        const last = done + chunk >= total
-        // The full-pull deletion pass needs every item, so it runs with the last chunk.
-        await applyPulled(last ? items : part, last ? [cursorOp(next)] : [], last)
-        host.dispatch(syncActions.progressChanged({ operation: 'pull', done: Math.min(total, done + chunk), total }))
-        if (last) break
-      }
+    const wanted = collections()
+    const started = Date.now()
+    let pulled
+    try {
+      pulled = await client.pull(wanted)
+    } catch (caught) {
+      operation('pull', 0, started, toSyncError(caught, 'pull failed'))
+      throw caught
+    }
+    operation('pull', pulled.items.length, started, null)
+    const { items, cursor: next } = pulled
+    if (!connected) setConnected(true)
+    const total = items.length
+    host.dispatch(syncActions.progressChanged({ operation: 'pull', done: 0, total }))
+    const chunk = 500
+    for (let done = 0; done < total || done === 0; done += chunk) {
+      const part = items.slice(done, done + chunk)
+      const last = done + chunk >= total
+      // The deletion pass (and the cursor) come with the last chunk.
+      await applyPulled(part, last ? [cursorOp(next)] : [], last ? items : null)
+      host.dispatch(syncActions.progressChanged({ operation: 'pull', done: Math.min(total, done + chunk), total }))
+      if (last) break
     }
   }
 
