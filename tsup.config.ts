@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' },
+  entry: { index: 'src/index.ts', react: 'src/react/index.ts', testing: 'src/testing/index.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   tsconfig: 'tsconfig.build.json',
@@ -11,5 +11,5 @@ export default defineConfig({
   clean: true,
   splitting: true,
   treeshake: true,
-  external: ['@reduxjs/toolkit', 'idb', 'ky', 'msw', 'react', 'react-redux'],
+  external: ['@reduxjs/toolkit', 'idb', 'ky', 'msw', 'react', 'react-dom', 'react-redux', 'react/jsx-runtime'],
 })

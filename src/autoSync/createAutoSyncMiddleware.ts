@@ -94,6 +94,8 @@ export interface AutoSyncMiddleware extends Middleware {
   subscribeAutoSyncStatus(listener: (status: AutoSyncStatus) => void): () => void
   /** Whether this instance currently leads (runs the interval). */
   isLeader(): boolean
+  /** When the interval fires next (ms since epoch); `null` when disabled or not the leader. */
+  nextSyncAt(): number | null
   /** Stops every timer, gives up leadership and closes the channel. */
   dispose(): void
 }
@@ -377,6 +379,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       }
     },
     isLeader: () => leader,
+    nextSyncAt: () => (config.enabled && leader ? nextAt : null),
     dispose() {
       if (disposed) return
       disposed = true

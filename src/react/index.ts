@@ -1,0 +1,10 @@
+export {
+  PersistenceProvider,
+  selectSyncAtSync,
+  useFlushOnHide,
+  usePersistenceContext,
+  type PersistenceContextValue,
+  type PersistenceProviderProps,
+} from './context'
+export { usePersistence, type UsePersistenceResult } from './usePersistence'
+export { PersistenceDashboard, type PersistenceDashboardProps } from './PersistenceDashboard'
