@@ -14,10 +14,14 @@ export default tseslint.config(
     },
   },
   {
-    files: ['scripts/**', 'bench/**', 'demo/**', 'test/e2e/**'],
+    files: ['scripts/**', 'bench/**', 'demo/**', 'test/e2e/**', 'examples/**/*.mjs'],
     rules: { 'no-console': 'off' },
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', fetch: 'readonly', URL: 'readonly' },
     },
+  },
+  {
+    files: ['examples/web/**/*.tsx'],
+    languageOptions: { globals: { document: 'readonly', location: 'readonly', window: 'readonly' } },
   },
 )

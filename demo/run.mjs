@@ -44,7 +44,7 @@ async function until(check, what, timeoutMs = 15_000) {
 // ------------------------------------------------------------------ the server
 
 function hasFlask() {
-  return spawnSync('python3', ['-c', 'import flask'], { stdio: 'ignore' }).status === 0
+  return spawnSync(process.env.PYTHON ?? 'python3', ['-c', 'import flask'], { stdio: 'ignore' }).status === 0
 }
 
 async function startFlask() {
@@ -54,7 +54,7 @@ async function startFlask() {
   let port = 0
   const launch = () =>
     new Promise((resolve, reject) => {
-      const proc = spawn('python3', [...args, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } })
+      const proc = spawn(process.env.PYTHON ?? 'python3', [...args, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } })
       let out = ''
       proc.stdout.on('data', (d) => {
         out += d

@@ -96,6 +96,8 @@ export interface AutoSyncMiddleware extends Middleware {
   isLeader(): boolean
   /** When the interval fires next (ms since epoch); `null` when disabled or not the leader. */
   nextSyncAt(): number | null
+  /** The current settings. */
+  getAutoSyncConfig(): Readonly<AutoSyncConfig>
   /** Stops every timer, gives up leadership and closes the channel. */
   dispose(): void
 }
@@ -380,6 +382,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     },
     isLeader: () => leader,
     nextSyncAt: () => (config.enabled && leader ? nextAt : null),
+    getAutoSyncConfig: () => ({ ...config }),
     dispose() {
       if (disposed) return
       disposed = true

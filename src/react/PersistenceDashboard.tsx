@@ -151,7 +151,7 @@ function ConflictItem({ conflict, onResolve }: { conflict: SyncConflict; onResol
  * ```
  */
 export function PersistenceDashboard({ className, style, title = 'Persistence', toastMs = 6000 }: PersistenceDashboardProps) {
-  const { persistence, selectSync } = usePersistenceContext()
+  const { persistence, selectSync, autoSync } = usePersistenceContext()
   const { status, metrics, autoSyncStatus, flush, configureAutoSync, syncNow } = usePersistence()
   const sync = useSelector((state: unknown) => selectSync(state)) as SyncState
   const dispatch = useDispatch<ThunkDispatch<unknown, unknown, UnknownAction>>()
@@ -298,7 +298,7 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
           <input
             type="number"
             min={1}
-            defaultValue={30}
+            defaultValue={Math.round((autoSync?.getAutoSyncConfig().intervalMs ?? 30_000) / 1000)}
             onChange={(e) => {
               const seconds = Number(e.target.value)
               if (seconds >= 1) configureAutoSync({ intervalMs: seconds * 1000 })

@@ -27,12 +27,12 @@ export interface FlaskServer {
 
 /** Whether `python3 -c 'import flask'` works here. */
 export function hasFlask(): boolean {
-  return spawnSync('python3', ['-c', 'import flask'], { stdio: 'ignore' }).status === 0
+  return spawnSync(process.env.PYTHON ?? 'python3', ['-c', 'import flask'], { stdio: 'ignore' }).status === 0
 }
 
 function launch(args: string[]): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('python3', [join(root, 'server', 'app.py'), ...args], {
+    const child = spawn(process.env.PYTHON ?? 'python3', [join(root, 'server', 'app.py'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PYTHONUNBUFFERED: '1' },
     })

@@ -1,0 +1,98 @@
+// A notes editor on redux-idb-sync: notes persist in IndexedDB, sync to the reference Flask
+// server, and conflicts are settled by hand in the dashboard.
+import { configureStore, createEntityAdapter, createSlice, type PayloadAction } from '@reduxjs/toolkit'
+import { StrictMode, useState } from 'react'
+import { createRoot } from 'react-dom/client'
+import { Provider, useDispatch, useSelector } from 'react-redux'
+import {
+  createAutoSyncMiddleware,
+  createPersistenceMiddleware,
+  createSyncMonitorMiddleware,
+  syncReducer,
+} from 'redux-idb-sync'
+import { PersistenceDashboard, PersistenceProvider } from 'redux-idb-sync/react'
+
+interface Note {
+  id: string
+  text: string
+}
+
+const notes = createEntityAdapter<Note>()
+const notesSlice = createSlice({
+  name: 'notes',
+  initialState: notes.getInitialState(),
+  reducers: {
+    saveNote: notes.upsertOne,
+    deleteNote: notes.removeOne,
+    renameNote(state, action: PayloadAction<{ id: string; text: string }>) {
+      const note = state.entities[action.payload.id]
+      if (note) note.text = action.payload.text
+    },
+  },
+})
+const { saveNote, deleteNote, renameNote } = notesSlice.actions
+
+const api = new URLSearchParams(location.search).get('api') ?? 'http://127.0.0.1:5000/api'
+
+const persistence = createPersistenceMiddleware({
+  dbName: 'notes-example',
+  slices: { notes: { debounceMs: 200, conflict: 'manual' } },
+  remote: { baseUrl: api, timeoutMs: 3000, retry: { initialDelayMs: 300, maxDelayMs: 2000 } },
+})
+const monitor = createSyncMonitorMiddleware()
+const autoSync = createAutoSyncMiddleware({ intervalMs: 5000, settleMs: 300, maxQueueSize: 20 })
+
+const store = configureStore({
+  reducer: { notes: notesSlice.reducer, sync: syncReducer },
+  middleware: (getDefault) => getDefault().concat(persistence, monitor, autoSync),
+  enhancers: (getDefault) => getDefault().concat(persistence.enhancer),
+})
+type RootState = ReturnType<typeof store.getState>
+
+let counter = 0
+const newId = (): string => `n${Date.now().toString(36)}${(counter++).toString(36)}`
+
+function Notes() {
+  const dispatch = useDispatch()
+  const list = useSelector((state: RootState) => notes.getSelectors().selectAll(state.notes))
+  const [draft, setDraft] = useState('')
+  return (
+    <section aria-label="Notes">
+      <h1>Notes</h1>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault()
+          if (!draft.trim()) return
+          dispatch(saveNote({ id: newId(), text: draft.trim() }))
+          setDraft('')
+        }}
+      >
+        <label>
+          New note <input value={draft} onChange={(e) => setDraft(e.target.value)} />
+        </label>{' '}
+        <button type="submit">Add</button>
+      </form>
+      <ul className="notes" aria-label="Note list">
+        {list.map((note) => (
+          <li key={note.id} data-id={note.id}>
+            <input aria-label={`Note ${note.id}`} value={note.text} onChange={(e) => dispatch(renameNote({ id: note.id, text: e.target.value }))} />
+            <button type="button" onClick={() => dispatch(deleteNote(note.id))} aria-label={`Delete note ${note.id}`}>
+              Delete
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  )
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <Provider store={store}>
+      <PersistenceProvider persistence={persistence} monitor={monitor} autoSync={autoSync}>
+        <Notes />
+        <PersistenceDashboard title="Sync dashboard" />
+      </PersistenceProvider>
+    </Provider>
+  </StrictMode>,
+)

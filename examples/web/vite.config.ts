@@ -1,0 +1,18 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vite'
+
+const src = (path: string): string => fileURLToPath(new URL(`../../src/${path}`, import.meta.url))
+
+// The example builds against the library's source, so it always shows the current code.
+export default defineConfig({
+  root: fileURLToPath(new URL('.', import.meta.url)),
+  esbuild: { jsx: 'automatic' },
+  resolve: {
+    alias: [
+      { find: /^redux-idb-sync\/react$/, replacement: src('react/index.ts') },
+      { find: /^redux-idb-sync$/, replacement: src('index.ts') },
+    ],
+  },
+  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022' },
+  logLevel: 'warn',
+})
