@@ -305,6 +305,27 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
             }}
           />
         </label>
+        <label>
+          <input
+            type="checkbox"
+            checked={autoSync?.getAutoSyncConfig().syncOnChange ?? false}
+            disabled={!autoSync}
+            onChange={(e) => configureAutoSync({ syncOnChange: e.target.checked })}
+          />
+          Sync on change
+        </label>
+        <label>
+          Max queue
+          <input
+            type="number"
+            min={1}
+            defaultValue={autoSync?.getAutoSyncConfig().maxQueueSize ?? 50}
+            onChange={(e) => {
+              const size = Number(e.target.value)
+              if (Number.isInteger(size) && size >= 1) configureAutoSync({ maxQueueSize: size })
+            }}
+          />
+        </label>
         <span data-testid="next-sync">
           Next sync: {autoSyncStatus.nextSyncIn === null ? '—' : `${Math.ceil(autoSyncStatus.nextSyncIn / 1000)} s`}
         </span>

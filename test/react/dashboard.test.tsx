@@ -100,7 +100,7 @@ describe('usePersistence', () => {
 
 describe('<PersistenceDashboard>', () => {
   test('shows connection, metrics, chart, depths and controls, with accessible names', async () => {
-    const { wrapper, persistence, store } = app()
+    const { wrapper, persistence, store, autoSync } = app()
     await persistence.whenHydrated()
     render(<PersistenceDashboard />, { wrapper })
     await waitFor(() => expect(screen.getByTestId('connection').textContent).toMatch(/Connected/))
@@ -108,6 +108,12 @@ describe('<PersistenceDashboard>', () => {
     for (const name of ['Push', 'Pull', 'Flush', 'Sync now']) expect(screen.getByRole('button', { name })).toBeTruthy()
     expect(screen.getByLabelText('Enabled')).toBeTruthy()
     expect(screen.getByLabelText('Interval (s)')).toBeTruthy()
+    fireEvent.click(screen.getByLabelText('Sync on change'))
+    expect(autoSync.getAutoSyncConfig().syncOnChange).toBe(false)
+    fireEvent.change(screen.getByLabelText('Max queue'), { target: { value: '7' } })
+    expect(autoSync.getAutoSyncConfig().maxQueueSize).toBe(7)
+    fireEvent.change(screen.getByLabelText('Interval (s)'), { target: { value: '12' } })
+    expect(autoSync.getAutoSyncConfig().intervalMs).toBe(12_000)
     act(() => {
       store.dispatch(addItem({ id: 'a', name: 'A' }))
     })
