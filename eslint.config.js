@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['scripts/**', 'bench/**', 'demo/**', 'test/e2e/**', 'examples/**/*.mjs'],
+    files: ['scripts/**', 'bench/**', 'demo/**', 'test/e2e/**', 'test/reliability/**', 'examples/**/*.mjs'],
     rules: { 'no-console': 'off' },
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', fetch: 'readonly', URL: 'readonly' },

@@ -110,8 +110,11 @@ export interface PersistenceMiddleware extends Middleware {
   subscribe(listener: (status: PersistenceStatus) => void): () => void
   /** Whether this instance persists a slice of that name. */
   hasSlice(slice: string): boolean
-  /** Flushes what is pending (errors go to `onError`), clears every timer and closes the database. */
-  dispose(): Promise<void>
+  /**
+   * Flushes what is pending (errors go to `onError`), clears every timer and closes the database.
+   * With `{ flush: false }` pending writes are dropped instead (what a crash or a logout does).
+   */
+  dispose(options?: { flush?: boolean }): Promise<void>
   /**
    * Operation and change events, for the sync monitor, auto-sync and multi-tab coordination.
    * Returns an unsubscribe function.
@@ -798,12 +801,14 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         api.dispatch(remoteApplied({ slice, puts: put, deletes: removed }, instanceId))
       }
     },
-    async dispose() {
+    async dispose(options = {}) {
       if (disposed) return
-      try {
-        await flush()
-      } catch (error) {
-        reportError(toSyncError(error, 'flush during dispose failed'))
+      if (options.flush !== false) {
+        try {
+          await flush()
+        } catch (error) {
+          reportError(toSyncError(error, 'flush during dispose failed'))
+        }
       }
       disposed = true
       engine?.dispose()

@@ -102,6 +102,14 @@ export interface SyncEngine extends SyncEngineHandle {
 
 const CURSOR_KEY = '__cursor'
 
+/** Writes for one transaction, and the in-memory changes to make once it committed. */
+interface Step {
+  readonly writes: StorageOp[]
+  readonly after: Array<() => void>
+}
+
+const newStep = (): Step => ({ writes: [], after: [] })
+
 interface StoredDeadLetter {
   readonly entry: OutboxEntry
   readonly letter: DeadLetter
@@ -446,20 +454,20 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       operation('push', batch.length, started, null)
       failures = 0
       if (!connected) setConnected(true)
-      const writes: StorageOp[] = []
+      const step = newStep()
       const later: Array<() => Promise<void>> = []
       response.results.forEach((result, i) => {
         const entry = batch[i]!
         if (result.status === 'applied' || result.status === 'duplicate') {
-          acknowledge(entry, result.record.version, writes)
+          acknowledge(entry, result.record.version, step)
         } else if (result.status === 'rejected') {
-          bury(entry, { status: null, code: result.error.error, message: result.error.message }, writes)
+          bury(entry, { status: null, code: result.error.error, message: result.error.message }, step)
         } else if (result.status === 'conflict') {
           const current = result.current
           later.push(() => conflict(entry, current, 'push'))
         }
       })
-      await host.storage().commit(writes)
+      await commitStep(step)
       publishOutbox()
       for (const run of later) await run()
       return 'ok'
@@ -473,14 +481,16 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     }
   }
 
-  function acknowledge(entry: OutboxEntry, version: number, writes: StorageOp[]): void {
-    versions.set(entry.key, version)
-    writes.push({ type: 'put', store: VERSIONS_STORE, key: entry.key, value: version })
-    writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId })
-    if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
+  function acknowledge(entry: OutboxEntry, version: number, step: Step): void {
+    step.writes.push({ type: 'put', store: VERSIONS_STORE, key: entry.key, value: version })
+    step.writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId })
+    step.after.push(() => {
+      versions.set(entry.key, version)
+      if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
+    })
   }
 
-  function bury(entry: OutboxEntry, reason: { status: number | null; code: string; message: string }, writes: StorageOp[]): void {
+  function bury(entry: OutboxEntry, reason: { status: number | null; code: string; message: string }, step: Step): void {
     const letter: DeadLetter = {
       opId: entry.opId,
       key: entry.key,
@@ -490,21 +500,23 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       ...reason,
       at: Date.now(),
     }
-    deadLetters.set(entry.opId, { entry, letter })
-    writes.push({ type: 'put', store: DEAD_LETTER_STORE, key: entry.opId, value: { entry, letter } })
-    writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId })
-    if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
-    publishDeadLetters()
-    host.reportError(
+    step.writes.push({ type: 'put', store: DEAD_LETTER_STORE, key: entry.opId, value: { entry, letter } })
+    step.writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId })
+    step.after.push(() => {
+      deadLetters.set(entry.opId, { entry, letter })
+      if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
+      publishDeadLetters()
+      host.reportError(
       new HttpError(`the server rejected ${entry.key} permanently (${reason.code}); it moved to the dead-letter list`, {
         status: reason.status ?? 400,
         code: reason.code,
         method: 'POST',
         url: 'push',
-        slice: entry.slice,
-        key: entry.key,
-      }),
-    )
+          slice: entry.slice,
+          key: entry.key,
+        }),
+      )
+    })
   }
 
   async function pushFailed(error: SyncError, batch: readonly OutboxEntry[]): Promise<'ok' | 'split' | 'stop'> {
@@ -513,9 +525,9 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       // Permanent for this request. Split the batch to find the one operation the server refuses;
       // only that one goes to the dead-letter list.
       if (batch.length > 1) return 'split'
-      const writes: StorageOp[] = []
-      bury(batch[0]!, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message }, writes)
-      await host.storage().commit(writes)
+      const step = newStep()
+      bury(batch[0]!, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message }, step)
+      await commitStep(step)
       publishOutbox()
       return 'ok'
     }
@@ -552,11 +564,11 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     if (server?.opId !== undefined && (server.opId === entry.opId || entry.prevOpIds.includes(server.opId))) {
       // The server's version was written by one of our own operations whose acknowledgement was
       // lost (a crash or a timeout after the server applied it): not a conflict. Rebase and push.
-      versions.set(entry.key, server.version)
       await host.storage().commit([{ type: 'put', store: VERSIONS_STORE, key: entry.key, value: server.version }])
+      versions.set(entry.key, server.version)
       if (server.opId === entry.opId && outbox.get(entry.key)?.opId === entry.opId) {
-        outbox.delete(entry.key)
         await host.storage().commit([{ type: 'deleteIf', store: OUTBOX_STORE, key: entry.key, field: 'opId', equals: entry.opId }])
+        if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
         publishOutbox()
       } else {
         drainAgain = true
@@ -569,8 +581,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     if (strategy === 'manual') {
       resolution = 'pending'
       const parked = { ...entry, parked: true }
-      remember(parked)
       await host.storage().commit([{ type: 'put', store: OUTBOX_STORE, key: entry.key, value: parked }])
+      remember(parked)
     } else if (strategy === 'server-wins') {
       resolution = 'server'
     } else if (strategy === 'client-wins') {
@@ -638,37 +650,42 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     const { entry, server } = open
     const slice = sliceByName(open.conflict.slice)
     if (!slice) return
-    const writes: StorageOp[] = []
+    const step = newStep()
+    const { writes, after } = step
     const serverVersionNumber = server?.version
-    if (serverVersionNumber === undefined) versions.delete(key)
-    else versions.set(key, serverVersionNumber)
     writes.push(
       serverVersionNumber === undefined
         ? { type: 'delete', store: VERSIONS_STORE, key }
         : { type: 'put', store: VERSIONS_STORE, key, value: serverVersionNumber },
     )
+    after.push(() => {
+      if (serverVersionNumber === undefined) versions.delete(key)
+      else versions.set(key, serverVersionNumber)
+    })
     if (resolution === 'server') {
       if (entry) {
         writes.push({ type: 'deleteIf', store: OUTBOX_STORE, key, field: 'opId', equals: entry.opId })
-        if (outbox.get(key)?.opId === entry.opId) outbox.delete(key)
+        after.push(() => {
+          if (outbox.get(key)?.opId === entry.opId) outbox.delete(key)
+        })
       }
       applyRecords(slice, server && !server.deleted ? [[open.conflict.id, server.value]] : [], server && !server.deleted ? [] : [open.conflict.id], writes)
     } else if (resolution === 'client') {
       const current = outbox.get(key) ?? (entry ? { ...entry } : null)
       if (current) {
         const unparked = { ...current, parked: false }
-        remember(unparked)
         writes.push({ type: 'put', store: OUTBOX_STORE, key, value: unparked })
+        after.push(() => remember(unparked))
       }
     } else {
       const id = open.conflict.id
       const fresh = nextEntry(key, slice, id, merged === null ? 'delete' : 'put')
-      remember(fresh)
       writes.push({ type: 'put', store: OUTBOX_STORE, key, value: fresh })
+      after.push(() => remember(fresh))
       if (merged === null) applyRecords(slice, [], [id], writes)
       else applyRecords(slice, [[id, merged]], [], writes)
     }
-    await commitApplied(writes)
+    await commitStep(step)
     conflicts.delete(key)
     const settled: SyncConflict = { ...open.conflict, resolution }
     host.dispatch(syncActions.conflictChanged(settled))
@@ -695,10 +712,15 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     appliedSinceCommit.push({ slice: slice.name, puts: p.map(([id]) => id), deletes: d })
   }
 
-  /** Commits `writes`, then tells other tabs which items server data changed. */
-  async function commitApplied(writes: StorageOp[]): Promise<void> {
+  /**
+   * Commits a step's writes in one transaction, and only then updates the in-memory mirrors
+   * (outbox, versions, dead letters): if the commit fails, memory still matches storage and
+   * the step is simply tried again. Then tells other tabs which items server data changed.
+   */
+  async function commitStep(step: Step): Promise<void> {
     const changes = appliedSinceCommit.splice(0)
-    await host.storage().commit(writes)
+    await host.storage().commit(step.writes)
+    for (const apply of step.after) apply()
     if (changes.length > 0) host.emit({ type: 'committed', changes })
   }
 
@@ -709,8 +731,9 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
    * With `everything` (the complete list of a full pull), local items the server no longer has
    * are deleted, unless they are local-only.
    */
-  async function applyPulled(records: readonly RemoteRecord[], extra: StorageOp[], everything: readonly RemoteRecord[] | null): Promise<void> {
-    const writes: StorageOp[] = []
+  async function applyPulled(records: readonly RemoteRecord[], extra: Step | null, everything: readonly RemoteRecord[] | null): Promise<void> {
+    const step = newStep()
+    const { writes, after } = step
     const pending: Array<[OutboxEntry, RemoteRecord]> = []
     const bySlice = new Map<HostSlice, { puts: Array<[ItemId, unknown]>; deletes: ItemId[] }>()
     for (const record of records) {
@@ -726,8 +749,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
         if (!inflight.has(key)) pending.push([entry, record])
         continue
       }
-      versions.set(key, record.version)
       writes.push({ type: 'put', store: VERSIONS_STORE, key, value: record.version })
+      after.push(() => versions.set(key, record.version))
       const group = bySlice.get(slice) ?? { puts: [], deletes: [] }
       if (record.deleted) group.deletes.push(id)
       else group.puts.push([id, record.value])
@@ -744,8 +767,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
         for (const [id] of host.localEntries(slice.name)) {
           const key = `${slice.name}:${id}`
           if (seen.has(key) || !versions.has(key) || outbox.has(key) || host.isQueued(key)) continue
-          versions.delete(key)
           writes.push({ type: 'delete', store: VERSIONS_STORE, key })
+          after.push(() => versions.delete(key))
           const group = bySlice.get(slice) ?? { puts: [], deletes: [] }
           group.deletes.push(id)
           bySlice.set(slice, group)
@@ -754,15 +777,27 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     }
     for (const [slice, group] of bySlice) applyRecords(slice, group.puts, group.deletes, writes)
     // The cursor is committed with the data it covers, never ahead of it.
-    await commitApplied([...writes, ...extra])
+    if (extra) {
+      writes.push(...extra.writes)
+      after.push(...extra.after)
+    }
+    await commitStep(step)
     for (const [entry, record] of pending) await conflict(entry, record, 'pull')
   }
 
   const collections = (): string[] => syncedSlices().map((s) => s.storeName).sort()
 
-  const cursorOp = (value: string): StorageOp => {
-    cursor = { cursor: value, collections: collections() }
-    return { type: 'put', store: META_STORE, key: CURSOR_KEY, value: cursor }
+  /** The cursor's write, plus moving the in-memory cursor, which happens only after the commit. */
+  const cursorStep = (value: string): Step => {
+    const next: StoredCursor = { cursor: value, collections: collections() }
+    return {
+      writes: [{ type: 'put', store: META_STORE, key: CURSOR_KEY, value: next }],
+      after: [
+        () => {
+          cursor = next
+        },
+      ],
+    }
   }
 
   async function pullChanges(): Promise<void> {
@@ -791,7 +826,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       }
       operation('pull', page.changes.length, started, null)
       if (!connected) setConnected(true)
-      await applyPulled(page.changes, [cursorOp(page.cursor)], null)
+      await applyPulled(page.changes, cursorStep(page.cursor), null)
       since = page.cursor
       if (!page.hasMore) break
     }
@@ -829,7 +864,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       const part = items.slice(done, done + chunk)
       const last = done + chunk >= total
       // The deletion pass (and the cursor) come with the last chunk.
-      await applyPulled(part, last ? [cursorOp(next)] : [], last ? items : null)
+      await applyPulled(part, last ? cursorStep(next) : null, last ? items : null)
       host.dispatch(syncActions.progressChanged({ operation: 'pull', done: Math.min(total, done + chunk), total }))
       if (last) break
     }

@@ -41,6 +41,8 @@ export interface MockSyncServer {
   readonly model: ContractModel
   /** Fails the next `count` requests with `fault`. */
   fail(fault: InjectedFault, count?: number): void
+  /** Drops every injected fault not yet used. */
+  clearFaults(): void
   /** Makes every request fail as a network error until `up()` (the server is down). */
   down(): void
   up(): void
@@ -149,6 +151,9 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     model,
     fail(fault, count = 1) {
       for (let i = 0; i < count; i++) faults.push(fault)
+    },
+    clearFaults() {
+      faults.length = 0
     },
     down() {
       isDown = true
