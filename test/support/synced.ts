@@ -6,6 +6,7 @@ import {
   createPersistenceMiddleware,
   syncReducer,
   type ConflictStrategy,
+  type LocalStore,
   type PersistenceMiddleware,
   type RemoteOptions,
   type SlicePersistenceConfig,
@@ -26,6 +27,8 @@ export interface SyncedOptions {
   /** Where the sync slice is mounted. */
   syncKey?: string
   extraMiddleware?: Middleware[]
+  /** A storage backend (e.g. an instrumented one); it must use the same factory and dbName. */
+  storage?: LocalStore
 }
 
 /** A store with persistence (+ remote unless `remote: null`), the files and todos slices, and the sync slice. */
@@ -36,6 +39,7 @@ export function makeSyncedStore(options: SyncedOptions = {}) {
   const persistence: PersistenceMiddleware = createPersistenceMiddleware({
     dbName: options.dbName ?? 'synced',
     indexedDB: factory,
+    ...(options.storage ? { storage: options.storage } : {}),
     onError: (e) => errors.push(e),
     slices: {
       files: { debounceMs: 5, ...(options.strategy ? { conflict: options.strategy } : {}), ...options.files },
