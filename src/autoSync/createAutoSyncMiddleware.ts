@@ -1,6 +1,6 @@
-import { isAction, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
+import type { Middleware } from '@reduxjs/toolkit'
 import { InvalidOptionError, toSyncError, type SyncError } from '../errors'
-import { getPersistenceInstance } from '../persistence/actions'
+import { companionMiddleware } from '../persistence/companion'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
 import type { ItemId } from '../storage/types'
 import { setDefaultAutoSync, unsetDefaultAutoSync } from './registry'
@@ -343,26 +343,13 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
 
   let channel: ChannelLike | null = null
 
-  const middleware = ((api: { dispatch(action: UnknownAction): unknown }) => {
-    let looked = false
-    const lookUp = (): void => {
-      if (looked || disposed) return
-      looked = true
-      const found = api.dispatch(getPersistenceInstance()) as Partial<PersistenceMiddleware> | undefined
-      if (!found || typeof found.subscribeEvents !== 'function') return
-      const persistence = found as PersistenceMiddleware
-      if (options.channel !== undefined) channel = options.channel
-      else if (typeof BroadcastChannel === 'function' && persistence.usesGlobalIndexedDB) {
-        channel = new BroadcastChannel(`redux-idb-sync:${persistence.dbName}`) as unknown as ChannelLike
-      }
-      attach(persistence)
+  const middleware = companionMiddleware((persistence) => {
+    if (options.channel !== undefined) channel = options.channel
+    else if (typeof BroadcastChannel === 'function' && persistence.usesGlobalIndexedDB) {
+      channel = new BroadcastChannel(`redux-idb-sync:${persistence.dbName}`) as unknown as ChannelLike
     }
-    queueMicrotask(lookUp)
-    return (next: (action: unknown) => unknown) => (action: unknown) => {
-      if (!looked && isAction(action) && !getPersistenceInstance.match(action)) lookUp()
-      return next(action)
-    }
-  }) as Middleware
+    attach(persistence)
+  }, () => disposed)
 
   const autoSync: AutoSyncMiddleware = Object.assign(middleware, {
     syncNow: () => runSync(),

@@ -1,6 +1,6 @@
-import { isAction, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
+import type { Middleware } from '@reduxjs/toolkit'
 import { InvalidOptionError } from '../errors'
-import { getPersistenceInstance } from '../persistence/actions'
+import { companionMiddleware } from '../persistence/companion'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
 import type { OperationRecord } from '../persistence/events'
 import { HISTORY_SIZE, percentile, type SyncMetrics } from './metrics'
@@ -139,22 +139,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
     changed()
   }
 
-  const middleware = ((api: { dispatch(action: UnknownAction): unknown }) => {
-    let looked = false
-    // Companions find the persistence instance through the store once the store exists
-    // (dispatching while middleware is being built is not allowed).
-    const lookUp = (): void => {
-      if (looked || disposed) return
-      looked = true
-      const found = api.dispatch(getPersistenceInstance()) as Partial<PersistenceMiddleware> | undefined
-      if (found && typeof found.subscribeEvents === 'function') attach(found as PersistenceMiddleware)
-    }
-    queueMicrotask(lookUp)
-    return (next: (action: unknown) => unknown) => (action: unknown) => {
-      if (!looked && isAction(action) && !getPersistenceInstance.match(action)) lookUp()
-      return next(action)
-    }
-  }) as Middleware
+  const middleware = companionMiddleware(attach, () => disposed)
 
   const monitor: SyncMonitorMiddleware = Object.assign(middleware, {
     getSyncMetrics: get,
