@@ -67,7 +67,7 @@ async function advance(ms: number): Promise<void> {
   await settle()
 }
 /** Awaits `work` while moving the fake clock, so timeouts and backoffs it waits for can fire. */
-async function withTime<T>(work: Promise<T>, limitMs = 60_000): Promise<T | undefined> {
+async function withTime<T>(work: Promise<T>, limitMs = Number(process.env.FC_LIMIT_MS ?? 60_000)): Promise<T | undefined> {
   let done = false
   const result = work.then(
     (value) => {
@@ -198,7 +198,7 @@ async function runScenario(commands: Command[]): Promise<void> {
   // Faults stop. Everything must converge.
   server.clearFaults()
   server.up()
-  for (let round = 0; round < 40; round++) {
+  for (let round = 0; round < Number(process.env.FC_ROUNDS ?? 40); round++) {
     await withTime(app.persistence.flush())
     await withTime(app.store.dispatch(syncToFlaskBulk()))
     await withTime(app.store.dispatch(pullFlaskChanges()))
@@ -218,7 +218,10 @@ async function runScenario(commands: Command[]): Promise<void> {
   expect((await readStore(factory, '__ris_outbox', 'model')).size, 'stored outbox empty').toBe(0)
   // After a flush, IndexedDB equals the Redux state; once faults stop, the server does too.
   expect(stored, 'IndexedDB equals the Redux state').toEqual(local)
-  expect(serverLive, 'the server equals the Redux state').toEqual(local)
+  expect(
+    serverLive,
+    `the server equals the Redux state (sync: ${JSON.stringify(app.store.getState().sync)}; versions: ${JSON.stringify([...(await readStore(factory, '__ris_versions', 'model'))])}; server: ${JSON.stringify(server.model.records().map((r) => [r.id, r.version, r.deleted, r.value]))})`,
+  ).toEqual(local)
   // No acknowledged local operation is lost: where the app wrote a value last, its value won.
   // (A local delete is not checked here: deleting an item created in the same tick changes
   // nothing locally, so a remote value the app never saw may rightly arrive afterwards.)
