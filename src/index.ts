@@ -13,6 +13,7 @@ export type {
 export type { PersistenceStatus, SliceStatus } from './persistence/status'
 export type { ShapeKind } from './persistence/shapes'
 export { hydrateSlice, persistenceFailed } from './persistence/actions'
+export { idsFromPayload } from './persistence/changedIds'
 export { createMemoryStore } from './storage/memoryStore'
 export { createIdbStore, type IdbStoreOptions } from './storage/idbStore'
 export type { ItemId, LocalStore, StorageOp } from './storage/types'

@@ -45,6 +45,7 @@ import {
   buildCollection,
   detectShape,
   diffCollection,
+  diffIds,
   entriesOf,
   getAt,
   setAt,
@@ -66,6 +67,10 @@ interface SliceRuntime {
   kind: ShapeKind | undefined
   /** The slice state the last diff saw; a different reference means "changed since". */
   lastSeen: unknown
+  /** The slice state after the last action, to tell which actions changed it. */
+  current: unknown
+  /** Ids the actions since the last diff said they changed (`changedIds`); `null`: diff in full. */
+  hinted: Set<ItemId> | null
   lastCollection: unknown
   arrayIndex: Map<ItemId, unknown> | null
   dirty: boolean
@@ -166,6 +171,8 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       config,
       kind: config.shape === 'auto' ? undefined : config.shape,
       lastSeen: undefined,
+      current: undefined,
+      hinted: null,
       lastCollection: undefined,
       arrayIndex: null,
       dirty: false,
@@ -210,6 +217,8 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   let enhancerInstalled = false
   let disposed = false
   let diffScheduled = false
+  /** The type of the last action whose hint was used, for `verifyChangedIds` reports. */
+  let lastHintedAction: string | null = null
   let started: Promise<void> | null = null
 
   function reportError(error: SyncError): void {
@@ -439,7 +448,10 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
 
   function diffSlice(s: SliceRuntime, state: unknown): void {
     s.dirty = false
+    const hinted = s.hinted
+    s.hinted = null
     const sliceState = (state as Record<string, unknown> | undefined)?.[s.name]
+    s.current = sliceState
     if (sliceState === s.lastSeen) return
     const collection = getAt(sliceState, s.config.path)
     const previous = s.lastCollection
@@ -448,7 +460,35 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     if (collection === previous) return
     s.kind ??= detectShape(collection) ?? detectShape(previous)
     if (!s.kind) return
-    s.arrayIndex = diffCollection(s.kind, previous, collection, s.config.getId, sinkFor(s), s.arrayIndex)
+    const sink = sinkFor(s)
+    if (hinted && s.kind !== 'array' && diffIds(s.kind, previous, collection, hinted, sink)) {
+      if (s.config.verifyChangedIds) verifyHint(s, previous, collection, hinted, sink)
+      return
+    }
+    s.arrayIndex = diffCollection(s.kind, previous, collection, s.config.getId, sink, s.arrayIndex)
+  }
+
+  /** `verifyChangedIds`: the full diff, to persist and report what a `changedIds` hint missed. */
+  function verifyHint(s: SliceRuntime, previous: unknown, collection: unknown, hinted: ReadonlySet<ItemId>, sink: DiffSink): void {
+    const missed: ItemId[] = []
+    const check = (id: ItemId, write: () => void): void => {
+      if (hinted.has(id) || hinted.has(String(id))) return
+      missed.push(id)
+      write()
+    }
+    diffCollection(s.kind!, previous, collection, s.config.getId, {
+      put: (id, item) => check(id, () => sink.put(id, item)),
+      delete: (id) => check(id, () => sink.delete(id)),
+      invalid: (item) => sink.invalid(item),
+    }, null)
+    if (missed.length > 0) {
+      reportError(
+        new InvalidOptionError(
+          `slices.${s.name}.changedIds`,
+          `left out ${missed.length} changed id(s) (${lastHintedAction ?? 'unknown action'}); they were persisted by the full diff`,
+        ),
+      )
+    }
   }
 
   /**
@@ -473,6 +513,8 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   function remember(s: SliceRuntime): void {
     const sliceState = (api?.getState() as Record<string, unknown> | undefined)?.[s.name]
     s.lastSeen = sliceState
+    s.current = sliceState
+    s.hinted = null
     s.lastCollection = getAt(sliceState, s.config.path)
     s.arrayIndex = null
     s.kind ??= detectShape(s.lastCollection)
@@ -661,7 +703,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       if (state === null || typeof state !== 'object') return result
       let now = false
       for (const s of watched) {
-        if (!s.dirty && state[s.name] !== s.lastSeen) {
+        const current = state[s.name]
+        if (current === s.current) continue
+        s.current = current
+        if (s.config.changedIds) hint(s, action)
+        if (!s.dirty && current !== s.lastSeen) {
           s.dirty = true
           // While a slice hydrates, every intermediate state counts (an item added and removed
           // in one tick was still touched, and must not come back from storage): diff at once.
@@ -676,6 +722,30 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       return result
     }
   }) as PersistenceMiddleware
+
+  /**
+   * Collects the ids an action changed, per its slice's `changedIds`. The first action that
+   * changed the slice since the last diff starts the set; one that cannot tell voids it.
+   */
+  function hint(s: SliceRuntime, action: UnknownAction): void {
+    const fresh = !s.dirty
+    if (!fresh && s.hinted === null) return
+    let ids: Iterable<ItemId> | undefined
+    try {
+      ids = s.config.changedIds!(action)
+    } catch (error) {
+      reportError(toSyncError(error, `slices.${s.name}.changedIds threw`))
+      ids = undefined
+    }
+    if (ids === undefined || ids === null) {
+      s.hinted = null
+      return
+    }
+    const set = fresh || !s.hinted ? new Set<ItemId>() : s.hinted
+    for (const id of ids) set.add(id)
+    s.hinted = set
+    lastHintedAction = action.type
+  }
 
   const enhancer: StoreEnhancer = (createStore) => (reducer, preloadedState) => {
     enhancerInstalled = true
@@ -710,6 +780,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       // unwatched would never be diffed again.
       s.config.enabled = true
       s.dirty = true
+      s.hinted = null // no action was watched while disabled: the catch-up diff is a full one
       watched = [...slices.values()].filter((x) => x.config.enabled)
       if (api) {
         if (s.hydration === 'disabled') {

@@ -1,3 +1,4 @@
+import type { UnknownAction } from '@reduxjs/toolkit'
 import { InvalidOptionError, type SyncError } from '../errors'
 import type { ItemId, LocalStore } from '../storage/types'
 import { RESERVED_PREFIX } from '../storage/types'
@@ -83,6 +84,29 @@ export interface SlicePersistenceConfig<Item = unknown> {
    * @default 'auto' (numbers if the slice's ids are numbers, else strings)
    */
   idType?: 'auto' | 'string' | 'number'
+  /**
+   * Tells the middleware which ids an action changed, so a changed slice costs O(changed ids)
+   * instead of one reference comparison per item. Return `undefined` when you cannot tell (the
+   * slice is then diffed in full, as without this option). `idsFromPayload` reads the payloads of
+   * RTK entity-adapter reducers (`addOne`, `updateOne`, `upsertMany`, `removeOne`, ...).
+   *
+   * It is a promise you make: an id the action changed but this function leaves out is not
+   * persisted. It is used only where it cannot miss additions or removals: in `entities` slices
+   * when the `ids` array kept its reference, and in `record` slices. Turn on
+   * `verifyChangedIds` in development and tests to check it.
+   * @default undefined (every changed slice is diffed in full)
+   * @example
+   * ```ts
+   * files: { changedIds: idsFromPayload, verifyChangedIds: import.meta.env.DEV }
+   * ```
+   */
+  changedIds?(action: UnknownAction): Iterable<ItemId> | undefined
+  /**
+   * Also runs the full diff after each diff that used `changedIds`, persists whatever the hint
+   * missed, and reports each miss as an `InvalidOptionError` naming the action type.
+   * @default false
+   */
+  verifyChangedIds?: boolean
 }
 
 /** The slice settings that may change at runtime through `configurePersistence`. */
@@ -162,6 +186,8 @@ export interface ResolvedSliceConfig {
   readonly migrate: ((items: unknown[], fromVersion: number) => unknown[] | Promise<unknown[]>) | undefined
   readonly conflict: ConflictStrategy | undefined
   readonly idType: 'auto' | 'string' | 'number'
+  readonly changedIds: ((action: UnknownAction) => Iterable<ItemId> | undefined) | undefined
+  readonly verifyChangedIds: boolean
 }
 
 export interface ResolvedOptions {
@@ -229,6 +255,8 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     "must be 'server-wins', 'client-wins', 'last-write-wins', 'manual' or a function",
   )
   check(optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'), `${prefix}.idType`, "must be 'auto', 'string' or 'number'")
+  check(optional(c.changedIds, (v) => typeof v === 'function'), `${prefix}.changedIds`, 'must be a function')
+  check(optional(c.verifyChangedIds, (v) => typeof v === 'boolean'), `${prefix}.verifyChangedIds`, 'must be a boolean')
   return {
     storeName,
     enabled: c.enabled ?? true,
@@ -243,6 +271,8 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     migrate: c.migrate as ResolvedSliceConfig['migrate'],
     conflict: c.conflict as ConflictStrategy | undefined,
     idType: c.idType ?? 'auto',
+    changedIds: c.changedIds,
+    verifyChangedIds: c.verifyChangedIds ?? false,
   }
 }
 

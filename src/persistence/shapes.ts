@@ -86,6 +86,37 @@ export function diffCollection(
   return nextIndex
 }
 
+/**
+ * The diff of an action that said which ids it changed: O(ids) instead of O(items). Returns
+ * `false` where a hint could miss something, and the caller then diffs in full: in `array`
+ * slices (finding an item needs the whole array), and in `entities` slices whose `ids` array
+ * changed (an addition or removal, which costs the reducer O(items) anyway).
+ */
+export function diffIds(kind: ShapeKind, prev: Collection, next: Collection, ids: ReadonlySet<ItemId>, sink: DiffSink): boolean {
+  if (prev === next) return true
+  let p: Record<string, unknown>
+  let n: Record<string, unknown>
+  if (kind === 'entities') {
+    if (!isObject(prev) || !isObject(next)) return false
+    const pe = prev as EntityState
+    const ne = next as EntityState
+    if (pe.ids !== ne.ids || !isObject(pe.entities) || !isObject(ne.entities)) return false
+    if (pe.entities === ne.entities) return true
+    p = pe.entities
+    n = ne.entities
+  } else if (kind === 'record') {
+    p = isObject(prev) ? prev : {}
+    n = isObject(next) ? next : {}
+  } else return false
+  for (const id of ids) {
+    if (!validId(id)) continue
+    if (hasOwn(n, id)) {
+      if (p[id] !== n[id] || !hasOwn(p, id)) sink.put(id, n[id])
+    } else if (hasOwn(p, id)) sink.delete(id)
+  }
+  return true
+}
+
 export function indexArray(collection: Collection, getId: IdReader): Map<ItemId, unknown> {
   const index = new Map<ItemId, unknown>()
   for (const item of Array.isArray(collection) ? collection : []) {
