@@ -278,6 +278,12 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   function attach(found: PersistenceMiddleware): void {
     instance = found
     if (found.sync) found.sync.autoPush = false // pushes are ours to schedule now
+    // The persistence instance is gone for good (a logout, a test's teardown): so is our work.
+    cleanups.push(
+      found.subscribe((status) => {
+        if (status.disposed) autoSync.dispose()
+      }),
+    )
     cleanups.push(
       found.subscribeEvents((event) => {
         if (event.type === 'local-change') onLocalChange(event.count)

@@ -187,6 +187,20 @@ describe('auto-sync', () => {
     expect(t.autoSync.getAutoSyncStatus().nextSyncIn).toBeNull()
   })
 
+  test('disposing the persistence instance stops auto-sync too, without reporting errors', async () => {
+    const errors: unknown[] = []
+    const t = tab({ intervalMs: 1000, syncOnChange: false, onError: (e) => errors.push(e) })
+    await ready(t)
+    expect(t.autoSync.getAutoSyncStatus().nextSyncIn).not.toBeNull()
+    await t.persistence.dispose()
+    await settle()
+    const requests = JSON.stringify(server.requests)
+    await advance(5000)
+    expect(JSON.stringify(server.requests)).toBe(requests)
+    expect(t.autoSync.getAutoSyncStatus().nextSyncIn).toBeNull()
+    expect(errors).toEqual([])
+  })
+
   test('configureAutoSync (module-level) and the instance method change the settings', async () => {
     const t = tab({ intervalMs: 60_000, syncOnChange: false })
     await ready(t)
