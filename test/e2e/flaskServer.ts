@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+// The repository root; `npm run bench` runs a bundled copy of this file from elsewhere and says where.
+const root = process.env.RIS_REPO_ROOT ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 /** A running reference Flask server on 127.0.0.1, with SQLite in a temporary directory. */
 export interface FlaskServer {

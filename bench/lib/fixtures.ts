@@ -1,0 +1,168 @@
+import {
+  combineReducers,
+  configureStore,
+  createEntityAdapter,
+  createSlice,
+  type EntityState,
+  type Middleware,
+  type PayloadAction,
+  type Reducer,
+} from '@reduxjs/toolkit'
+import { createStore as createKeyvalStore, del, get, set } from 'idb-keyval'
+import { persistReducer, persistStore, type Persistor } from 'redux-persist'
+import { createPersistenceMiddleware, type LocalStore, type PersistenceMiddleware, type PersistenceOptions } from 'redux-idb-sync'
+
+/** A realistic item: a note of ~200 bytes. */
+export interface Item {
+  id: string
+  title: string
+  body: string
+  done: boolean
+  rev: number
+}
+
+export const makeItem = (i: number, rev = 0): Item => ({
+  id: `k${i}`,
+  title: `item number ${i}`,
+  body: `${'lorem ipsum dolor sit amet '.repeat(6)}#${i}`,
+  done: i % 3 === 0,
+  rev,
+})
+
+export const adapter = createEntityAdapter<Item>()
+export const itemsSlice = createSlice({
+  name: 'items',
+  initialState: adapter.getInitialState(),
+  reducers: {
+    setAll: adapter.setAll,
+    upsertOne: adapter.upsertOne,
+    bump: (state, action: PayloadAction<string>) => {
+      const item = state.entities[action.payload]
+      if (item) item.rev += 1
+    },
+  },
+})
+/** A slice nobody persists, for actions that touch no persisted slice. */
+export const counterSlice = createSlice({
+  name: 'counter',
+  initialState: { n: 0 },
+  reducers: { inc: (state) => void (state.n += 1) },
+})
+export const { setAll, upsertOne, bump } = itemsSlice.actions
+export const { inc } = counterSlice.actions
+
+export const items = (n: number): Item[] => Array.from({ length: n }, (_, i) => makeItem(i))
+
+/** RTK's development checks walk the whole state on every dispatch; both sides run without them, as in production. */
+const production = { serializableCheck: false, immutableCheck: false } as const
+
+let dbCounter = 0
+export const uniqueName = (prefix: string): string => `${prefix}-${++dbCounter}-${Date.now()}`
+
+export interface OursStore {
+  readonly store: ReturnType<typeof makeStore>
+  readonly persistence: PersistenceMiddleware
+}
+
+function makeStore(persistence: Middleware & { enhancer: PersistenceMiddleware['enhancer'] }, extra: Middleware[] = []) {
+  return configureStore({
+    reducer: { items: itemsSlice.reducer, counter: counterSlice.reducer },
+    middleware: (getDefault) => getDefault(production).concat(persistence, ...extra),
+    enhancers: (getDefault) => getDefault().concat(persistence.enhancer),
+  })
+}
+
+/** Our store: the `items` slice persisted with the seed's defaults unless overridden. */
+export async function oursStore(
+  n: number,
+  options: { factory?: IDBFactory; slice?: Record<string, unknown>; extra?: (p: PersistenceMiddleware) => Middleware[]; persistence?: Partial<PersistenceOptions> } = {},
+): Promise<OursStore> {
+  const persistence = createPersistenceMiddleware({
+    dbName: uniqueName('ours'),
+    ...(options.factory ? { indexedDB: options.factory } : {}),
+    onError: (e) => console.error('bench: ours failed:', e.name, e.message),
+    slices: { items: { storeName: 'items', ...options.slice } },
+    ...options.persistence,
+  })
+  const store = makeStore(persistence, options.extra?.(persistence))
+  await persistence.whenHydrated()
+  if (n > 0) {
+    // Fill in big transactions (setup, not measured), then return to the configured batch size.
+    const batchSize = (options.slice?.batchSize as number | undefined) ?? 10
+    persistence.configure('items', { batchSize: 1000 })
+    store.dispatch(setAll(items(n)))
+    await persistence.flush()
+    persistence.configure('items', { batchSize })
+  }
+  return { store, persistence }
+}
+
+/** The same reducers and an n-item slice, with no persistence at all: the control. */
+export function bareStore(n: number) {
+  const store = configureStore({
+    reducer: { items: itemsSlice.reducer, counter: counterSlice.reducer },
+    middleware: (getDefault) => getDefault(production),
+  })
+  if (n > 0) store.dispatch(setAll(items(n)))
+  return store
+}
+
+/** redux-persist 6 storage on IndexedDB through idb-keyval (the setup its docs recommend for IndexedDB). */
+export function idbKeyvalStorage(dbName: string) {
+  const kv = createKeyvalStore(dbName, 'keyval')
+  return {
+    getItem: (key: string) => get<string>(key, kv),
+    setItem: (key: string, value: string) => set(key, value, kv),
+    removeItem: (key: string) => del(key, kv),
+  }
+}
+
+export interface PersistStore {
+  readonly store: ReturnType<typeof makePersistStore>['store']
+  readonly persistor: Persistor
+  readonly dbName: string
+}
+
+function makePersistStore(dbName: string) {
+  const root = combineReducers({ items: itemsSlice.reducer, counter: counterSlice.reducer })
+  const persisted = persistReducer({ key: 'root', storage: idbKeyvalStorage(dbName), whitelist: ['items'] }, root) as unknown as Reducer<
+    ReturnType<typeof root>
+  >
+  const store = configureStore({ reducer: persisted, middleware: (getDefault) => getDefault(production) })
+  return { store }
+}
+
+/** redux-persist 6 persisting the same `items` slice (needs a global `indexedDB`, as idb-keyval uses it). */
+export async function persistStoreOf(n: number, dbName = uniqueName('redux-persist')): Promise<PersistStore> {
+  const { store } = makePersistStore(dbName)
+  const persistor = await new Promise<Persistor>((resolve) => {
+    const p = persistStore(store, null, () => resolve(p))
+  })
+  if (n > 0) {
+    store.dispatch(setAll(items(n)))
+    await persistor.flush()
+  }
+  return { store, persistor, dbName }
+}
+
+export type ItemsState = EntityState<Item, string>
+
+/** Wraps a LocalStore and counts what reaches it: transactions and single-item writes. */
+export function counting(inner: LocalStore): LocalStore & { readonly counts: { commits: number; puts: number } } {
+  const counts = { commits: 0, puts: 0 }
+  return {
+    counts,
+    kind: inner.kind,
+    persistent: inner.persistent,
+    ensureStores: (names) => inner.ensureStores(names),
+    commit: (ops) => {
+      counts.commits++
+      for (const op of ops) if (op.type === 'put' && !op.store.startsWith('__ris_')) counts.puts++
+      return inner.commit(ops)
+    },
+    readAll: (store) => inner.readAll(store),
+    get: (store, key) => inner.get(store, key),
+    getMany: (store, keys) => inner.getMany(store, keys),
+    close: () => inner.close(),
+  }
+}

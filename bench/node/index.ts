@@ -1,0 +1,41 @@
+// The Node half of `npm run bench`: fake-indexeddb as the IndexedDB, everything in one process.
+import 'fake-indexeddb/auto' // a global indexedDB for idb-keyval (redux-persist's storage); ours gets its own factory
+import { formatFact, formatResult, TABLE_HEAD, type Fact, type Result } from '../lib/harness'
+import { settingsFor } from '../lib/settings'
+import { b1 } from './b1'
+import { b8 } from './b8'
+import { b5, b6, b7, b9 } from './local'
+
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const only = args.filter((a) => /^B\d$/.test(a))
+const settings = settingsFor(quick)
+
+const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
+  B1: () => b1(settings),
+  B5: () => b5(settings),
+  B6: () => b6(settings),
+  B7: () => b7(settings),
+  B8: () => b8(settings),
+  B9: () => b9(settings),
+}
+
+const rows: string[] = []
+const json: Array<Result | Fact> = []
+for (const [id, run] of Object.entries(cases)) {
+  if (only.length > 0 && !only.includes(id)) continue
+  const started = performance.now()
+  const out = await run()
+  for (const r of out) {
+    json.push(r)
+    const row = 'ratio' in r ? formatResult(r) : formatFact(r)
+    rows.push(row)
+    console.log(row)
+  }
+  console.error(`${id} took ${((performance.now() - started) / 1000).toFixed(1)} s`)
+}
+console.log('\n' + [...TABLE_HEAD, ...rows].join('\n'))
+if (process.env.BENCH_JSON) {
+  const { writeFileSync } = await import('node:fs')
+  writeFileSync(process.env.BENCH_JSON, JSON.stringify(json, null, 2))
+}

@@ -1,0 +1,292 @@
+import { configureStore } from '@reduxjs/toolkit'
+import { openDB } from 'idb'
+import { setupServer } from 'msw/node'
+import {
+  createAutoSyncMiddleware,
+  createIdbStore,
+  createPersistenceMiddleware,
+  createSyncMonitorMiddleware,
+  idsFromPayload,
+  syncReducer,
+} from 'redux-idb-sync'
+import { createMockSyncServer } from 'redux-idb-sync/testing'
+import { compare, median, type Fact, type Result } from '../lib/harness'
+import {
+  bareStore,
+  bump,
+  counterSlice,
+  counting,
+  inc,
+  items,
+  itemsSlice,
+  makeItem,
+  oursStore,
+  persistStoreOf,
+  setAll,
+  uniqueName,
+} from '../lib/fixtures'
+import type { Settings } from '../lib/settings'
+
+const production = { serializableCheck: false, immutableCheck: false } as const
+
+/** B5: one key updated 1,000 times inside one debounce window, then flushed. */
+export async function b5(settings: Settings): Promise<Array<Result | Fact>> {
+  const factory = settings.factory()
+  const dbName = uniqueName('b5')
+  const storage = counting(createIdbStore({ dbName, factory, openTimeoutMs: 10_000, durability: 'default' }))
+  const ours = await oursStore(1, { factory, persistence: { dbName, storage } })
+  const bare = bareStore(1)
+  const raw = await openDB(uniqueName('b5-raw'), 1, { upgrade: (db) => void db.createObjectStore('items') })
+  const UPDATES = 1_000
+  const burst = async (dispatch: (a: ReturnType<typeof bump>) => unknown) => {
+    // Ten ticks of 100: the middleware sees 1,000 actions and 10 microtask diffs.
+    for (let tick = 0; tick < 10; tick++) {
+      for (let i = 0; i < UPDATES / 10; i++) dispatch(bump('k0'))
+      await Promise.resolve()
+    }
+  }
+  const putsBefore = storage.counts.puts
+  let runs = 0
+  const result = await compare({
+    id: 'B5',
+    title: '1,000 updates of one key in a debounce window, flushed',
+    ours: {
+      name: 'redux-idb-sync',
+      run: async () => {
+        runs++
+        await burst(ours.store.dispatch)
+        await ours.persistence.flush()
+      },
+    },
+    baseline: {
+      name: 'one raw idb put',
+      run: async () => {
+        const tx = raw.transaction('items', 'readwrite')
+        void tx.store.put(makeItem(0), 'k0')
+        await tx.done
+      },
+    },
+    netOf: { ours: { name: 'bare store, same 1,000 dispatches', run: () => burst(bare.dispatch) } },
+    report: 'overhead',
+    target: { op: '<=', value: 1.5 },
+    rounds: settings.rounds,
+    iterations: settings.iterations(1),
+    note: 'net of the reducer',
+  })
+  const putsPerBurst = (storage.counts.puts - putsBefore) / runs
+  raw.close()
+  await ours.persistence.dispose()
+  return [
+    result,
+    { id: 'B5', title: 'puts per burst of 1,000 updates of one key', value: `${putsPerBurst} put`, target: 'exactly 1', met: putsPerBurst === 1 },
+  ]
+}
+
+/** B6: dispatch overhead of all three middleware against a bare store. */
+export async function b6(settings: Settings): Promise<Result[]> {
+  const n = settings.quick ? 1_000 : 10_000
+  const baseUrl = 'http://bench.test/api'
+  const mock = createMockSyncServer({ baseUrl })
+  const server = setupServer(...mock.handlers)
+  server.listen({ onUnhandledRequest: 'error' })
+  const results: Result[] = []
+  try {
+    for (const variant of [
+      // Writes are B1–B5's subject; here the debounce is long enough that none starts while
+      // dispatches are timed, so the row is the dispatch path alone: the middleware's check,
+      // the diff and the queue.
+      { label: 'default', slice: { debounceMs: 600_000 } },
+      { label: 'changedIds: idsFromPayload', slice: { debounceMs: 600_000, changedIds: idsFromPayload } },
+    ]) {
+      const persistence = createPersistenceMiddleware({
+        dbName: uniqueName('b6'),
+        indexedDB: settings.factory(),
+        slices: { items: variant.slice },
+        remote: { baseUrl },
+      })
+      const monitor = createSyncMonitorMiddleware()
+      const autoSync = createAutoSyncMiddleware({ enabled: true, intervalMs: 30_000, syncOnChange: true, maxQueueSize: 50 })
+      const full = configureStore({
+        reducer: { items: itemsSlice.reducer, counter: counterSlice.reducer, sync: syncReducer },
+        middleware: (getDefault) => getDefault(production).concat(persistence, monitor, autoSync),
+        enhancers: (getDefault) => getDefault().concat(persistence.enhancer),
+      })
+      await persistence.whenHydrated()
+      persistence.configure('items', { debounceMs: 0, batchSize: 1000 })
+      full.dispatch(setAll(items(n)))
+      await persistence.flush()
+      persistence.configure('items', { debounceMs: 600_000, batchSize: 10 })
+      const bare = configureStore({
+        reducer: { items: itemsSlice.reducer, counter: counterSlice.reducer, sync: syncReducer },
+        middleware: (getDefault) => getDefault(production),
+      })
+      bare.dispatch(setAll(items(n)))
+      if (variant.label === 'default') {
+        const thousand = (dispatch: typeof bare.dispatch) => () => {
+          for (let i = 0; i < 1_000; i++) dispatch(inc())
+        }
+        results.push(
+          await compare({
+            id: 'B6',
+            title: '1,000 actions that touch no persisted slice (trivial reducer)',
+            ours: { name: 'all three middleware', run: thousand(full.dispatch) },
+            baseline: { name: 'bare store', run: thousand(bare.dispatch) },
+            report: 'overhead',
+            target: { op: '<=', value: 1.25 },
+            rounds: settings.rounds,
+            iterations: settings.iterations(1) * 5,
+          }),
+        )
+      }
+      const change = (dispatch: typeof bare.dispatch) => {
+        let i = 0
+        return async () => {
+          dispatch(bump(`k${(i = (i + 7919) % n)}`))
+          await Promise.resolve() // the middleware's diff runs in this microtask
+        }
+      }
+      results.push(
+        await compare({
+          id: 'B6',
+          title: `update one item of a persisted ${n.toLocaleString('en')}-item slice (ours: ${variant.label})`,
+          ours: { name: 'all three middleware', run: change(full.dispatch) },
+          baseline: { name: 'bare store', run: change(bare.dispatch) },
+          report: 'overhead',
+          target: { op: '<=', value: 1.05 },
+          rounds: settings.rounds,
+          iterations: settings.iterations(n) * 2,
+          note: 'dispatch + diff + enqueue (writes measured in B1–B5)',
+        }),
+      )
+      await persistence.dispose()
+      autoSync.dispose()
+      monitor.dispose()
+    }
+  } finally {
+    server.close()
+  }
+  return results
+}
+
+/** B7: hydration of n items, against a raw getAll and against redux-persist's rehydrate. */
+export async function b7(settings: Settings): Promise<Result[]> {
+  const n = settings.hydrateSize
+  const factory = settings.factory()
+  const dbName = uniqueName('b7')
+  const seeded = await oursStore(n, { factory, persistence: { dbName } })
+  await seeded.persistence.dispose()
+  const rawName = uniqueName('b7-raw')
+  {
+    const db = await openDB(rawName, 1, { upgrade: (d) => void d.createObjectStore('items') })
+    const tx = db.transaction('items', 'readwrite')
+    for (const item of items(n)) void tx.store.put(item, item.id)
+    await tx.done
+    db.close()
+  }
+  const hydrateOurs = async () => {
+    const o = await oursStore(0, { factory, persistence: { dbName } })
+    if (o.store.getState().items.ids.length !== n) throw new Error(`hydrated ${o.store.getState().items.ids.length} of ${n}`)
+    await o.persistence.dispose()
+  }
+  const rawGetAll = async () => {
+    const db = await openDB(rawName, 1)
+    const all = await db.getAll('items')
+    if (all.length !== n) throw new Error('raw getAll read too little')
+    db.close()
+  }
+  const rp = await persistStoreOf(n)
+  rp.persistor.pause()
+  const results = [
+    await compare({
+      id: 'B7',
+      title: `hydrate ${n.toLocaleString('en')} items (open → in the store)`,
+      ours: { name: 'redux-idb-sync', run: hydrateOurs },
+      baseline: { name: 'raw idb getAll', run: rawGetAll },
+      report: 'overhead',
+      target: { op: '<=', value: 1.2 },
+      rounds: settings.rounds,
+      iterations: settings.quick ? 2 : 8,
+    }),
+  ]
+  const rehydrate = async () => {
+    const p = await persistStoreOf(0, rp.dbName)
+    if (p.store.getState().items.ids.length !== n) throw new Error('redux-persist rehydrated too little')
+    p.persistor.pause()
+  }
+  results.push(
+    await compare({
+      id: 'B7',
+      title: `hydrate ${n.toLocaleString('en')} items, against redux-persist's rehydrate`,
+      ours: { name: 'redux-idb-sync', run: hydrateOurs },
+      baseline: { name: 'redux-persist 6 rehydrate', run: rehydrate },
+      report: 'speedup',
+      rounds: settings.rounds,
+      iterations: settings.quick ? 2 : 8,
+    }),
+  )
+  return results
+}
+
+const heapMb = (): number => {
+  ;(globalThis as { gc?: () => void }).gc?.()
+  return process.memoryUsage().heapUsed / 1024 / 1024
+}
+
+/** B9: a long run; time per operation at the start and at the end, and the heap. */
+export async function b9(settings: Settings): Promise<Fact[]> {
+  const keys = settings.pendingKeys
+  const ops = settings.longRunOps
+  const o = await oursStore(keys, { factory: settings.factory(), slice: { debounceMs: 50 } })
+  const CHUNK = 1_000
+  const chunkTimes: number[] = []
+  const heapStart = heapMb()
+  let peak = heapStart
+  let i = 0
+  for (let done = 0; done < ops; done += CHUNK) {
+    const started = performance.now()
+    for (let j = 0; j < CHUNK; j++) o.store.dispatch(bump(`k${(i = (i + 7919) % keys)}`))
+    // Let the queue's timers and IndexedDB run, as an app's idle time would.
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    chunkTimes.push((performance.now() - started) / CHUNK)
+    if (chunkTimes.length % 10 === 0) peak = Math.max(peak, process.memoryUsage().heapUsed / 1024 / 1024)
+  }
+  await o.persistence.flush()
+  const heapEnd = heapMb()
+  const tenth = Math.max(3, Math.floor(chunkTimes.length / 10))
+  const start = median(chunkTimes.slice(0, tenth))
+  const end = median(chunkTimes.slice(-tenth))
+  // Peak with every key pending: a long debounce, one update per key, measured before the flush.
+  o.persistence.configure('items', { debounceMs: 60_000 })
+  const before = heapMb()
+  for (let k = 0; k < keys; k++) o.store.dispatch(bump(`k${k}`))
+  await Promise.resolve()
+  const pending = o.persistence.getStatus().pendingOperations
+  const withPending = heapMb()
+  await o.persistence.flush()
+  await o.persistence.dispose()
+  const fmt = (mb: number) => `${mb.toFixed(1)} MB`
+  return [
+    {
+      id: 'B9',
+      title: `time per operation, last 10% vs first 10% of ${ops.toLocaleString('en')} ops on ${keys.toLocaleString('en')} keys`,
+      value: `${(end / start).toFixed(2)}× (${(start * 1000).toFixed(1)} → ${(end * 1000).toFixed(1)} µs/op)`,
+      target: '<= 1.10×',
+      met: end / start <= 1.1,
+    },
+    {
+      id: 'B9',
+      title: 'heap after GC, start → end of the run (peak sampled during it)',
+      value: `${fmt(heapStart)} → ${fmt(heapEnd)} (peak ${fmt(peak)})`,
+      target: 'bounded',
+      met: heapEnd - heapStart < 50,
+      note: 'the slice itself holds the items',
+    },
+    {
+      id: 'B9',
+      title: `heap added by ${pending.toLocaleString('en')} pending keys`,
+      value: `${fmt(withPending - before)} (${(((withPending - before) * 1024 * 1024) / Math.max(1, pending)).toFixed(0)} B/key)`,
+      target: 'reported',
+      met: null,
+    },
+  ]
+}
