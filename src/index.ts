@@ -1,5 +1,6 @@
 export { createPersistenceMiddleware, type PersistenceMiddleware } from './persistence/createPersistenceMiddleware'
 export {
+  clearPersistence,
   configurePersistence,
   disablePersistence,
   enablePersistence,

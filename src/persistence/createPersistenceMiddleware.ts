@@ -7,6 +7,7 @@ import {
   InvalidOptionError,
   MigrationError,
   NonSerializableError,
+  StorageError,
   StorageUnavailableError,
   isMigrationError,
   isNonSerializableError,
@@ -125,6 +126,14 @@ export interface PersistenceMiddleware extends Middleware {
    * Returns an unsubscribe function.
    */
   subscribeEvents(listener: (event: PersistenceEvent) => void): () => void
+  /**
+   * Logout: drops what is pending (local writes and the outbox, unsent), disposes the instance
+   * and deletes its database, closing its connections first. Other tabs running this library
+   * close theirs on `versionchange`, so the delete is not blocked by them; a connection that
+   * never closes ends in `StorageBlockedError` after `openTimeoutMs`. Reset or reload the app's
+   * state afterwards; the instance cannot be used again.
+   */
+  clear(): Promise<void>
   /** The remote sync engine, or `null` for a local-only instance. */
   readonly sync: SyncEngine | null
   /** Whether this instance uses the page's own `indexedDB` (so other tabs share its database). */
@@ -604,13 +613,14 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     s.touched ??= new Set()
     const started = Date.now()
     try {
-      const meta = (await storage.get(META_STORE, s.config.storeName)) as SliceMeta | undefined
+      // Both reads at once: two readonly transactions in parallel, not one after the other.
+      const [metaValue, stored] = await Promise.all([storage.get(META_STORE, s.config.storeName), storage.readAll(s.config.storeName)])
+      const meta = metaValue as SliceMeta | undefined
       if (disposed) return
       if (!meta) {
         await seed(s)
       } else {
-        let records = await storage.readAll(s.config.storeName)
-        if (disposed) return
+        let records = stored
         if (meta.version !== s.config.version) records = await migrate(s, meta.version, records)
         if (disposed) return
         applyHydration(s, records)
@@ -887,6 +897,13 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       storage.close()
       unregister(instance)
       status.update({ disposed: true })
+    },
+    async clear() {
+      // Logout: nothing pending may reach the disk or the server afterwards, so nothing is
+      // flushed; the instance is disposed first, then the database is deleted.
+      await controls.dispose({ flush: false })
+      if (!storage.destroy) throw new StorageError(`the custom storage of "${dbName}" has no destroy(); nothing was deleted`)
+      await storage.destroy()
     },
   }
 

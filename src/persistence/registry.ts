@@ -8,6 +8,7 @@ export interface RegisteredInstance {
   enable(slice: string): void
   disable(slice: string): void
   hasSlice(slice: string): boolean
+  clear(): Promise<void>
 }
 
 /**
@@ -74,4 +75,24 @@ export function enablePersistence(slice: string): void {
 /** Disables a slice in every live instance that persists it. Operations already queued are still written. */
 export function disablePersistence(slice: string): void {
   for (const instance of withSlice(slice)) instance.disable(slice)
+}
+
+/**
+ * Logout: clears **every live instance** — drops pending writes and outbox entries unsent,
+ * disposes the instance and deletes its IndexedDB database (see `PersistenceMiddleware.clear`).
+ * Rejects with one `FlushError` listing every failure (e.g. a `StorageBlockedError` when a
+ * connection outside this library keeps the database open).
+ *
+ * @example
+ * ```ts
+ * async function logout() {
+ *   await clearPersistence()
+ *   window.location.assign('/login') // or reset the slices
+ * }
+ * ```
+ */
+export async function clearPersistence(): Promise<void> {
+  const results = await Promise.allSettled([...live].map((instance) => instance.clear()))
+  const errors = results.flatMap((result) => (result.status === 'rejected' ? [toSyncError(result.reason, 'clearing persistence failed')] : []))
+  if (errors.length > 0) throw new FlushError(errors)
 }

@@ -34,6 +34,7 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
   const wanted = new Set<string>([META_STORE])
   let db: Database | null = null
   let opening: Promise<Database> | null = null
+  let destroyed = false
 
   const drop = (handle: Database): void => {
     if (db === handle) db = null
@@ -123,6 +124,8 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
 
   async function connection(stores: readonly string[]): Promise<Database> {
     for (;;) {
+      // A destroyed store must never reopen: that would create the deleted database again.
+      if (destroyed) throw new StorageUnavailableError(`database "${dbName}" was deleted by clearPersistence()`)
       if (!db) {
         opening ??= open().finally(() => {
           opening = null
@@ -234,6 +237,49 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
     },
     close() {
       if (db) drop(db)
+    },
+    async destroy() {
+      destroyed = true
+      // An open in progress completes first, then is closed, so it cannot block the delete.
+      const pending = opening
+      if (pending) await pending.then(drop, () => undefined)
+      if (db) drop(db)
+      await new Promise<void>((resolve, reject) => {
+        let request: IDBOpenDBRequest
+        try {
+          request = factory.deleteDatabase(dbName)
+        } catch (error) {
+          reject(new StorageUnavailableError(`indexedDB.deleteDatabase("${dbName}") threw`, { cause: error }))
+          return
+        }
+        let blocked = false
+        // Other connections get `versionchange`; ours (in every tab) close at once. One that
+        // does not close holds the delete back: after openTimeoutMs we say so instead of hanging.
+        // The delete stays queued in the browser and completes once that connection closes.
+        const timer = setTimeout(() => {
+          reject(
+            new StorageBlockedError(
+              blocked
+                ? `deleting "${dbName}" is blocked by another connection that does not close; it completes once that connection closes`
+                : `deleting "${dbName}" did not finish within ${openTimeoutMs} ms`,
+              { dbName, timeoutMs: openTimeoutMs, blocked },
+            ),
+          )
+        }, openTimeoutMs)
+        request.onblocked = () => {
+          blocked = true
+          onConnectionEvent?.('blocked')
+        }
+        request.onsuccess = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        request.onerror = (event) => {
+          event.preventDefault()
+          clearTimeout(timer)
+          reject(new StorageUnavailableError(`deleting "${dbName}" failed: ${request.error?.message ?? 'unknown error'}`, { cause: request.error }))
+        }
+      })
     },
   }
 }

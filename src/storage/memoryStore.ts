@@ -55,5 +55,8 @@ export function createMemoryStore(): LocalStore {
       })
     },
     close() {},
+    async destroy() {
+      stores.clear()
+    },
   }
 }

@@ -45,6 +45,12 @@ export interface LocalStore {
   getMany(store: string, keys: readonly ItemId[]): Promise<unknown[]>
   /** Closes connections. The store can still be used afterwards; it reopens on demand. */
   close(): void
+  /**
+   * Deletes everything this store holds (for IndexedDB: the whole database), closing its own
+   * connections first. Afterwards every call rejects. Optional for custom backends;
+   * `clearPersistence()` reports a `StorageError` for a backend without it.
+   */
+  destroy?(): Promise<void>
 }
 
 /** Object stores the library reserves for itself inside the database. */

@@ -1,0 +1,91 @@
+import { IDBFactory } from 'fake-indexeddb'
+import { describe, expect, test } from 'vitest'
+import {
+  clearPersistence,
+  createIdbStore,
+  createMemoryStore,
+  isFlushError,
+  isStorageBlockedError,
+  isStorageError,
+  type LocalStore,
+} from '../../src'
+import { readStore } from '../support/instrumentedStore'
+import { addItem } from '../support/store'
+import { useMockSync } from '../support/synced'
+
+const { server, client } = useMockSync()
+
+const databases = async (factory: IDBFactory): Promise<string[]> => (await factory.databases()).map((d) => d.name ?? '')
+
+describe('clear() and clearPersistence(): logout', () => {
+  test('deletes the database with its outbox; what was pending is neither written nor pushed', async () => {
+    const { store, persistence, factory } = client({ dbName: 'logout' })
+    await persistence.whenHydrated()
+    server.down()
+    store.dispatch(addItem({ id: 'sent-nowhere', name: 'queued in the outbox' }))
+    await persistence.flush()
+    expect((await readStore(factory, '__ris_outbox', 'logout')).size).toBe(1)
+    store.dispatch(addItem({ id: 'never-written', name: 'still in the debounce queue' }))
+    server.up()
+    const pushesBefore = server.requests.push ?? 0
+
+    await persistence.clear()
+
+    expect(await databases(factory)).not.toContain('logout')
+    expect(persistence.getStatus().disposed).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(server.requests.push ?? 0).toBe(pushesBefore)
+    expect(server.model.records()).toEqual([])
+    // The database was not re-created by anything still running.
+    expect(await databases(factory)).not.toContain('logout')
+  })
+
+  test('works while another tab has the same database open', async () => {
+    const a = client({ dbName: 'shared' })
+    const b = client({ dbName: 'shared', factory: a.factory })
+    await Promise.all([a.persistence.whenHydrated(), b.persistence.whenHydrated()])
+    a.store.dispatch(addItem({ id: 'x', name: 'x' }))
+    await a.persistence.flush()
+    await b.persistence.flush() // b holds an open connection too
+
+    await a.persistence.clear()
+
+    expect(await databases(a.factory)).not.toContain('shared')
+  })
+
+  test('a connection outside the library that never closes ends in StorageBlockedError, not a hang', async () => {
+    const factory = new IDBFactory()
+    const storage = createIdbStore({ dbName: 'held', factory, openTimeoutMs: 300, durability: 'default' })
+    const { persistence } = client({ dbName: 'held', remote: null, factory, storage })
+    await persistence.whenHydrated()
+    // A foreign connection that ignores versionchange.
+    const request = factory.open('held')
+    const foreign = await new Promise<IDBDatabase>((resolve) => (request.onsuccess = () => resolve(request.result)))
+    const errors: unknown[] = []
+    await persistence.clear().catch((error: unknown) => errors.push(error))
+    expect(errors).toHaveLength(1)
+    expect(isStorageBlockedError(errors[0])).toBe(true)
+    foreign.close()
+    // The delete stayed queued and completes once the connection closed.
+    await expect.poll(() => databases(factory)).not.toContain('held')
+  })
+
+  test('clearPersistence() clears every live instance and reports failures together', async () => {
+    const one = client({ dbName: 'one', remote: null })
+    const two = client({ dbName: 'two', remote: null })
+    await Promise.all([one.persistence.whenHydrated(), two.persistence.whenHydrated()])
+    await clearPersistence()
+    expect(await databases(one.factory)).not.toContain('one')
+    expect(await databases(two.factory)).not.toContain('two')
+    expect(one.persistence.getStatus().disposed && two.persistence.getStatus().disposed).toBe(true)
+
+    const memory = createMemoryStore()
+    const { destroy: _omit, ...withoutDestroy } = memory
+    const custom: LocalStore = withoutDestroy
+    const three = client({ dbName: 'three', remote: null, storage: custom })
+    await three.persistence.whenHydrated()
+    const failure = await clearPersistence().catch((error: unknown) => error)
+    expect(isFlushError(failure)).toBe(true)
+    expect(isFlushError(failure) && isStorageError(failure.errors[0])).toBe(true)
+  })
+})
