@@ -36,6 +36,7 @@ export const itemsSlice = createSlice({
   reducers: {
     setAll: adapter.setAll,
     upsertOne: adapter.upsertOne,
+    upsertMany: adapter.upsertMany,
     bump: (state, action: PayloadAction<string>) => {
       const item = state.entities[action.payload]
       if (item) item.rev += 1
@@ -48,7 +49,7 @@ export const counterSlice = createSlice({
   initialState: { n: 0 },
   reducers: { inc: (state) => void (state.n += 1) },
 })
-export const { setAll, upsertOne, bump } = itemsSlice.actions
+export const { setAll, upsertOne, upsertMany, bump } = itemsSlice.actions
 export const { inc } = counterSlice.actions
 
 export const items = (n: number): Item[] => Array.from({ length: n }, (_, i) => makeItem(i))
@@ -88,7 +89,7 @@ export async function oursStore(
   await persistence.whenHydrated()
   if (n > 0) {
     // Fill in big transactions (setup, not measured), then return to the configured batch size.
-    const batchSize = (options.slice?.batchSize as number | undefined) ?? 10
+    const batchSize = (options.slice?.batchSize as number | undefined) ?? 100 // the library's default
     persistence.configure('items', { batchSize: 1000 })
     store.dispatch(setAll(items(n)))
     await persistence.flush()

@@ -1,5 +1,3 @@
-import { IDBFactory } from 'fake-indexeddb'
-
 /** Sizes and repetitions; `quick` (CI) keeps every case running with small N and asserts nothing. */
 export interface Settings {
   readonly quick: boolean
@@ -16,7 +14,7 @@ export interface Settings {
   readonly factory: () => IDBFactory
 }
 
-export function settingsFor(quick: boolean): Settings {
+export function settingsFor(quick: boolean, factory: () => IDBFactory): Settings {
   return {
     quick,
     rounds: quick ? 2 : 10,
@@ -28,6 +26,6 @@ export function settingsFor(quick: boolean): Settings {
     pullSize: quick ? 500 : 10_000,
     longRunOps: quick ? 5_000 : 100_000,
     pendingKeys: quick ? 1_000 : 10_000,
-    factory: () => new IDBFactory(),
+    factory,
   }
 }

@@ -1,18 +1,22 @@
 // The Node half of `npm run bench`: fake-indexeddb as the IndexedDB, everything in one process.
 import 'fake-indexeddb/auto' // a global indexedDB for idb-keyval (redux-persist's storage); ours gets its own factory
+import { IDBFactory } from 'fake-indexeddb'
 import { formatFact, formatResult, TABLE_HEAD, type Fact, type Result } from '../lib/harness'
 import { settingsFor } from '../lib/settings'
-import { b1 } from './b1'
-import { b8 } from './b8'
-import { b5, b6, b7, b9 } from './local'
+import { b1 } from '../cases/b1'
+import { b8 } from '../cases/b8'
+import { b6, b9 } from '../cases/dispatch'
+import { b5, b7 } from '../cases/storage'
+import { burst } from '../cases/burst'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const only = args.filter((a) => /^B\d$/.test(a))
-const settings = settingsFor(quick)
+const settings = settingsFor(quick, () => new IDBFactory())
 
 const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
   B1: () => b1(settings),
+  B3: () => burst(settings),
   B5: () => b5(settings),
   B6: () => b6(settings),
   B7: () => b7(settings),
@@ -37,5 +41,5 @@ for (const [id, run] of Object.entries(cases)) {
 console.log('\n' + [...TABLE_HEAD, ...rows].join('\n'))
 if (process.env.BENCH_JSON) {
   const { writeFileSync } = await import('node:fs')
-  writeFileSync(process.env.BENCH_JSON, JSON.stringify(json, null, 2))
+  writeFileSync(process.env.BENCH_JSON, JSON.stringify({ rows, results: json }, null, 2))
 }

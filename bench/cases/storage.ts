@@ -1,0 +1,120 @@
+import { openDB } from 'idb'
+import { createIdbStore } from 'redux-idb-sync'
+import { compare, type Fact, type Result } from '../lib/harness'
+import { bareStore, bump, counting, items, makeItem, oursStore, persistStoreOf, uniqueName } from '../lib/fixtures'
+import type { Settings } from '../lib/settings'
+
+// Cases that run both in Node (fake-indexeddb) and in Chromium (real IndexedDB).
+
+/** B5: one key updated 1,000 times inside one debounce window, then flushed. */
+export async function b5(settings: Settings): Promise<Array<Result | Fact>> {
+  const factory = settings.factory()
+  const dbName = uniqueName('b5')
+  const storage = counting(createIdbStore({ dbName, factory, openTimeoutMs: 10_000, durability: 'default' }))
+  const ours = await oursStore(1, { factory, persistence: { dbName, storage } })
+  const bare = bareStore(1)
+  const raw = await openDB(uniqueName('b5-raw'), 1, { upgrade: (db) => void db.createObjectStore('items') })
+  const UPDATES = 1_000
+  const burst = async (dispatch: (a: ReturnType<typeof bump>) => unknown) => {
+    // Ten ticks of 100: the middleware sees 1,000 actions and 10 microtask diffs.
+    for (let tick = 0; tick < 10; tick++) {
+      for (let i = 0; i < UPDATES / 10; i++) dispatch(bump('k0'))
+      await Promise.resolve()
+    }
+  }
+  const putsBefore = storage.counts.puts
+  let runs = 0
+  const result = await compare({
+    id: 'B5',
+    title: '1,000 updates of one key in a debounce window, flushed',
+    ours: {
+      name: 'redux-idb-sync',
+      run: async () => {
+        runs++
+        await burst(ours.store.dispatch)
+        await ours.persistence.flush()
+      },
+    },
+    baseline: {
+      name: 'one raw idb put',
+      run: async () => {
+        const tx = raw.transaction('items', 'readwrite')
+        void tx.store.put(makeItem(0), 'k0')
+        await tx.done
+      },
+    },
+    netOf: { ours: { name: 'bare store, same 1,000 dispatches', run: () => burst(bare.dispatch) } },
+    report: 'overhead',
+    target: { op: '<=', value: 1.5 },
+    rounds: settings.rounds,
+    iterations: settings.iterations(1),
+    note: 'net of the reducer',
+  })
+  const putsPerBurst = (storage.counts.puts - putsBefore) / runs
+  raw.close()
+  await ours.persistence.dispose()
+  return [
+    result,
+    { id: 'B5', title: 'puts per burst of 1,000 updates of one key', value: `${putsPerBurst} put`, target: 'exactly 1', met: putsPerBurst === 1 },
+  ]
+}
+
+/** B7: hydration of n items, against a raw getAll and against redux-persist's rehydrate. */
+export async function b7(settings: Settings): Promise<Result[]> {
+  const n = settings.hydrateSize
+  const factory = settings.factory()
+  const dbName = uniqueName('b7')
+  const seeded = await oursStore(n, { factory, persistence: { dbName } })
+  await seeded.persistence.dispose()
+  const rawName = uniqueName('b7-raw')
+  {
+    const db = await openDB(rawName, 1, { upgrade: (d) => void d.createObjectStore('items') })
+    const tx = db.transaction('items', 'readwrite')
+    for (const item of items(n)) void tx.store.put(item, item.id)
+    await tx.done
+    db.close()
+  }
+  const hydrateOurs = async () => {
+    const o = await oursStore(0, { factory, persistence: { dbName } })
+    if (o.store.getState().items.ids.length !== n) throw new Error(`hydrated ${o.store.getState().items.ids.length} of ${n}`)
+    await o.persistence.dispose()
+  }
+  const rawGetAll = async () => {
+    const db = await openDB(rawName, 1)
+    const all = await db.getAll('items')
+    if (all.length !== n) throw new Error('raw getAll read too little')
+    db.close()
+  }
+  const rp = await persistStoreOf(n)
+  rp.persistor.pause()
+  const results = [
+    await compare({
+      id: 'B7',
+      title: `hydrate ${n.toLocaleString('en')} items (open → in the store)`,
+      ours: { name: 'redux-idb-sync', run: hydrateOurs },
+      baseline: { name: 'raw idb getAll', run: rawGetAll },
+      report: 'overhead',
+      target: { op: '<=', value: 1.2 },
+      rounds: settings.rounds,
+      iterations: settings.quick ? 2 : 8,
+    }),
+  ]
+  const rehydrate = async () => {
+    const p = await persistStoreOf(0, rp.dbName)
+    if (p.store.getState().items.ids.length !== n) throw new Error('redux-persist rehydrated too little')
+    p.persistor.pause()
+  }
+  results.push(
+    await compare({
+      id: 'B7',
+      title: `hydrate ${n.toLocaleString('en')} items, against redux-persist's rehydrate`,
+      ours: { name: 'redux-idb-sync', run: hydrateOurs },
+      baseline: { name: 'redux-persist 6 rehydrate', run: rehydrate },
+      report: 'speedup',
+      rounds: settings.rounds,
+      iterations: settings.quick ? 2 : 8,
+    }),
+  )
+  return results
+}
+
