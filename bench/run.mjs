@@ -7,6 +7,7 @@
 // --write puts the table, with the machine, Node and Chromium versions, into
 // docs/benchmarks.md and README.md between their `bench:results` markers.
 // --quick (CI) runs every case with small N and few rounds; it checks that they run, not timings.
+/* global window -- the two page.evaluate callbacks run in the page */
 import { build } from 'esbuild'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
