@@ -18,6 +18,7 @@ import { StorageQuotaError } from './StorageQuotaError'
 import { StorageUnavailableError } from './StorageUnavailableError'
 import { SyncError } from './SyncError'
 import { TransactionAbortedError } from './TransactionAbortedError'
+import { ValidationError } from './ValidationError'
 
 export {
   AuthError,
@@ -40,6 +41,7 @@ export {
   StorageUnavailableError,
   SyncError,
   TransactionAbortedError,
+  ValidationError,
 }
 export type { SerializedSyncError, SyncErrorContext } from './SyncError'
 export type { StorageErrorContext } from './StorageError'
@@ -78,6 +80,7 @@ export const isSyncError = guard(
   'RequestTimeoutError',
   'MalformedResponseError',
   'RemoteNotConfiguredError',
+  'ValidationError',
 )
 export const isStorageError = guard(StorageError, ...storageNames)
 export const isStorageQuotaError = guard(StorageQuotaError, 'StorageQuotaError')
@@ -92,6 +95,7 @@ export const isHydrationError = guard(HydrationError, 'HydrationError')
 export const isInvalidOptionError = guard(InvalidOptionError, 'InvalidOptionError')
 export const isDisposedError = guard(DisposedError, 'DisposedError')
 export const isFlushError = guard(FlushError, 'FlushError')
+export const isValidationError = guard(ValidationError, 'ValidationError')
 
 export const isHttpError = guard(HttpError, 'HttpError', 'AuthError')
 export const isAuthError = guard(AuthError, 'AuthError')

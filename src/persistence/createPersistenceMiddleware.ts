@@ -54,6 +54,7 @@ import {
   type DiffSink,
   type ShapeKind,
 } from './shapes'
+import { validationError } from './validate'
 import { createStatusStore, type PersistenceStatus, type SliceStatus } from './status'
 
 /** What the library stores per slice in its meta store. */
@@ -375,6 +376,9 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
           dispatch: (action) => {
             if (api && !disposed) api.dispatch(action as UnknownAction)
           },
+          validate(slice, id, value) {
+            return validationError(slices.get(slice)?.config.validate, slice, id, value, 'server')
+          },
           applyToState(slice, puts, deletes) {
             if (!api || disposed) return
             api.dispatch(remoteApplied({ slice, puts: puts.map(([id, item]) => [id, item]), deletes: [...deletes] }, instanceId))
@@ -591,7 +595,12 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     if (records.length > 0) s.numericIds ??= typeof records[0]![0] === 'number'
     const touched = s.touched ?? new Set<ItemId>()
     const merged: Array<[ItemId, unknown]> = []
-    for (const [id, value] of records) if (!touched.has(id)) merged.push([id, stripDangerousKeys(value)])
+    for (const [id, value] of records) {
+      if (touched.has(id)) continue
+      const invalid = validationError(s.config.validate, s.name, id, value, 'hydration')
+      if (invalid) reportError(invalid)
+      else merged.push([id, stripDangerousKeys(value)])
+    }
     if (touched.size > 0) {
       for (const [id, item] of entriesOf(kind, current, s.config.getId)) if (touched.has(id)) merged.push([id, item])
     }

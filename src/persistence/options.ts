@@ -5,6 +5,7 @@ import { RESERVED_PREFIX } from '../storage/types'
 import type { ConflictStrategy } from '../remote/conflicts'
 import type { RemoteOptions } from '../remote/options'
 import type { ShapeKind } from './shapes'
+import type { ItemValidator } from './validate'
 
 /**
  * Per-slice configuration: the seed's `{ storeName, enabled, syncToFlask, debounceMs, batchSize }`
@@ -109,6 +110,19 @@ export interface SlicePersistenceConfig<Item = unknown> {
    * @default false
    */
   verifyChangedIds?: boolean
+  /**
+   * Checks items read back from IndexedDB (hydration) and items from the server (pulls, the
+   * server's side of a conflict) before they are merged: a Standard Schema (zod, valibot,
+   * arktype, ...) or a function returning `true`, or `false`/a message. An invalid item is
+   * reported as a `ValidationError`, is not merged and not written; the state keeps its own.
+   * Items the app itself dispatches are not checked (they passed the app's reducers).
+   * @default undefined (no check)
+   * @example
+   * ```ts
+   * files: { validate: z.object({ id: z.string(), name: z.string() }) }
+   * ```
+   */
+  validate?: ItemValidator<Item>
 }
 
 /** The slice settings that may change at runtime through `configurePersistence`. */
@@ -190,6 +204,7 @@ export interface ResolvedSliceConfig {
   readonly idType: 'auto' | 'string' | 'number'
   readonly changedIds: ((action: UnknownAction) => Iterable<ItemId> | undefined) | undefined
   readonly verifyChangedIds: boolean
+  readonly validate: ItemValidator | undefined
 }
 
 export interface ResolvedOptions {
@@ -258,6 +273,11 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   )
   check(optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'), `${prefix}.idType`, "must be 'auto', 'string' or 'number'")
   check(optional(c.changedIds, (v) => typeof v === 'function'), `${prefix}.changedIds`, 'must be a function')
+  check(
+    optional(c.validate, (v) => typeof v === 'function' || (typeof v === 'object' && v !== null && typeof (v as { '~standard'?: { validate?: unknown } })['~standard']?.validate === 'function')),
+    `${prefix}.validate`,
+    'must be a function or a Standard Schema (an object with ~standard.validate)',
+  )
   check(optional(c.verifyChangedIds, (v) => typeof v === 'boolean'), `${prefix}.verifyChangedIds`, 'must be a boolean')
   return {
     storeName,
@@ -275,6 +295,7 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     idType: c.idType ?? 'auto',
     changedIds: c.changedIds,
     verifyChangedIds: c.verifyChangedIds ?? false,
+    validate: c.validate as ItemValidator | undefined,
   }
 }
 

@@ -70,6 +70,8 @@ export interface SyncHost {
   /** Whether a local change of this key waits in the debounce queue. */
   isQueued(key: string): boolean
   reportError(error: SyncError): void
+  /** The slice's `validate` verdict on a server item: a `ValidationError`, or `null` when valid. */
+  validate(slice: string, id: ItemId, value: unknown): SyncError | null
   /** Reports operations (pushes, pulls, health checks) and depth changes. */
   emit(event: PersistenceEvent): void
 }
@@ -703,7 +705,13 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
    */
   function applyRecords(slice: HostSlice, puts: Array<[ItemId, unknown]>, deletes: ItemId[], writes: StorageOp[]): void {
     const keyOf = (id: ItemId): string => `${slice.name}:${id}`
-    const p = puts.filter(([id]) => !host.isQueued(keyOf(id)))
+    const p = puts.filter(([id, value]) => {
+      if (host.isQueued(keyOf(id))) return false
+      // Server data that fails the slice's schema is neither merged nor written.
+      const invalid = host.validate(slice.name, id, value)
+      if (invalid) host.reportError(invalid)
+      return invalid === null
+    })
     const d = deletes.filter((id) => !host.isQueued(keyOf(id)))
     if (p.length === 0 && d.length === 0) return
     host.applyToState(slice.name, p, d)
