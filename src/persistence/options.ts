@@ -325,6 +325,7 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
     'remote.conflict',
     "must be 'server-wins', 'client-wins', 'last-write-wins', 'manual' or a function",
   )
+  check(optional(options.remote?.now, (v) => typeof v === 'function'), 'remote.now', 'must be a function returning milliseconds')
   check(optional(options.indexedDB, (v) => isRecord(v) || typeof v === 'object'), 'indexedDB', 'must be an IDBFactory')
   const baseMs = options.retry?.initialDelayMs ?? 250
   return {

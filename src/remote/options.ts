@@ -35,4 +35,12 @@ export interface RemoteOptions extends ApiClientOptions {
    * @default true
    */
   connectOnStart?: boolean
+  /**
+   * This device's clock. Device clocks are often minutes off; every health check measures the
+   * server's clock against it (`serverTime` at the midpoint of the round trip), and the
+   * `clientTime` of each operation is taken on the server's clock, so `last-write-wins` orders
+   * the writes of two skewed devices as they really happened. Inject it in tests.
+   * @default Date.now
+   */
+  now?: () => number
 }

@@ -93,6 +93,8 @@ export interface SyncEngine extends SyncEngineHandle {
   discardDeadLetter(opId: string): Promise<void>
   readonly connected: boolean
   readonly outboxDepth: number
+  /** How far the server's clock is ahead of this device's (ms), as the last good health check measured. */
+  readonly clockOffsetMs: number
   readonly deadLetterCount: number
   /**
    * Whether committed local changes are pushed as soon as the local queue is idle (default), or
@@ -292,10 +294,24 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     }, delay)
   }
 
+  /** The device clock, and how far the server's clock is ahead of it (learned from health checks). */
+  const now = options.now ?? Date.now
+  let clockOffset = 0
+  let bestRoundTrip = Infinity
+
   async function checkConnection(): Promise<boolean> {
     const started = Date.now()
     try {
-      await client.health()
+      const sent = now()
+      const health = await client.health()
+      const received = now()
+      // The estimate is off by at most half the round trip; a faster round trip is a better one,
+      // but a newer one wins after a while (the device clock may have been corrected).
+      const roundTrip = received - sent
+      if (Number.isFinite(health.serverTime) && roundTrip >= 0 && (roundTrip <= bestRoundTrip * 2 || roundTrip < 1000)) {
+        clockOffset = health.serverTime - (sent + received) / 2
+        bestRoundTrip = Math.min(bestRoundTrip, roundTrip)
+      }
       operation('health', 0, started, null)
       setConnected(true)
       return true
@@ -338,7 +354,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       id,
       type,
       opId: randomId(),
-      clientTime: Date.now(),
+      // On the server's clock, so last-write-wins compares two devices fairly.
+      clientTime: Math.round(now() + clockOffset),
       seq: ++seq,
       prevOpIds: previous ? [previous.opId, ...previous.prevOpIds].slice(0, 5) : [],
     }
@@ -969,6 +986,9 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     discardDeadLetter,
     get connected() {
       return connected
+    },
+    get clockOffsetMs() {
+      return clockOffset
     },
     get outboxDepth() {
       return outbox.size
