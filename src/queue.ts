@@ -1,4 +1,4 @@
-import { FlushError, type SyncError } from './errors'
+import { FlushError, toSyncError, type SyncError } from './errors'
 import type { ItemId } from './storage/types'
 
 /** One coalesced operation: the latest change of one key. */
@@ -234,7 +234,8 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
         for (const { entry, error } of result.rejected) for (const sink of failureSinks) sink(error, [entry.key])
         report({ entries: batch, durationMs: Date.now() - started, error: null, rejected: result.rejected })
       } catch (caught) {
-        const error = caught as SyncError
+        // `write` rejects with SyncErrors only; the mapping guards a broken promise of that rule.
+        const error = toSyncError(caught, 'writing a batch failed')
         const keys: string[] = []
         for (const entry of batch) {
           keys.push(entry.key)

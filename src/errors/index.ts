@@ -12,6 +12,7 @@ import { NetworkError } from './NetworkError'
 import { NonSerializableError } from './NonSerializableError'
 import { RemoteNotConfiguredError } from './RemoteNotConfiguredError'
 import { RequestTimeoutError } from './RequestTimeoutError'
+import { DatabaseDeletedError } from './DatabaseDeletedError'
 import { StorageBlockedError } from './StorageBlockedError'
 import { StorageError } from './StorageError'
 import { StorageQuotaError } from './StorageQuotaError'
@@ -36,6 +37,7 @@ export {
   RemoteNotConfiguredError,
   RequestTimeoutError,
   StorageBlockedError,
+  DatabaseDeletedError,
   StorageError,
   StorageQuotaError,
   StorageUnavailableError,
@@ -59,7 +61,7 @@ function guard<T extends Error>(cls: ErrorClass<T>, ...names: string[]): (error:
     (error instanceof Error && known.has(error.name))
 }
 
-const storageNames = ['StorageError', 'StorageQuotaError', 'TransactionAbortedError', 'ConnectionLostError', 'StorageBlockedError']
+const storageNames = ['StorageError', 'StorageQuotaError', 'TransactionAbortedError', 'ConnectionLostError', 'StorageBlockedError', 'DatabaseDeletedError']
 
 /** True for every error of this library. */
 export const isSyncError = guard(
@@ -87,6 +89,7 @@ export const isStorageQuotaError = guard(StorageQuotaError, 'StorageQuotaError')
 export const isTransactionAbortedError = guard(TransactionAbortedError, 'TransactionAbortedError')
 export const isConnectionLostError = guard(ConnectionLostError, 'ConnectionLostError')
 export const isStorageBlockedError = guard(StorageBlockedError, 'StorageBlockedError')
+export const isDatabaseDeletedError = guard(DatabaseDeletedError, 'DatabaseDeletedError')
 export const isStorageUnavailableError = guard(StorageUnavailableError, 'StorageUnavailableError')
 export const isNonSerializableError = guard(NonSerializableError, 'NonSerializableError')
 export const isInvalidItemError = guard(InvalidItemError, 'InvalidItemError')

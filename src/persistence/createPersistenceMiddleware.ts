@@ -1,5 +1,6 @@
 import { isAction, type Middleware, type Reducer, type StoreEnhancer, type UnknownAction } from '@reduxjs/toolkit'
 import {
+  DatabaseDeletedError,
   DisposedError,
   FlushError,
   HydrationError,
@@ -17,6 +18,7 @@ import {
 } from '../errors'
 import { createOperationQueue, type QueueEntry, type WriteResult } from '../queue'
 import { createIdbStore } from '../storage/idbStore'
+import { guardLocalStore } from '../storage/guard'
 import { createMemoryStore } from '../storage/memoryStore'
 import { createSyncEngine, type HostSlice, type OutboxEntry, type SyncEngine } from '../remote/syncEngine'
 import { discardDeadLetter, getSyncEngine, resolveConflict, retryDeadLetter } from '../remote/syncSlice'
@@ -169,9 +171,23 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     resolved.indexedDB ?? (typeof indexedDB === 'undefined' ? undefined : indexedDB)
 
   let storage: LocalStore =
-    resolved.storage ??
+    (resolved.storage && guardLocalStore(resolved.storage)) ??
     (factory
-      ? createIdbStore({ dbName, openTimeoutMs: resolved.openTimeoutMs, factory, durability: resolved.durability })
+      ? createIdbStore({
+          dbName,
+          openTimeoutMs: resolved.openTimeoutMs,
+          factory,
+          durability: resolved.durability,
+          onConnectionEvent: (event) => {
+            if (event !== 'deleted' || disposed) return
+            reportError(
+              new DatabaseDeletedError(
+                `database "${dbName}" was deleted while open; what was committed before is no longer on disk (it is still in the Redux state), later changes go to a new database`,
+                { dbName },
+              ),
+            )
+          },
+        })
       : createMemoryStore())
 
   const slices = new Map<string, SliceRuntime>()
@@ -626,8 +642,14 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       const [metaValue, stored] = await Promise.all([storage.get(META_STORE, s.config.storeName), storage.readAll(s.config.storeName)])
       const meta = metaValue as SliceMeta | undefined
       if (disposed) return
-      if (!meta) {
+      if (!meta && stored.length === 0) {
         await seed(s)
+      } else if (!meta) {
+        // Items without the slice's meta record: the database was deleted while an instance had
+        // it open and that instance went on writing into a new one (DatabaseDeletedError). They
+        // were written by this version of the app, so they hydrate as they are.
+        applyHydration(s, stored)
+        await storage.commit([{ type: 'put', store: META_STORE, key: s.config.storeName, value: { version: s.config.version } satisfies SliceMeta }])
       } else {
         let records = stored
         if (meta.version !== s.config.version) records = await migrate(s, meta.version, records)

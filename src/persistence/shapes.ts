@@ -58,17 +58,25 @@ export function diffCollection(
     if (p.entities !== n.entities) {
       for (const id of n.ids) {
         const item = n.entities[id]
-        if (p.entities[id] !== item) sink.put(id, item)
+        if (p.entities[id] === item) continue
+        // An empty string is a key JavaScript allows and the protocol does not (ids are 1 to
+        // 512 characters): refuse it here rather than store what can never sync.
+        if (validId(id)) sink.put(id, item)
+        else sink.invalid(item)
       }
     }
-    if (p.ids !== n.ids) for (const id of p.ids) if (!hasOwn(n.entities, id)) sink.delete(id)
+    if (p.ids !== n.ids) for (const id of p.ids) if (!hasOwn(n.entities, id) && validId(id)) sink.delete(id)
     return null
   }
   if (kind === 'record') {
     const p = isObject(prev) ? prev : {}
     const n = isObject(next) ? next : {}
-    for (const id of Object.keys(n)) if (p[id] !== n[id] || !hasOwn(p, id)) sink.put(id, n[id])
-    for (const id of Object.keys(p)) if (!hasOwn(n, id)) sink.delete(id)
+    for (const id of Object.keys(n)) {
+      if (p[id] === n[id] && hasOwn(p, id)) continue
+      if (validId(id)) sink.put(id, n[id])
+      else sink.invalid(n[id])
+    }
+    for (const id of Object.keys(p)) if (!hasOwn(n, id) && validId(id)) sink.delete(id)
     return null
   }
   const index = arrayIndex ?? indexArray(prev, getId)

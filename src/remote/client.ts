@@ -259,7 +259,13 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       })}`
       const answer = await send('GET', path, undefined, false)
       if (answer.status === 409) unexpected409(answer, 'GET changes')
-      return parse(answer, 'GET changes', parseChanges)
+      return parse(answer, 'GET changes', (body) => {
+        const page = parseChanges(body)
+        // A feed that promises more but does not move its cursor would be asked the same page
+        // forever: one page without progress is enough to call it broken.
+        if (page.hasMore && page.cursor === since) throw new ShapeError(`hasMore is true but the cursor did not move from "${since}"`)
+        return page
+      })
     },
   }
 }

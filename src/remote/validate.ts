@@ -18,6 +18,27 @@ function expect(condition: boolean, problem: string): asserts condition {
 
 const isInt = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value)
 
+/** docs/protocol.md: ids are 1 to 512 characters without control characters. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
+const CONTROL = /[\u0000-\u001f\u007f]/
+/** docs/protocol.md: values are nested at most 100 levels. */
+export const MAX_VALUE_DEPTH = 100
+
+/** Whether `value` nests deeper than `limit`. Iterative, so a hostile answer cannot overflow the stack. */
+function deeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!
+    if (current === null || typeof current !== 'object') continue
+    // Counted as the Flask server counts: a child one level below `limit` is too deep.
+    for (const child of Object.values(current)) {
+      if (depth + 1 > limit) return true
+      stack.push([child, depth + 1])
+    }
+  }
+  return false
+}
+
 /**
  * Checks a record and returns a copy whose value has no prototype-reaching keys. Every field the
  * client relies on is checked; anything else the server adds is ignored.
@@ -26,10 +47,13 @@ export function parseRecord(value: unknown, where: string): RemoteRecord {
   expect(isObject(value), `${where} is not an object`)
   expect(typeof value.collection === 'string', `${where}.collection is not a string`)
   expect(typeof value.id === 'string', `${where}.id is not a string`)
+  expect(value.id.length >= 1 && value.id.length <= 512 && !CONTROL.test(value.id), `${where}.id is not 1 to 512 characters without control characters`)
   expect(isInt(value.version) && value.version >= 0, `${where}.version is not a non-negative integer`)
   expect(typeof value.updatedAt === 'number', `${where}.updatedAt is not a number`)
   expect(typeof value.deleted === 'boolean', `${where}.deleted is not a boolean`)
-  expect(value.deleted || value.value !== undefined, `${where}.value is missing`)
+  expect(value.deleted || (value.value !== undefined && value.value !== null), `${where}.value is missing or null`)
+  // Checked before stripDangerousKeys, whose recursion must only ever see bounded depth.
+  expect(value.deleted || !deeperThan(value.value, MAX_VALUE_DEPTH), `${where}.value is nested deeper than ${MAX_VALUE_DEPTH} levels`)
   return {
     collection: value.collection,
     id: value.id,

@@ -14,7 +14,7 @@ export interface IdbStoreOptions {
   /** Transaction durability hint for writes. */
   readonly durability: IDBTransactionDurability
   /** Told when another connection forced ours closed or our open is blocked. */
-  readonly onConnectionEvent?: (event: 'versionchange' | 'closed' | 'blocked') => void
+  readonly onConnectionEvent?: (event: 'versionchange' | 'deleted' | 'closed' | 'blocked') => void
 }
 
 type Database = IDBPDatabase<unknown>
@@ -81,9 +81,10 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
         settled = true
         clearTimeout(timer)
         const handle = wrap(raw) as Database
-        raw.onversionchange = () => {
+        raw.onversionchange = (event) => {
           drop(handle)
-          onConnectionEvent?.('versionchange')
+          // `newVersion: null` is a deleteDatabase(), not another connection's upgrade.
+          onConnectionEvent?.(event.newVersion === null && !destroyed ? 'deleted' : 'versionchange')
         }
         // `close` fires only when the browser closed the connection abnormally.
         raw.onclose = () => {

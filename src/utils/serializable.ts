@@ -62,7 +62,15 @@ export function findNonSerializable(value: unknown, maxDepth: number): Serializa
       const keys = Object.keys(object)
       for (let i = keys.length - 1; i >= 0; i--) {
         const key = keys[i]!
-        work.push({ value: (object as Record<string, unknown>)[key], path: [...path, key] })
+        let child: unknown
+        try {
+          child = (object as Record<string, unknown>)[key]
+        } catch (error) {
+          // A throwing getter would throw again inside IndexedDB's structured clone and
+          // JSON.stringify; report it like any other value we cannot persist.
+          return { path: [...path, key], reason: `a getter that throws (${error instanceof Error ? error.message : String(error)})` }
+        }
+        work.push({ value: child, path: [...path, key] })
       }
     }
   }
