@@ -1060,7 +1060,7 @@ describe('D. storage faults', () => {
     expect((await idb(h, 'raw')).get('good')).toEqual(good)
   })
 
-  it('the database deleted while open: pending and later writes land, and survive a reload', async () => {
+  it('the database deleted while open: DatabaseDeletedError; pending and later writes land in a new database and survive a reload', async () => {
     const h = harness({ remote: false })
     await h.persistence.whenHydrated()
     safely(() => h.store.dispatch(putRaw({ id: 'before', value: { id: 'before' } })))
