@@ -178,6 +178,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   let pushRetryTimer: ReturnType<typeof setTimeout> | null = null
   let pulling: Promise<void> | null = null
   const appliedSinceCommit: Array<{ slice: string; puts: ItemId[]; deletes: ItemId[] }> = []
+  /** What server data replaced in the Redux state since the last commit, put back if that commit fails. */
+  const replacedSinceCommit: Array<{ slice: string; id: ItemId; before: unknown; applied: unknown }> = []
   /**
    * Pushing and pulling never interleave: a pull deciding a conflict while a push sends the same
    * key (with the version the pull just learned) would overwrite the server's version silently.
@@ -731,6 +733,10 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     })
     const d = deletes.filter((id) => !host.isQueued(keyOf(id)))
     if (p.length === 0 && d.length === 0) return
+    // One pass over the collection (a lookup per item would be quadratic for array slices).
+    const shown = new Map(host.localEntries(slice.name).map(([id, item]) => [String(id), item]))
+    for (const [id, value] of p) replacedSinceCommit.push({ slice: slice.name, id, before: shown.get(String(id)), applied: value })
+    for (const id of d) replacedSinceCommit.push({ slice: slice.name, id, before: shown.get(String(id)), applied: undefined })
     host.applyToState(slice.name, p, d)
     for (const [id, value] of p) writes.push({ type: 'put', store: slice.storeName, key: id, value })
     for (const id of d) writes.push({ type: 'delete', store: slice.storeName, key: id })
@@ -744,9 +750,39 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
    */
   async function commitStep(step: Step): Promise<void> {
     const changes = appliedSinceCommit.splice(0)
-    await host.storage().commit(step.writes)
+    const replaced = replacedSinceCommit.splice(0)
+    try {
+      await host.storage().commit(step.writes)
+    } catch (error) {
+      restoreState(replaced)
+      throw error
+    }
     for (const apply of step.after) apply()
     if (changes.length > 0) host.emit({ type: 'committed', changes })
+  }
+
+  /**
+   * The commit of server data failed: put back what the state showed before, so it never shows
+   * data that neither IndexedDB nor the known versions have (an edit of it would be pushed
+   * without its base version and lose as a false conflict). An item changed since is left alone.
+   */
+  function restoreState(replaced: ReadonlyArray<{ slice: string; id: ItemId; before: unknown; applied: unknown }>): void {
+    type Group = { puts: Array<[ItemId, unknown]>; deletes: ItemId[]; seen: Set<string>; shown: Map<string, unknown> }
+    const bySlice = new Map<string, Group>()
+    for (const { slice, id, before, applied } of replaced) {
+      let group = bySlice.get(slice)
+      if (!group) {
+        const shown = new Map(host.localEntries(slice).map(([key, item]): [string, unknown] => [String(key), item]))
+        group = { puts: [], deletes: [], seen: new Set<string>(), shown }
+        bySlice.set(slice, group)
+      }
+      if (group.seen.has(String(id))) continue // the first entry knows what the state showed before
+      group.seen.add(String(id))
+      if (host.isQueued(`${slice}:${id}`) || group.shown.get(String(id)) !== applied) continue
+      if (before === undefined) group.deletes.push(id)
+      else group.puts.push([id, before])
+    }
+    for (const [slice, { puts, deletes }] of bySlice) if (puts.length > 0 || deletes.length > 0) host.applyToState(slice, puts, deletes)
   }
 
   // ------------------------------------------------------------ pulling
