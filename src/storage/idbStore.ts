@@ -1,4 +1,4 @@
-import { wrap, type IDBPDatabase } from 'idb'
+import { unwrap, wrap, type IDBPDatabase } from 'idb'
 import { StorageBlockedError, StorageUnavailableError, isConnectionLostError } from '../errors'
 import { mapStorageError } from './mapError'
 import { META_STORE, type ItemId, type LocalStore, type OpRef, type StorageOp } from './types'
@@ -18,6 +18,15 @@ export interface IdbStoreOptions {
 }
 
 type Database = IDBPDatabase<unknown>
+
+/** `IDBObjectStore.getAllRecords()`, newer than TypeScript's DOM types. */
+interface StoredRecord {
+  readonly primaryKey: IDBValidKey
+  readonly value: unknown
+}
+interface WithGetAllRecords {
+  getAllRecords?(): IDBRequest<StoredRecord[]>
+}
 
 /**
  * The IndexedDB backend. One connection per instance, opened lazily, reopened after loss.
@@ -124,6 +133,9 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
   }
 
   async function connection(stores: readonly string[]): Promise<Database> {
+    // A store asked for is created on demand; without this the loop below would drop and reopen
+    // forever, since an upgrade only creates the stores in `wanted`.
+    for (const name of stores) wanted.add(name)
     for (;;) {
       // A destroyed store must never reopen: that would create the deleted database again.
       if (destroyed) throw new StorageUnavailableError(`database "${dbName}" was deleted by clearPersistence()`)
@@ -209,6 +221,13 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
       return withLiveConnection([name], async (handle) => {
         try {
           const tx = handle.transaction(name, 'readonly')
+          const store = unwrap(tx.store) as IDBObjectStore & WithGetAllRecords
+          // getAllRecords (Chromium 141+, fake-indexeddb 6.1+) reads keys and values in one
+          // pass; elsewhere it takes two requests in the same transaction.
+          if (typeof store.getAllRecords === 'function') {
+            const [records] = await Promise.all([wrap(store.getAllRecords()) as Promise<StoredRecord[]>, tx.done])
+            return records.map((record): [ItemId, unknown] => [record.primaryKey as ItemId, record.value])
+          }
           const [keys, values] = await Promise.all([tx.store.getAllKeys(), tx.store.getAll(), tx.done])
           return keys.map((key, i): [ItemId, unknown] => [key as ItemId, values[i]])
         } catch (error) {
