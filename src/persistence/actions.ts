@@ -1,6 +1,9 @@
 import { createAction } from '@reduxjs/toolkit'
 import type { SerializedSyncError } from '../errors'
 
+/** Every action type of the library starts with this; the middleware's hot path checks it once. */
+export const ACTION_PREFIX = 'redux-idb-sync/'
+
 /**
  * Replaces a slice's collection with what was loaded from storage (merged with whatever actions
  * changed before loading finished). Applied by `persistence.enhancer`; slices may also observe

@@ -1,4 +1,4 @@
-import { isAction, type Middleware, type Reducer, type StoreEnhancer, type UnknownAction } from '@reduxjs/toolkit'
+import { type Middleware, type Reducer, type StoreEnhancer, type UnknownAction } from '@reduxjs/toolkit'
 import {
   DatabaseDeletedError,
   DisposedError,
@@ -33,7 +33,7 @@ import {
 } from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
 import { createEmitter } from '../utils/emitter'
-import { getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from './actions'
+import { ACTION_PREFIX, getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from './actions'
 import type { OperationRecord, PersistenceEvent } from './events'
 import {
   checkRuntimeConfig,
@@ -146,6 +146,14 @@ export interface PersistenceMiddleware extends Middleware {
 }
 
 let nextInstanceId = 1
+
+/**
+ * RTK's `isAction` without its plain-object check: `dispatch` itself rejects anything else that
+ * reaches the reducers, and this runs for every action of the app. Thunks and other functions
+ * fall through to `next` untouched.
+ */
+const isTypedAction = (action: unknown): action is UnknownAction =>
+  typeof action === 'object' && action !== null && typeof (action as { type?: unknown }).type === 'string'
 
 /**
  * Creates the persistence middleware: it finds the items each action added, changed or removed
@@ -721,46 +729,56 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     api = storeApi
     for (const s of slices.values()) remember(s)
     void startOnce()
-    return (next: (action: unknown) => unknown) => (action: unknown) => {
-      if (disposed || !isAction(action)) return next(action)
-      if ((hydrateSlice.match(action) || remoteApplied.match(action)) && action.meta.instanceId === instanceId) {
-        // Loaded or pulled data: diff what is pending first, then adopt the result without
-        // queueing it, so it is never written back.
-        processDiffs()
+    return (next: (action: unknown) => unknown) => {
+      /** Dispatches an action of the app (or a library action that is no command) and notes what it changed. */
+      const reduce = (action: UnknownAction): unknown => {
         const result = next(action)
-        const s = slices.get(action.payload.slice)
-        if (s) remember(s)
-        return result
-      }
-      if (getSyncEngine.match(action)) return engine ?? next(action)
-      if (getPersistenceInstance.match(action)) return instance
-      if (engine) {
-        const command = commandFor(engine, action)
-        if (command) command.catch((error: unknown) => reportError(toSyncError(error, `${action.type} failed`)))
-      }
-      const result = next(action)
-      // Hot path: one reference comparison per persisted slice, nothing else.
-      const state = storeApi.getState() as Record<string, unknown> | null
-      if (state === null || typeof state !== 'object') return result
-      let now = false
-      for (const s of watched) {
-        const current = state[s.name]
-        if (current === s.current) continue
-        s.current = current
-        if (s.config.changedIds) hint(s, action)
-        if (!s.dirty && current !== s.lastSeen) {
-          s.dirty = true
-          // While a slice hydrates, every intermediate state counts (an item added and removed
-          // in one tick was still touched, and must not come back from storage): diff at once.
-          if (s.touched) now = true
-          else if (!diffScheduled) {
-            diffScheduled = true
-            queueMicrotask(processDiffs)
+        // Hot path: one reference comparison per persisted slice, nothing else.
+        const state = storeApi.getState() as Record<string, unknown> | null
+        if (state === null || typeof state !== 'object') return result
+        let now = false
+        for (const s of watched) {
+          const current = state[s.name]
+          if (current === s.current) continue
+          s.current = current
+          if (s.config.changedIds) hint(s, action)
+          if (!s.dirty && current !== s.lastSeen) {
+            s.dirty = true
+            // While a slice hydrates, every intermediate state counts (an item added and removed
+            // in one tick was still touched, and must not come back from storage): diff at once.
+            if (s.touched) now = true
+            else if (!diffScheduled) {
+              diffScheduled = true
+              queueMicrotask(processDiffs)
+            }
           }
         }
+        if (now) processDiffs()
+        return result
       }
-      if (now) processDiffs()
-      return result
+
+      return (action: unknown) => {
+        if (disposed || !isTypedAction(action)) return next(action)
+        // The library's actions all share one prefix: one check instead of eight matches for
+        // the app's actions, which are nearly all of them.
+        if (!action.type.startsWith(ACTION_PREFIX)) return reduce(action)
+        if ((hydrateSlice.match(action) || remoteApplied.match(action)) && action.meta.instanceId === instanceId) {
+          // Loaded or pulled data: diff what is pending first, then adopt the result without
+          // queueing it, so it is never written back.
+          processDiffs()
+          const result = next(action)
+          const s = slices.get(action.payload.slice)
+          if (s) remember(s)
+          return result
+        }
+        if (getSyncEngine.match(action)) return engine ?? next(action)
+        if (getPersistenceInstance.match(action)) return instance
+        if (engine) {
+          const command = commandFor(engine, action)
+          if (command) command.catch((error: unknown) => reportError(toSyncError(error, `${action.type} failed`)))
+        }
+        return reduce(action)
+      }
     }
   }) as PersistenceMiddleware
 
@@ -792,6 +810,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     enhancerInstalled = true
     const wrapped = ((state: Record<string, unknown> | undefined, action: UnknownAction) => {
       const next = (reducer as Reducer)(state, action) as Record<string, unknown>
+      if (typeof action.type !== 'string' || !action.type.startsWith(ACTION_PREFIX)) return next
       if (remoteApplied.match(action) && action.meta.instanceId === instanceId) {
         const s = slices.get(action.payload.slice)
         if (!s?.kind) return next
