@@ -601,9 +601,12 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     let resolution: SyncConflict['resolution']
     if (strategy === 'manual') {
       resolution = 'pending'
-      const parked = { ...entry, parked: true }
-      await host.storage().commit([{ type: 'put', store: OUTBOX_STORE, key: entry.key, value: parked }])
-      remember(parked)
+      // Parked in memory only: `load()` unparks stored entries anyway (conflicts live in memory),
+      // and storing a parked copy of `entry` could overwrite a newer entry that a local change
+      // committed meanwhile, so that change would never be pushed. A newer entry stays
+      // unparked: it goes out, meets the same conflict and is parked then.
+      const current = outbox.get(entry.key)
+      if (current?.opId === entry.opId) remember({ ...current, parked: true })
     } else if (strategy === 'server-wins') {
       resolution = 'server'
     } else if (strategy === 'client-wins') {
@@ -692,11 +695,23 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       }
       applyRecords(slice, server && !server.deleted ? [[open.conflict.id, server.value]] : [], server && !server.deleted ? [] : [open.conflict.id], writes)
     } else if (resolution === 'client') {
-      const current = outbox.get(key) ?? (entry ? { ...entry } : null)
-      if (current) {
-        const unparked = { ...current, parked: false }
-        writes.push({ type: 'put', store: OUTBOX_STORE, key, value: unparked })
-        after.push(() => remember(unparked))
+      // The latest entry of the key goes out again, based on the server's version (above). It
+      // is not written back: `parked` is never read from storage, and a copy read before this
+      // commit would overwrite a newer entry that a local change commits meanwhile (a delete
+      // re-created by the app was pushed as the delete: FC_SEED=3 of the model test).
+      if (outbox.has(key)) {
+        after.push(() => {
+          const latest = outbox.get(key)
+          if (latest?.parked) remember({ ...latest, parked: false })
+        })
+      } else if (entry) {
+        // The entry is gone from the outbox (another tab reloaded it away): store it again so
+        // the local version is still pushed, unless a local change stored a newer one by then.
+        const copy = { ...entry, parked: false }
+        writes.push({ type: 'put', store: OUTBOX_STORE, key, value: copy })
+        after.push(() => {
+          if (!outbox.has(key)) remember(copy)
+        })
       }
     } else {
       const id = open.conflict.id

@@ -123,10 +123,18 @@ async function runScenario(commands: Command[]): Promise<void> {
     return { storage, persistence, store }
   }
 
+  const TRACE = process.env.FC_TRACE === '1'
+  const origPush = server.model.push
+  server.model.push = (body: unknown) => {
+    const a = origPush(body)
+    if (TRACE) console.log('PUSH', Date.now(), JSON.stringify((body as {ops: unknown[]}).ops.map((o: any) => [o.id, o.type, o.value?.name, o.baseVersion, o.opId.slice(0,4)])), JSON.stringify((a.body as any).results.map((r: any) => [r.status, r.record?.version ?? r.current?.version])))
+    return a
+  }
   let app = open()
   await withTime(app.persistence.whenHydrated())
 
   for (const c of commands) {
+    if (TRACE) console.log('CMD', Date.now(), JSON.stringify(c), JSON.stringify(app.store.getState().files.entities), app.store.getState().sync.outboxDepth)
     switch (c.t) {
       case 'put':
         app.store.dispatch(saveFile({ id: c.key, name: `local-${c.v}` }))
@@ -242,7 +250,7 @@ test(`model: ${RUNS} random runs of 50 to 200 steps (seed ${SEED})`, async () =>
   try {
     await fc.assert(
       fc.asyncProperty(fc.array(command, { minLength: 50, maxLength: 200 }), (commands) => runScenario(commands)),
-      { numRuns: RUNS, seed: SEED, ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}) },
+      { numRuns: RUNS, seed: SEED, endOnFailure: process.env.FC_NO_SHRINK === '1', ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}) },
     )
   } finally {
     vi.useRealTimers()
