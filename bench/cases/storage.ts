@@ -1,8 +1,7 @@
 import { openDB } from 'idb'
 import { createIdbStore } from 'redux-idb-sync'
 import { compare, type Fact, type Result } from '../lib/harness'
-import type { replay} from '../lib/fixtures';
-import { bareStore, counting, dropReplay, items, makeItem, oursStore, persistStoreOf, prepareReplay, replayWalker, uniqueName } from '../lib/fixtures'
+import { bareStore, counting, dropReplay, items, makeItem, oursStore, persistStoreOf, prepareReplay, replayWalker, uniqueName, type replay } from '../lib/fixtures'
 import type { Settings } from '../lib/settings'
 
 // Cases that run both in Node (fake-indexeddb) and in Chromium (real IndexedDB).
