@@ -49,7 +49,7 @@ import {
   type SyncError,
   type SyncState,
 } from '../../src'
-import { until } from '../support/instrumentedStore'
+import { until, withCommit } from '../support/instrumentedStore'
 import { addItem, addTodo, filesSlice, todosSlice } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
 
@@ -917,17 +917,11 @@ function faultyStore(factory: IDBFactory, dbName: string) {
   const inner = createIdbStore({ dbName, openTimeoutMs: 2000, factory, durability: 'default' })
   const control = { fault: null as unknown }
   const store: LocalStore = {
-    kind: 'custom',
-    persistent: true,
-    ensureStores: (names) => inner.ensureStores(names),
-    readAll: (name) => inner.readAll(name),
-    get: (name, key) => inner.get(name, key),
-    getMany: (name, keys) => inner.getMany(name, keys),
-    close: () => inner.close(),
-    async commit(ops) {
+    ...withCommit(inner, async (ops) => {
       if (control.fault && ops.some((op) => op.store === 'raw')) throw control.fault
       await inner.commit(ops)
-    },
+    }),
+    kind: 'custom',
   }
   return { store, control }
 }

@@ -12,10 +12,8 @@ export interface InstrumentedStore extends LocalStore {
   failNext(error: SyncError, count?: number): void
 }
 
-export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync', openTimeoutMs = 2000): InstrumentedStore {
-  const inner = createIdbStore({ dbName, openTimeoutMs, factory, durability: 'default' })
-  const commits: StorageOp[][] = []
-  const failures: SyncError[] = []
+/** `inner` with its `commit` replaced; every other call goes straight through. */
+export function withCommit(inner: LocalStore, commit: (ops: readonly StorageOp[]) => Promise<void>): LocalStore {
   return {
     kind: inner.kind,
     persistent: inner.persistent,
@@ -24,12 +22,21 @@ export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync'
     get: (store, key) => inner.get(store, key),
     getMany: (store, keys) => inner.getMany(store, keys),
     close: () => inner.close(),
-    async commit(ops) {
+    commit,
+  }
+}
+
+export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync', openTimeoutMs = 2000): InstrumentedStore {
+  const inner = createIdbStore({ dbName, openTimeoutMs, factory, durability: 'default' })
+  const commits: StorageOp[][] = []
+  const failures: SyncError[] = []
+  return {
+    ...withCommit(inner, async (ops) => {
       const failure = failures.shift()
       if (failure) throw failure
       await inner.commit(ops)
       commits.push([...ops])
-    },
+    }),
     commits,
     sliceCommits: () => commits.filter((ops) => ops.some((op) => !op.store.startsWith('__ris_'))),
     failNext(error, count = 1) {
