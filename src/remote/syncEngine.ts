@@ -479,7 +479,9 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       const later: Array<() => Promise<void>> = []
       response.results.forEach((result, i) => {
         const entry = batch[i]!
-        if (result.status === 'applied' || result.status === 'duplicate') {
+        if (result.status === 'duplicate' && result.record.version <= (ops[i]!.baseVersion ?? 0)) {
+          superseded(entry, result.record, step)
+        } else if (result.status === 'applied' || result.status === 'duplicate') {
           acknowledge(entry, result.record.version, step)
         } else if (result.status === 'rejected') {
           bury(entry, { status: null, code: result.error.error, message: result.error.message }, step)
@@ -508,6 +510,26 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     step.after.push(() => {
       versions.set(entry.key, version)
       if (outbox.get(entry.key)?.opId === entry.opId) outbox.delete(entry.key)
+    })
+  }
+
+  /**
+   * A replayed opId whose stored result is older than the version it was rebased on: the server
+   * applied it once, its answer was lost, and another client wrote over it since. A pull then
+   * met that newer version while the entry still waited, and took it for a conflict that was
+   * none (the model test found it: the entry was acknowledged with its old version, and the
+   * newer value, already behind the cursor, never came). Acknowledge it as the lost answer it
+   * was, so nothing is applied twice, and move the cursor back to it: the next pull brings the
+   * newer version, as it would have without the lost answer.
+   */
+  function superseded(entry: OutboxEntry, record: RemoteRecord, step: Step): void {
+    acknowledge(entry, record.version, step)
+    // Cursors are the seq of the last change returned (docs/protocol.md).
+    if (!cursor || !(Number(cursor.cursor) > record.seq)) return
+    const back: StoredCursor = { cursor: String(record.seq), collections: cursor.collections }
+    step.writes.push({ type: 'put', store: META_STORE, key: CURSOR_KEY, value: back })
+    step.after.push(() => {
+      cursor = back
     })
   }
 

@@ -1,0 +1,133 @@
+// Deterministic regressions for failures the model-based randomized test
+// (test/reliability/model.soak.ts) found. Each test pins the interleaving the random run hit.
+import { IDBFactory } from 'fake-indexeddb'
+import { http } from 'msw'
+import { expect, test } from 'vitest'
+import { pullFlaskChanges, resolveConflict, type ConflictStrategy } from '../../src'
+import { createIdbStore } from '../../src/storage/idbStore'
+import { OUTBOX_STORE, VERSIONS_STORE, type LocalStore, type StorageOp } from '../../src/storage/types'
+import { readStore, until, withCommit } from '../support/instrumentedStore'
+import { removeItem, saveFile, type FileItem } from '../support/store'
+import { BASE_URL, useMockSync } from '../support/synced'
+
+const { server, msw, client } = useMockSync()
+type Client = ReturnType<typeof client>
+
+const serverRecord = (id: string) => server.model.records().find((r) => r.id === id)
+const localName = (c: Client, id: string) => c.store.getState().files.entities[id]?.name
+
+/** IndexedDB through the library's own store, with a hook that may run before a commit. */
+function hookedStore(factory: IDBFactory, dbName: string, before: (ops: readonly StorageOp[]) => Promise<void>): LocalStore {
+  const inner = createIdbStore({ dbName, openTimeoutMs: 2000, factory, durability: 'default' })
+  return withCommit(inner, async (ops) => {
+    await before(ops)
+    await inner.commit(ops)
+  })
+}
+
+/** `doc` exists at v1 (pushed by `c`), then another device overwrites it: the server is at v2. */
+async function docOverwrittenElsewhere(c: Client): Promise<void> {
+  await c.persistence.whenHydrated()
+  await until(() => c.store.getState().sync.status.flaskConnected, 'connection')
+  c.store.dispatch(saveFile({ id: 'doc', name: 'v1' }))
+  await c.persistence.flush()
+  await until(() => c.store.getState().sync.outboxDepth === 0 && serverRecord('doc')?.version === 1, 'v1 pushed')
+  const answer = server.model.writeItem('PUT', 'files', 'doc', {
+    opId: 'other-device',
+    value: { id: 'doc', name: 'theirs' },
+    baseVersion: 1,
+    clientTime: 0,
+  })
+  expect(answer.status).toBe(200)
+}
+
+async function converged(c: Client, name: string): Promise<void> {
+  await until(() => c.store.getState().sync.outboxDepth === 0 && c.persistence.getStatus().pendingOperations === 0, 'an empty outbox', 5000)
+  const record = serverRecord('doc')
+  expect(record?.deleted, `server: ${JSON.stringify(record)}`).toBe(false)
+  expect((record?.value as FileItem | undefined)?.name).toBe(name)
+  expect(localName(c, 'doc')).toBe(name)
+  expect((await readStore(c.factory, OUTBOX_STORE, 'regressions')).size).toBe(0)
+}
+
+// FC_SEED=3: a local delete meets a conflict (client-wins). While the engine commits the
+// resolution, the app re-creates the item; the local write commits first, with a new outbox
+// entry (a put). The resolution used to write back its copy of the old entry (the delete) over
+// the new one, in IndexedDB and in memory: the delete was pushed, the re-created item never
+// was, and the server deleted what the app shows.
+test('resolving a conflict never overwrites an outbox entry a local change committed meanwhile (client-wins)', async () => {
+  const factory = new IDBFactory()
+  let armed = false
+  let c: Client | null = null
+  const storage = hookedStore(factory, 'regressions', async (ops) => {
+    // The resolution's transaction is the first that stores the server's v2 for the key.
+    const resolving = ops.some((op) => op.type === 'put' && op.store === VERSIONS_STORE && op.key === 'files:doc' && op.value === 2)
+    if (!armed || !resolving || !c) return
+    armed = false
+    c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
+    await c.persistence.flush()
+  })
+  c = client({ factory, dbName: 'regressions', storage, strategy: 'client-wins' })
+  await docOverwrittenElsewhere(c)
+  armed = true
+  c.store.dispatch(removeItem('doc'))
+  await c.persistence.flush()
+  await until(() => c.conflicts.length === 1 && !armed, 'the conflict and the re-creation')
+  await converged(c, 'again')
+})
+
+// The same race with `manual`: parking the conflicted entry wrote a parked copy of it over the
+// newer entry, so the re-created item was lost even after the user chose their own version.
+test('parking a manual conflict never overwrites an outbox entry a local change committed meanwhile', async () => {
+  const strategy: ConflictStrategy = 'manual'
+  const c = client({ dbName: 'regressions', strategy })
+  await docOverwrittenElsewhere(c)
+  let armed = true
+  // The local change commits while the conflicting push is on the wire.
+  msw.use(
+    http.post(`${BASE_URL}/sync/push`, async () => {
+      if (armed) {
+        armed = false
+        c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
+        await c.persistence.flush()
+      }
+      return undefined // fall through to the mock server
+    }),
+  )
+  c.store.dispatch(removeItem('doc'))
+  await c.persistence.flush()
+  await until(() => c.store.getState().sync.conflicts.some((x) => x.resolution === 'pending'), 'a pending conflict')
+  c.store.dispatch(resolveConflict({ key: 'files:doc', resolution: 'local' }))
+  await converged(c, 'again')
+})
+
+// FC_SEED=6: our push is applied but its answer is lost; another device then overwrites the
+// item. A pull meets that newer version while our entry still waits, takes it for a conflict
+// (client-wins) and rebases the entry onto it. The server answers the replayed opId with its
+// stored, older result. That answer used to be acknowledged like any other: the outbox emptied,
+// the newer value was already behind the cursor, and the app and the server disagreed for good.
+test('a replayed operation the server applied before and another device overwrote since: applied once, then the newer version is pulled', async () => {
+  const c = client({ dbName: 'regressions', strategy: 'client-wins', remote: { retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } } })
+  await docOverwrittenElsewhere(c)
+  await c.store.dispatch(pullFlaskChanges())
+  expect(localName(c, 'doc')).toBe('theirs')
+
+  server.fail({ kind: 'lose-answer' })
+  c.store.dispatch(saveFile({ id: 'doc', name: 'mine' }))
+  await c.persistence.flush()
+  await until(() => !c.store.getState().sync.status.flaskConnected && serverRecord('doc')?.version === 3, 'applied, answer lost')
+  expect(c.store.getState().sync.outboxDepth).toBe(1)
+  const later = server.model.writeItem('PUT', 'files', 'doc', { opId: 'other-device-2', value: { id: 'doc', name: 'newer' }, baseVersion: 3, clientTime: 0 })
+  expect(later.status).toBe(200)
+
+  await c.store.dispatch(pullFlaskChanges()) // meets v4 while our entry waits: looks like a conflict
+  await until(() => c.store.getState().sync.outboxDepth === 0, 'the replay answered')
+  await c.store.dispatch(pullFlaskChanges())
+
+  // Our change was applied exactly once (v3); the other device's later write (v4) stands, as
+  // it would have had the answer arrived.
+  expect(server.model.appliedOps).toBe(4)
+  expect(serverRecord('doc')).toMatchObject({ version: 4, value: { name: 'newer' } })
+  expect(localName(c, 'doc')).toBe('newer')
+  expect((await readStore(c.factory, 'files', 'regressions')).get('doc')).toEqual({ id: 'doc', name: 'newer' })
+})
