@@ -63,6 +63,8 @@ export interface SyncHost {
   readLocal(slice: string, id: ItemId): unknown
   /** Every `[id, item]` of a slice's collection in the Redux state. */
   localEntries(slice: string): Array<[ItemId, unknown]>
+  /** These items as they are in the Redux state now, keyed by `String(id)` (absent ones are left out). O(ids) except in array slices. */
+  readLocalMany(slice: string, ids: readonly ItemId[]): Map<string, unknown>
   /** Turns a server id (always a string) into the slice's id (a number for numeric-id slices). */
   localId(slice: string, remoteId: string, value?: unknown): ItemId
   /** Writes the local queue now. */
@@ -770,8 +772,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     })
     const d = deletes.filter((id) => !host.isQueued(keyOf(id)))
     if (p.length === 0 && d.length === 0) return
-    // One pass over the collection (a lookup per item would be quadratic for array slices).
-    const shown = new Map(host.localEntries(slice.name).map(([id, item]) => [String(id), item]))
+    const shown = host.readLocalMany(slice.name, [...p.map(([id]) => id), ...d])
     for (const [id, value] of p) replacedSinceCommit.push({ slice: slice.name, id, before: shown.get(String(id)), applied: value })
     for (const id of d) replacedSinceCommit.push({ slice: slice.name, id, before: shown.get(String(id)), applied: undefined })
     host.applyToState(slice.name, p, d)
@@ -806,11 +807,11 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   function restoreState(replaced: ReadonlyArray<{ slice: string; id: ItemId; before: unknown; applied: unknown }>): void {
     type Group = { puts: Array<[ItemId, unknown]>; deletes: ItemId[]; seen: Set<string>; shown: Map<string, unknown> }
     const bySlice = new Map<string, Group>()
+    const idsOf = (slice: string): ItemId[] => replaced.filter((r) => r.slice === slice).map((r) => r.id)
     for (const { slice, id, before, applied } of replaced) {
       let group = bySlice.get(slice)
       if (!group) {
-        const shown = new Map(host.localEntries(slice).map(([key, item]): [string, unknown] => [String(key), item]))
-        group = { puts: [], deletes: [], seen: new Set<string>(), shown }
+        group = { puts: [], deletes: [], seen: new Set<string>(), shown: host.readLocalMany(slice, idsOf(slice)) }
         bySlice.set(slice, group)
       }
       if (group.seen.has(String(id))) continue // the first entry knows what the state showed before
