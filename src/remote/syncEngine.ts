@@ -431,8 +431,8 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
   async function readValues(batch: readonly OutboxEntry[]): Promise<Map<string, unknown>> {
     const values = new Map<string, unknown>()
     const byStore = new Map<string, OutboxEntry[]>()
+    // Deletes too: what is pushed is what the local store holds now (see toOperation).
     for (const entry of batch) {
-      if (entry.type !== 'put') continue
       const list = byStore.get(entry.collection) ?? []
       list.push(entry)
       byStore.set(entry.collection, list)
@@ -446,9 +446,11 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
 
   function toOperation(entry: OutboxEntry, values: Map<string, unknown>): RemoteOperation {
     const value = values.get(entry.key)
-    // The local store is written in the same transaction as the entry; a missing value means the
-    // item is gone locally, which is what the server must learn.
-    const type = entry.type === 'put' && value !== undefined ? 'put' : 'delete'
+    // The local store is the truth, not the entry's type: a local write and its entry commit
+    // together, but an entry written by another path (a merged conflict, a retried dead letter,
+    // another tab) can race a newer local change of the key and carry a stale type. So an item
+    // that exists locally is put, a missing one deleted, whatever the entry says.
+    const type = value !== undefined ? 'put' : 'delete'
     return {
       opId: entry.opId,
       collection: entry.collection,

@@ -3,9 +3,9 @@
 import { IDBFactory } from 'fake-indexeddb'
 import { http } from 'msw'
 import { expect, test } from 'vitest'
-import { pullFlaskChanges, resolveConflict, type ConflictStrategy } from '../../src'
+import { pullFlaskChanges, resolveConflict, retryDeadLetter, type ConflictStrategy } from '../../src'
 import { createIdbStore } from '../../src/storage/idbStore'
-import { OUTBOX_STORE, VERSIONS_STORE, type LocalStore, type StorageOp } from '../../src/storage/types'
+import { DEAD_LETTER_STORE, OUTBOX_STORE, VERSIONS_STORE, type LocalStore, type StorageOp } from '../../src/storage/types'
 import { readStore, until, withCommit } from '../support/instrumentedStore'
 import { removeItem, saveFile, type FileItem } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
@@ -130,4 +130,39 @@ test('a replayed operation the server applied before and another device overwrot
   expect(serverRecord('doc')).toMatchObject({ version: 4, value: { name: 'newer' } })
   expect(localName(c, 'doc')).toBe('newer')
   expect((await readStore(c.factory, 'files', 'regressions')).get('doc')).toEqual({ id: 'doc', name: 'newer' })
+})
+
+// Found by reading the FC_SEED=3 fix: retrying a dead letter writes a fresh entry of the dead
+// operation's type. A local change of the key that commits in between (here: the app re-creates
+// an item whose delete was dead-lettered) is overwritten by that entry. Pushes now take the type
+// from the local store, so the re-created item is put, not deleted.
+test('retrying a dead letter while a newer local change of the key commits pushes the local truth', async () => {
+  const factory = new IDBFactory()
+  let armed = false
+  let c: Client | null = null
+  const storage = hookedStore(factory, 'regressions', async (ops) => {
+    const retrying = ops.some((op) => op.type === 'delete' && op.store === DEAD_LETTER_STORE)
+    if (!armed || !retrying || !c) return
+    armed = false
+    c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
+    await c.persistence.flush()
+  })
+  c = client({ factory, dbName: 'regressions', storage })
+  await c.persistence.whenHydrated()
+  await until(() => c.store.getState().sync.status.flaskConnected, 'connection')
+  c.store.dispatch(saveFile({ id: 'doc', name: 'v1' }))
+  await c.persistence.flush()
+  await until(() => c.store.getState().sync.outboxDepth === 0 && serverRecord('doc')?.version === 1, 'v1 pushed')
+
+  server.fail({ kind: 'status', status: 422 }) // the delete is refused permanently
+  c.store.dispatch(removeItem('doc'))
+  await c.persistence.flush()
+  await until(() => c.store.getState().sync.deadLetters.length === 1 && c.store.getState().sync.outboxDepth === 0, 'the dead letter')
+  const [letter] = c.store.getState().sync.deadLetters
+  expect(letter).toMatchObject({ key: 'files:doc', type: 'delete' })
+
+  armed = true
+  c.store.dispatch(retryDeadLetter({ opId: letter!.opId }))
+  await until(() => !armed && c.store.getState().sync.deadLetters.length === 0, 'the retry and the re-creation')
+  await converged(c, 'again')
 })
