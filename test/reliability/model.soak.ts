@@ -1,8 +1,9 @@
 // Model-based randomized test of the "nothing lost, nothing applied twice" promise. Each run is a
 // random sequence of 50 to 200 steps: local edits, time, flushes, server faults (500, 503,
 // network errors, timeouts, lost answers), token rotations (a 401, then a refresh), writes from
-// another device (conflicts), IndexedDB transaction aborts and restarts. Then the faults stop,
-// the client converges, and the invariants are checked against a model of what must have won.
+// another device (conflicts), incremental pulls, IndexedDB transaction aborts and restarts. Then
+// the faults stop, the client converges, and the invariants are checked against a model of what
+// must have won.
 // docs/reliability.md ("Model-based randomized tests") lists the steps, weights and invariants.
 //
 // Runs: `npm run test:model` (100, in CI), `npm run test:soak` (1,000); FC_RUNS overrides both.
@@ -74,6 +75,7 @@ const coverage = {
   aborts: 0,
   restarts: 0,
   flushesChecked: 0,
+  pulls: 0,
 }
 msw.events.on('response:mocked', ({ response }) => {
   if (response.status === 500) coverage.status500++
@@ -90,6 +92,7 @@ type Command =
   | { t: 'remote'; key: string; v: number }
   | { t: 'abort' }
   | { t: 'restart' }
+  | { t: 'pull' }
 
 const key = fc.constantFrom(...KEYS)
 // Weights: docs/reliability.md. 'hang' is a timeout (the client gives up after timeoutMs).
@@ -103,6 +106,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('remote' as const), key, v: fc.nat(1000) }) },
   { weight: 1, arbitrary: fc.constant({ t: 'abort' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'restart' as const }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'pull' as const }) },
 )
 const MIN_STEPS = 50
 const MAX_STEPS = 200
@@ -288,6 +292,15 @@ async function runScenario(commands: Command[]): Promise<void> {
       case 'abort':
         app.storage.failNext(new TransactionAbortedError('injected abort', { stores: [FILES] }))
         break
+      case 'pull': {
+        // An incremental pull in the middle of everything: it meets pending pushes, conflicts and
+        // the injected faults. The model needs no change: a pulled value of a key nothing of ours
+        // touches is already its remote expectation, and a key we changed stays ours (client-wins).
+        endSegment()
+        const result = await withTime(app.store.dispatch(pullFlaskChanges()))
+        if (result && pullFlaskChanges.fulfilled.match(result)) coverage.pulls++
+        break
+      }
       case 'restart': {
         // A crash: pending (uncommitted) writes are lost; what was committed must come back.
         endSegment()
