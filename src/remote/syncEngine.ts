@@ -624,6 +624,11 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     }
     const strategy = strategyOf(entry.slice)
     const local = host.readLocal(entry.slice, entry.id)
+    // When the local change was made: that of the key's latest entry. A local change that
+    // committed while `entry` was on the wire replaced it in the outbox, and `local` is that
+    // change; judging it by the older entry's time let an earlier write of another device beat
+    // it under last-write-wins (the model test found it).
+    const localTime = (outbox.get(entry.key) ?? entry).clientTime
     let resolution: SyncConflict['resolution']
     if (strategy === 'manual') {
       resolution = 'pending'
@@ -638,7 +643,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
     } else if (strategy === 'client-wins') {
       resolution = 'client'
     } else if (strategy === 'last-write-wins') {
-      resolution = entry.clientTime > (server?.clientTime ?? 0) ? 'client' : 'server'
+      resolution = localTime > (server?.clientTime ?? 0) ? 'client' : 'server'
     } else {
       resolution = 'merged'
     }
@@ -650,7 +655,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
       strategy: typeof strategy === 'function' ? 'custom' : strategy,
       local: local === undefined ? null : local,
       localDeleted: local === undefined,
-      localTime: entry.clientTime,
+      localTime,
       server: serverVersion(server),
       detectedAt: Date.now(),
       resolution,
@@ -671,7 +676,7 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
           local: local === undefined ? null : local,
           server: server && !server.deleted ? server.value : null,
           serverVersion: server?.version ?? 0,
-          localTime: entry.clientTime,
+          localTime,
           serverTime: server?.clientTime ?? 0,
         })
       } catch (caught) {

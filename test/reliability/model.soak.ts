@@ -1,9 +1,9 @@
 // Model-based randomized test of the "nothing lost, nothing applied twice" promise. Each run is a
 // random sequence of 50 to 200 steps: local edits, time, flushes, server faults (500, 503,
 // network errors, timeouts, lost answers), token rotations (a 401, then a refresh), writes from
-// another device (conflicts), incremental pulls, IndexedDB transaction aborts and restarts. Then
-// the faults stop, the client converges, and the invariants are checked against a model of what
-// must have won.
+// another device (conflicts), incremental pulls, IndexedDB transaction aborts and restarts, under
+// a conflict strategy drawn per run (client-wins, server-wins or last-write-wins). Then the faults
+// stop, the client converges, and the invariants are checked against a model of what must have won.
 // docs/reliability.md ("Model-based randomized tests") lists the steps, weights and invariants.
 //
 // Runs: `npm run test:model` (100, in CI), `npm run test:soak` (1,000); FC_RUNS overrides both.
@@ -39,6 +39,9 @@ const SEED = Number(process.env.FC_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const TRACE = process.env.FC_TRACE === '1'
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5']
 const FILES = 'files'
+/** Each run draws one conflict strategy for the slice; the model's rules depend on it. */
+const STRATEGIES = ['client-wins', 'server-wins', 'last-write-wins'] as const
+type Strategy = (typeof STRATEGIES)[number]
 
 /**
  * What the server did with each pushed operation. The client may never learn it (lost answers),
@@ -76,6 +79,20 @@ const coverage = {
   restarts: 0,
   flushesChecked: 0,
   pulls: 0,
+  /** Runs per strategy, and conflicts each strategy settled for the server (a local change lost). */
+  runsClientWins: 0,
+  runsServerWins: 0,
+  runsLastWriteWins: 0,
+  serverWinsLostLocal: 0,
+  lastWriteWinsLostLocal: 0,
+  lastWriteWinsKeptLocal: 0,
+  /** Keys the server-wins model could require a reported conflict for (a local change that lost). */
+  silentLossChecks: 0,
+  /** Final checks the model could decide: server-wins keys with a local last word, last-write-wins races. */
+  serverWinsLocalChecked: 0,
+  racesLocalChecked: 0,
+  serverWinsOverPending: 0,
+  racesRemoteChecked: 0,
 }
 msw.events.on('response:mocked', ({ response }) => {
   if (response.status === 500) coverage.status500++
@@ -137,15 +154,38 @@ async function withTime<T>(work: Promise<T>, limitMs = Number(process.env.FC_LIM
 }
 
 type Value = { id: string; name: string } | null
-/** What the server and the app must end with for a key; `null` when either side may rightly win. */
-type Expectation = { readonly source: 'local' | 'remote'; readonly value: Value } | null
+/** Another device's write of a key: its value and its `clientTime` (the server's clock). */
+interface RemoteWrite {
+  readonly value: Value
+  readonly time: number
+}
+/**
+ * What the server and the app must end with for a key; `null` when either side may rightly win.
+ * `race` (last-write-wins only): a local change (`value`) and another device's write, where the
+ * `clientTime` the library stamped on the local change decides; the model reads it from the
+ * outbox entry committed with the change, at the end. `first`: which of the two was made first;
+ * `committedFirst`: the local change was committed (so it may have been pushed) before the
+ * other device wrote.
+ */
+type Expectation =
+  | { readonly source: 'local' | 'remote'; readonly value: Value }
+  | { readonly source: 'race'; readonly value: Value; readonly remote: RemoteWrite; readonly first: 'local' | 'remote'; readonly committedFirst: boolean }
+  | null
 /** The model of one key. */
 interface KeyModel {
   readonly expectation: Expectation
-  /** For a local expectation: whether its write is known to be committed (it survives a crash). */
+  /** For a local (or race) expectation: whether its write is known to be committed (it survives a crash). */
   readonly durable: boolean
   /** How many transactions the current instance had committed when the local change was made. */
   readonly changedAt: number
+  /** Which instance (index into the run's stores) made the local change. */
+  readonly instance: number
+  /**
+   * server-wins: a local change made while the server held a version the client had not seen
+   * (the expectation is then `null`). If it lost, a conflict must have been reported for the key
+   * after `event` (the model's event counter when the change was made).
+   */
+  readonly mayLose?: { readonly value: Value; readonly event: number }
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
@@ -162,7 +202,24 @@ function lastWrite(commits: readonly StorageOp[][], id: string): StorageOp | nul
   return null
 }
 
-async function runScenario(commands: Command[]): Promise<void> {
+/**
+ * The local write of `id` with `value` and the outbox entry committed with it, from commit `from`
+ * on. Writes of other values are skipped: server data the engine showed before the change was
+ * made may commit after it.
+ */
+function localCommit(commits: readonly StorageOp[][], from: number, id: string, value: Value): { index: number; clientTime: number } | null {
+  for (let i = from; i < commits.length; i++) {
+    const ops = commits[i]!
+    const write = ops.find((op) => op.store === FILES && (op.type === 'put' || op.type === 'delete') && op.key === id)
+    if (!write) continue
+    if (!same(write.type === 'put' ? write.value : null, value)) continue
+    const entry = ops.find((op) => op.type === 'put' && op.store === OUTBOX_STORE && (op.value as { key: string }).key === `${FILES}:${id}`)
+    if (entry && entry.type === 'put') return { index: i, clientTime: (entry.value as { clientTime: number }).clientTime }
+  }
+  return null
+}
+
+async function runScenario(strategy: Strategy, commands: Command[]): Promise<void> {
   server.reset()
   pushResults.length = 0
   let token = 'token-0'
@@ -171,8 +228,17 @@ async function runScenario(commands: Command[]): Promise<void> {
   const storages: InstrumentedStore[] = []
 
   // The model. Every key starts absent everywhere.
-  const model = new Map<string, KeyModel>(KEYS.map((k) => [k, { expectation: { source: 'remote', value: null }, durable: true, changedAt: 0 }]))
-  const expectationOf = (k: string): Expectation => model.get(k)?.expectation ?? null
+  const model = new Map<string, KeyModel>(KEYS.map((k) => [k, { expectation: { source: 'remote', value: null }, durable: true, changedAt: 0, instance: 0 }]))
+  // The latest write of each key by another device.
+  const lastRemote = new Map<string, RemoteWrite>()
+  // Every value another device wrote, per key (a conflict the server won may bring any of them).
+  const remoteValues = new Map<string, Value[]>()
+  const wasRemote = (k: string, value: unknown): boolean => (remoteValues.get(k) ?? []).some((v) => same(v, value))
+  // server-wins: keys another device wrote that the client has not seen yet (no successful pull since).
+  const unseen = new Set<string>()
+  // A counter ordering local changes and reported conflicts.
+  let event = 0
+  const reports: Array<{ readonly key: string; readonly resolution: string; readonly event: number }> = []
   // Keys changed since the last successful flush: a crash may or may not have committed them.
   const unsure = new Set<string>()
   // Keys changed since the middleware last diffed the state (it diffs once per tick). Adding and
@@ -186,7 +252,7 @@ async function runScenario(commands: Command[]): Promise<void> {
     const persistence: PersistenceMiddleware = createPersistenceMiddleware({
       dbName: 'model',
       storage,
-      slices: { [FILES]: { debounceMs: 50, batchSize: 3, conflict: 'client-wins' } },
+      slices: { [FILES]: { debounceMs: 50, batchSize: 3, conflict: strategy } },
       retry: { initialDelayMs: 20, maxDelayMs: 200 },
       onError: (error) => {
         if (error.name === 'TransactionAbortedError') coverage.aborts++
@@ -200,8 +266,12 @@ async function runScenario(commands: Command[]): Promise<void> {
           if (refresh) coverage.tokenRefreshes++
           return token
         },
-        onConflict: () => {
+        onConflict: (c) => {
           coverage.conflicts++
+          reports.push({ key: c.key, resolution: c.resolution, event: ++event })
+          if (strategy === 'server-wins' && c.resolution === 'server') coverage.serverWinsLostLocal++
+          if (strategy === 'last-write-wins' && c.resolution === 'server') coverage.lastWriteWinsLostLocal++
+          if (strategy === 'last-write-wins' && c.resolution === 'client') coverage.lastWriteWinsKeptLocal++
         },
       },
     })
@@ -227,7 +297,19 @@ async function runScenario(commands: Command[]): Promise<void> {
     // Whether the key existed when the segment began: before the segment's first change of it.
     if (!segment.has(k)) segment.set(k, { present: present(k), before: model.get(k) })
     app.store.dispatch(value ? saveFile(value) : removeItem(k))
-    model.set(k, { expectation: { source: 'local', value }, durable: false, changedAt: app.storage.commits.length })
+    const at = { durable: false, changedAt: app.storage.commits.length, instance: storages.length - 1 }
+    const remote = lastRemote.get(k)
+    if (strategy === 'server-wins' && unseen.has(k)) {
+      // The server holds a version the client has not seen: the change is based on an older one,
+      // meets a conflict, and may rightly lose (but not silently).
+      model.set(k, { ...at, expectation: null, mayLose: { value, event: ++event } })
+    } else if (strategy === 'last-write-wins' && remote) {
+      // Made after another device's write: it wins if the library stamped it later (always,
+      // unless the clocks tie); a tie is open (no conflict at all if the client saw that write).
+      model.set(k, { ...at, expectation: { source: 'race', value, remote, first: 'remote', committedFirst: false } })
+    } else {
+      model.set(k, { ...at, expectation: { source: 'local', value } })
+    }
     unsure.add(k)
   }
   /** Call before anything that lets the middleware diff (an await, getStatus()). */
@@ -256,8 +338,16 @@ async function runScenario(commands: Command[]): Promise<void> {
         endSegment()
         if (!(await withTime(app.persistence.flush().then(() => true)))) break
         unsure.clear()
-        // Invariant: after a flush, IndexedDB equals the Redux state.
-        expect(Object.fromEntries(await readStore(factory, FILES, 'model')), 'after a flush, IndexedDB equals the Redux state').toEqual(stateAsObject())
+        // Invariant: after a flush, IndexedDB equals the Redux state. Except under client-wins, a
+        // conflict the server won may have been settled meanwhile: the engine shows the server's
+        // version first and commits it right after (putting the old one back if that fails), so
+        // give that commit a moment (no timer fires: only IndexedDB's own callbacks run).
+        let stored = Object.fromEntries(await readStore(factory, FILES, 'model'))
+        for (let i = 0; i < 5 && strategy !== 'client-wins' && !same(stored, stateAsObject()); i++) {
+          await settle(50)
+          stored = Object.fromEntries(await readStore(factory, FILES, 'model'))
+        }
+        expect(stored, 'after a flush, IndexedDB equals the Redux state').toEqual(stateAsObject())
         coverage.flushesChecked++
         break
       }
@@ -273,20 +363,47 @@ async function runScenario(commands: Command[]): Promise<void> {
         // Another device writes the key (force: it does not care about our version). Straight
         // into the server's model, so the injected faults stay for our client.
         endSegment()
+        // Its clientTime is the fake clock, which is also the server's clock (the mock server's
+        // health check reports Date.now()), so last-write-wins compares real write times.
         const value = { id: c.key, name: `remote-${c.v}` }
+        const remote: RemoteWrite = { value, time: Date.now() }
         const answer = server.model.writeItem('PUT', FILES, c.key, {
           opId: `remote-${Math.random()}`,
           value,
           baseVersion: 0,
-          clientTime: 0,
+          clientTime: remote.time,
           force: true,
         })
         expect(answer.status).toBe(200)
+        lastRemote.set(c.key, remote)
+        remoteValues.set(c.key, [...(remoteValues.get(c.key) ?? []), value])
+        unseen.add(c.key)
         // With nothing of ours pending, the other device's write is the last word on the key
-        // (until the app changes it again). With something pending, client-wins lets ours win if
-        // it was not yet acknowledged, and the remote one if it was: either is right.
+        // (until the app changes it again), whatever the strategy. With something pending,
+        // client-wins lets ours win if it was not yet acknowledged, and the remote one if it was;
+        // server-wins lets ours win if it was still in the debounce queue when the conflict was
+        // settled: either is right. last-write-wins: the clientTimes decide (a race, see above).
         const idle = app.persistence.getStatus().pendingOperations === 0 && app.store.getState().sync.outboxDepth === 0
-        model.set(c.key, { expectation: idle ? { source: 'remote', value } : null, durable: true, changedAt: 0 })
+        const m = model.get(c.key)!
+        const e = m.expectation
+        if (idle) {
+          model.set(c.key, { expectation: { source: 'remote', value }, durable: true, changedAt: 0, instance: 0 })
+        } else if (strategy === 'last-write-wins' && e && e.source !== 'remote') {
+          const committedFirst = m.durable || localCommit(storages[m.instance]!.commits, m.changedAt, c.key, e.value) !== null
+          model.set(c.key, { ...m, expectation: { source: 'race', value: e.value, remote, first: 'local', committedFirst } })
+        } else if (
+          strategy === 'server-wins' &&
+          ((e?.source === 'local' && (m.durable || localCommit(storages[m.instance]!.commits, m.changedAt, c.key, e.value))) ||
+            (e === null && m.mayLose && (m.durable || localCommit(storages[m.instance]!.commits, m.changedAt, c.key, m.mayLose.value))))
+        ) {
+          // server-wins: the latest local change of the key is committed (no longer in the debounce
+          // queue). Acknowledged, the other device's write overwrites it; pending, it meets that
+          // write as a conflict and loses: either way the other device has the last word.
+          coverage.serverWinsOverPending++
+          model.set(c.key, { expectation: { source: 'remote', value }, durable: true, changedAt: 0, instance: 0 })
+        } else {
+          model.set(c.key, { expectation: null, durable: true, changedAt: 0, instance: 0 })
+        }
         break
       }
       case 'abort':
@@ -298,7 +415,12 @@ async function runScenario(commands: Command[]): Promise<void> {
         // touches is already its remote expectation, and a key we changed stays ours (client-wins).
         endSegment()
         const result = await withTime(app.store.dispatch(pullFlaskChanges()))
-        if (result && pullFlaskChanges.fulfilled.match(result)) coverage.pulls++
+        if (result && pullFlaskChanges.fulfilled.match(result)) {
+          coverage.pulls++
+          // The pull flushed the queue first, then applied every newer server version or settled
+          // it as a conflict: the client has seen every write made before it (server-wins).
+          unseen.clear()
+        }
         break
       }
       case 'restart': {
@@ -311,21 +433,34 @@ async function runScenario(commands: Command[]): Promise<void> {
         app = open()
         await withTime(app.persistence.whenHydrated())
         const state = app.store.getState().files
-        for (const [id, value] of committed) expect(state.entities[String(id)], `hydrated ${String(id)}`).toEqual(value)
-        expect(state.ids.length, 'hydrated item count').toBe(committed.size)
+        // Hydration shows what IndexedDB holds. Except under client-wins, a conflict settled while
+        // the new instance starts (it pushes once connected) may already show the server's version.
+        for (const k of KEYS) {
+          const shown = state.entities[k] ?? null
+          const replaced = strategy !== 'client-wins' && wasRemote(k, shown)
+          if (!replaced) expect(shown, `hydrated ${k}`).toEqual(committed.get(k) ?? null)
+        }
+        expect(state.ids.filter((id) => !KEYS.includes(String(id))), 'hydrated items of unknown keys').toEqual([])
         for (const k of KEYS) {
           const m = model.get(k)
           const e = m?.expectation
-          if (!m || e?.source !== 'local') continue
-          // Whether the latest local change of the key reached IndexedDB before the crash.
+          const value = e && e.source !== 'remote' ? e.value : m?.mayLose?.value
+          if (!m || value === undefined) continue
+          // Whether the latest local change of the key reached IndexedDB before the crash. When it
+          // may lose a conflict (a race, or server-wins), the server's version may have replaced
+          // it since: its own commit is the first write of the key after it was made.
+          const mayBeReplaced = e?.source !== 'local'
           const op = lastWrite(commits.slice(m.changedAt), k)
-          const durable = m.durable || (op !== null && same(op.type === 'put' ? op.value : null, e.value))
+          const durable =
+            m.durable ||
+            (mayBeReplaced ? localCommit(storages[m.instance]!.commits, m.changedAt, k, value) !== null : op !== null && same(op.type === 'put' ? op.value : null, value))
           const survived = committed.get(k) ?? null
           // Invariant: a local change acknowledged by a flush survives a crash.
           if (!unsure.has(k)) expect(durable, `flushed write of ${k} was committed`).toBe(true)
-          if (durable) expect(survived, `committed write of ${k} survives a restart`).toEqual(e.value)
+          if (durable && !mayBeReplaced) expect(survived, `committed write of ${k} survives a restart`).toEqual(e!.value)
+          if (durable && mayBeReplaced && !wasRemote(k, survived)) expect(survived, `committed write of ${k} survives a restart (or the server's replaced it)`).toEqual(value)
           // A change lost with the crash: what survived may or may not still be pending.
-          model.set(k, durable ? { ...m, durable } : { expectation: null, durable: true, changedAt: 0 })
+          model.set(k, durable ? { ...m, durable } : { expectation: null, durable: true, changedAt: 0, instance: 0 })
         }
         unsure.clear()
         break
@@ -368,9 +503,33 @@ async function runScenario(commands: Command[]): Promise<void> {
   // Invariant: the server equals the model. Where the model knows who had the last word (a
   // local change, acknowledged or not, or another device's write while nothing of ours was
   // pending), that value won: no acknowledged local operation was lost.
+  const commitsOf = storages.map((s) => s.commits)
   for (const k of KEYS) {
-    const e = expectationOf(k)
-    if (e) expect(serverLive[k] ?? null, `${k}: the ${e.source} write must win (${diagnosis})`).toEqual(e.value)
+    const m = model.get(k)!
+    const e = m.expectation
+    if (e?.source === 'race') {
+      // last-write-wins: the library compares the clientTime of the local change's outbox entry
+      // with the other device's. Later: ours wins, unless it may have been pushed before the other
+      // device wrote over it. Earlier or equal (a tie goes to the server): theirs wins if ours was
+      // made first; if ours was made after it, the client may have seen theirs and pushed ours
+      // without a conflict, so either may win.
+      const stamped = localCommit(commitsOf[m.instance]!, m.changedAt, k, e.value)
+      if (!stamped) continue
+      const winner = stamped.clientTime > e.remote.time ? (e.committedFirst ? null : 'local') : e.first === 'local' ? 'remote' : null
+      if (!winner) continue
+      const value = winner === 'local' ? e.value : e.remote.value
+      if (winner === 'local') coverage.racesLocalChecked++
+      else coverage.racesRemoteChecked++
+      expect(serverLive[k] ?? null, `${k}: the ${winner} write must win (last-write-wins, local at ${stamped.clientTime}, remote at ${e.remote.time}; ${diagnosis})`).toEqual(value)
+    } else if (e) {
+      if (strategy === 'server-wins' && e.source === 'local' && lastRemote.has(k)) coverage.serverWinsLocalChecked++
+      expect(serverLive[k] ?? null, `${k}: the ${e.source} write must win (${strategy}; ${diagnosis})`).toEqual(e.value)
+    } else if (m.mayLose && !same(serverLive[k], m.mayLose.value)) {
+      // server-wins: a local change that lost must have been reported as a conflict.
+      coverage.silentLossChecks++
+      const reported = reports.some((r) => r.key === `${FILES}:${k}` && r.resolution === 'server' && r.event > m.mayLose!.event)
+      expect(reported, `${k}: the local change lost without a reported conflict (${diagnosis}; ${JSON.stringify(reports)})`).toBe(true)
+    }
   }
   // Invariant: nothing applied twice. The server applies an opId at most once (the contract
   // tests hold it to that), so each operation it applied from us must be an outbox entry written
@@ -401,7 +560,15 @@ test(`model: ${RUNS} random runs of ${MIN_STEPS} to ${MAX_STEPS} steps (seed ${S
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
   try {
     await fc.assert(
-      fc.asyncProperty(fc.array(command, { minLength: MIN_STEPS, maxLength: MAX_STEPS }), (commands) => runScenario(commands)),
+      fc.asyncProperty(fc.constantFrom(...STRATEGIES), fc.array(command, { minLength: MIN_STEPS, maxLength: MAX_STEPS }), (strategy, commands) => {
+        if (!process.env.FC_PATH) {
+          if (strategy === 'client-wins') coverage.runsClientWins++
+          else if (strategy === 'server-wins') coverage.runsServerWins++
+          else coverage.runsLastWriteWins++
+        }
+        if (TRACE) console.log('strategy', strategy)
+        return runScenario(strategy, commands)
+      }),
       {
         numRuns: RUNS,
         seed: SEED,

@@ -166,3 +166,43 @@ test('retrying a dead letter while a newer local change of the key commits pushe
   await until(() => !armed && c.store.getState().sync.deadLetters.length === 0, 'the retry and the re-creation')
   await converged(c, 'again')
 })
+
+// FC_SEED=1 (300 runs, last-write-wins): a push of the item is on the wire when another device
+// writes it, and then the app changes the item again; that change commits a newer outbox entry
+// before the push's answer (a conflict) arrives. The conflict used to be judged by the time of
+// the entry that was on the wire, earlier than the other device's write, so the server's
+// version replaced the app's later change (and was pushed back as ours).
+test('last-write-wins judges a conflict by the latest local change of the key, not by the operation on the wire', async () => {
+  let clock = 1_000_000
+  const c = client({ dbName: 'regressions', strategy: 'last-write-wins', remote: { now: () => clock } })
+  await c.persistence.whenHydrated()
+  await until(() => c.store.getState().sync.status.flaskConnected, 'connection')
+  c.store.dispatch(saveFile({ id: 'doc', name: 'v1' }))
+  await c.persistence.flush()
+  await until(() => c.store.getState().sync.outboxDepth === 0 && serverRecord('doc')?.version === 1, 'v1 pushed')
+
+  let theirs = 0
+  msw.use(
+    http.post(`${BASE_URL}/sync/push`, async ({ request }) => {
+      const body = (await request.clone().json()) as { ops: Array<{ id: string; value?: FileItem; clientTime: number }> }
+      const op = body.ops.find((o) => o.id === 'doc' && o.value?.name === 'early')
+      if (op && theirs === 0) {
+        // Another device writes a second after our change, then the app changes the item again
+        // five seconds after it; that change commits while our push is on the wire.
+        theirs = op.clientTime + 1000
+        const answer = server.model.writeItem('PUT', 'files', 'doc', { opId: 'other-device', value: { id: 'doc', name: 'theirs' }, baseVersion: 1, clientTime: theirs })
+        expect(answer.status).toBe(200)
+        clock += 5000
+        c.store.dispatch(saveFile({ id: 'doc', name: 'late' }))
+        await c.persistence.flush()
+      }
+      return undefined // fall through to the mock server: a conflict with 'theirs'
+    }),
+  )
+  c.store.dispatch(saveFile({ id: 'doc', name: 'early' }))
+  await c.persistence.flush()
+  await until(() => c.conflicts.length === 1, 'the conflict')
+  expect(c.conflicts[0]).toMatchObject({ key: 'files:doc', strategy: 'last-write-wins', resolution: 'client' })
+  expect(c.conflicts[0]!.localTime).toBeGreaterThan(theirs)
+  await converged(c, 'late')
+})
