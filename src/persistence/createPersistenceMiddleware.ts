@@ -33,6 +33,7 @@ import {
 } from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
 import { createEmitter } from '../utils/emitter'
+import type { ChannelLike } from '../autoSync/coordination'
 import { ACTION_PREFIX, getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from './actions'
 import type { OperationRecord, PersistenceEvent } from './events'
 import {
@@ -147,6 +148,12 @@ export interface PersistenceMiddleware extends Middleware {
 
 let nextInstanceId = 1
 
+/** What `clear()` posts on the logout channel. */
+interface LogoutMessage {
+  readonly type: 'logout'
+  readonly dbName: string
+}
+
 /**
  * RTK's `isAction` without its plain-object check: `dispatch` itself rejects anything else that
  * reaches the reducers, and this runs for every action of the app. Thunks and other functions
@@ -177,6 +184,8 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   const { dbName } = resolved
   const factory: IDBFactory | undefined =
     resolved.indexedDB ?? (typeof indexedDB === 'undefined' ? undefined : indexedDB)
+  /** Whether this instance uses the page's own `indexedDB`, which other tabs share. */
+  const usesGlobalIndexedDB = !resolved.storage && factory !== undefined && typeof indexedDB !== 'undefined' && factory === indexedDB
 
   let storage: LocalStore =
     (resolved.storage && guardLocalStore(resolved.storage)) ??
@@ -191,7 +200,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
             reportError(
               new DatabaseDeletedError(
                 `database "${dbName}" was deleted while open; what was committed before is no longer on disk (it is still in the Redux state), later changes go to a new database`,
-                { dbName },
+                { dbName, reason: 'deleted' },
               ),
             )
           },
@@ -960,19 +969,50 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       engine?.dispose()
       queue.dispose()
       storage.close()
+      logoutChannel?.removeEventListener('message', onLogout)
+      if (ownsLogoutChannel) logoutChannel?.close()
       unregister(instance)
       status.update({ disposed: true })
     },
     async clear() {
       // Logout: nothing pending may reach the disk or the server afterwards, so nothing is
-      // flushed; the instance is disposed first, then the database is deleted.
+      // flushed. The other tabs are told first (they dispose rather than write the rest of the
+      // session into a new database), then this instance is disposed and the database deleted.
+      if (logoutChannel && !disposed) {
+        try {
+          logoutChannel.postMessage({ type: 'logout', dbName } satisfies LogoutMessage)
+        } catch (error) {
+          reportError(toSyncError(error, 'announcing the logout to other tabs failed'))
+        }
+      }
       await controls.dispose({ flush: false })
       if (!storage.destroy) throw new StorageError(`the custom storage of "${dbName}" has no destroy(); nothing was deleted`)
       await storage.destroy()
     },
   }
 
-  const usesGlobalIndexedDB = !resolved.storage && factory !== undefined && typeof indexedDB !== 'undefined' && factory === indexedDB
+  // Another tab's clear(): drop what is pending and stop, so nothing of the session that was
+  // just logged out is written into a new database.
+  function onLogout(event: { data: unknown }): void {
+    const message = event.data as Partial<LogoutMessage> | null
+    if (disposed || message?.type !== 'logout' || message.dbName !== dbName) return
+    reportError(
+      new DatabaseDeletedError(`database "${dbName}" was cleared by a logout in another tab; this instance dropped what was pending and stopped`, {
+        dbName,
+        reason: 'logout',
+      }),
+    )
+    void controls.dispose({ flush: false })
+  }
+  const ownsLogoutChannel = resolved.logoutChannel === undefined && usesGlobalIndexedDB && typeof BroadcastChannel === 'function'
+  const logoutChannel: ChannelLike | null =
+    resolved.logoutChannel !== undefined
+      ? resolved.logoutChannel
+      : ownsLogoutChannel
+        ? (new BroadcastChannel(`redux-idb-sync:logout:${dbName}`) as unknown as ChannelLike)
+        : null
+  logoutChannel?.addEventListener('message', onLogout)
+
   const instance = Object.assign(middleware, controls, { dbName, enhancer, sync: engine, usesGlobalIndexedDB })
   register(instance)
   return instance

@@ -3,6 +3,7 @@ import { InvalidOptionError, type SyncError } from '../errors'
 import type { ItemId, LocalStore } from '../storage/types'
 import { RESERVED_PREFIX } from '../storage/types'
 import type { ConflictStrategy } from '../remote/conflicts'
+import type { ChannelLike } from '../autoSync/coordination'
 import type { RemoteOptions } from '../remote/options'
 import type { ShapeKind } from './shapes'
 import type { ItemValidator } from './validate'
@@ -177,6 +178,14 @@ export interface PersistenceOptions {
   /** A custom storage backend; replaces IndexedDB entirely. */
   storage?: LocalStore
   /**
+   * The channel on which `clear()` (logout) tells the other tabs using the same database to log
+   * out too: they drop what is pending, dispose, and report a `DatabaseDeletedError` with
+   * `reason: 'logout'`, instead of writing the rest of the session into a new database. `null`
+   * turns it off.
+   * @default a BroadcastChannel named `redux-idb-sync:logout:<dbName>` when the instance uses the global indexedDB
+   */
+  logoutChannel?: ChannelLike | null
+  /**
    * Sync with a server that speaks docs/protocol.md (the reference Flask server in server/).
    * Without it the instance is local-only.
    * @example
@@ -217,6 +226,7 @@ export interface ResolvedOptions {
   readonly onError: (error: SyncError) => void
   readonly indexedDB: IDBFactory | undefined
   readonly storage: LocalStore | undefined
+  readonly logoutChannel: ChannelLike | null | undefined
   readonly remote: RemoteOptions | undefined
 }
 
@@ -338,6 +348,7 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
     onError: options.onError ?? defaultOnError,
     indexedDB: options.indexedDB,
     storage: options.storage,
+    logoutChannel: options.logoutChannel,
     remote: options.remote,
   }
 }

@@ -45,7 +45,8 @@ beforeAll(async () => {
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
   })
-  page = await browser.newPage()
+  // A context of our own, so a test can open a second tab in the same profile.
+  page = await (await browser.newContext()).newPage()
 })
 
 afterAll(async () => {
@@ -141,4 +142,25 @@ test('the database is deleted while open: DatabaseDeletedError, later changes la
   await page.evaluate((url) => window.harness.open(url, 'deleted'), flask.baseUrl)
   expect(await page.evaluate(() => window.harness.texts())).toMatchObject({ after: 'written to the new database' })
   await page.evaluate(() => window.harness.dispose())
+})
+
+test('a logout in one tab: the other tab hears it on the BroadcastChannel, drops what is pending and stops; nothing recreates the database', async () => {
+  const other = await page.context().newPage() // the same profile: a second tab
+  try {
+    await other.goto(`${origin}/`)
+    await other.waitForFunction(() => typeof window.harness === 'object')
+    await page.evaluate((url) => window.harness.open(url, 'logout'), flask.baseUrl)
+    await other.evaluate((url) => window.harness.open(url, 'logout'), flask.baseUrl)
+    // The other tab has an edit in its debounce window (10 ms) when the first logs out.
+    await other.evaluate(() => window.harness.save('late', 'must go nowhere'))
+    await page.evaluate(() => window.harness.clear())
+    await until(async () => (await other.evaluate(() => window.harness.status())).disposed, 'the other tab to stop')
+    expect(await other.evaluate(() => window.harness.errors())).toContain('DatabaseDeletedError')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const names = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name))
+    expect(names).not.toContain('logout')
+    expect(await serverTexts()).toEqual({})
+  } finally {
+    await other.close()
+  }
 })

@@ -52,9 +52,13 @@ const harness = {
     const { entities } = store!.getState().notes
     return Object.fromEntries(Object.values(entities).map((n) => [n.id, n.text.length > 40 ? `${n.text.length} characters` : n.text]))
   },
-  status(): { lastError: string | null; pending: number; outbox: number } {
+  status(): { lastError: string | null; pending: number; outbox: number; disposed: boolean } {
     const s = persistence!.getStatus()
-    return { lastError: s.lastError?.name ?? null, pending: s.pendingOperations, outbox: store!.getState().sync.outboxDepth }
+    return { lastError: s.lastError?.name ?? null, pending: s.pendingOperations, outbox: store!.getState().sync.outboxDepth, disposed: s.disposed }
+  },
+  /** Logout: `persistence.clear()`. */
+  async clear(): Promise<void> {
+    await persistence!.clear()
   },
   errors: (): string[] => [...errors],
   /** What a reload would see: every key of the store, read with a connection of its own. */

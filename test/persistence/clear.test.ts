@@ -4,11 +4,13 @@ import {
   clearPersistence,
   createIdbStore,
   createMemoryStore,
+  isDatabaseDeletedError,
   isFlushError,
   isStorageBlockedError,
   isStorageError,
   type LocalStore,
 } from '../../src'
+import { channelHub } from '../support/coordination'
 import { readStore } from '../support/instrumentedStore'
 import { addItem } from '../support/store'
 import { useMockSync } from '../support/synced'
@@ -51,6 +53,42 @@ describe('clear() and clearPersistence(): logout', () => {
     await a.persistence.clear()
 
     expect(await databases(a.factory)).not.toContain('shared')
+  })
+
+  test('another tab hears the logout: it drops what is pending and stops, and nothing recreates the database', async () => {
+    const hub = channelHub()
+    const a = client({ dbName: 'tabs', logoutChannel: hub.create() })
+    const b = client({ dbName: 'tabs', factory: a.factory, logoutChannel: hub.create() })
+    await Promise.all([a.persistence.whenHydrated(), b.persistence.whenHydrated()])
+    b.store.dispatch(addItem({ id: 'synced', name: 'in b before the logout' }))
+    await b.persistence.flush()
+    await expect.poll(() => server.model.records().length).toBe(1)
+    // b has an edit still in its debounce window when a logs out.
+    b.persistence.configure('files', { debounceMs: 60_000 })
+    b.store.dispatch(addItem({ id: 'after-logout', name: 'must go nowhere' }))
+    const pushesBefore = server.requests.push ?? 0
+
+    await a.persistence.clear()
+
+    await expect.poll(() => b.persistence.getStatus().disposed).toBe(true)
+    const told = b.errors.find(isDatabaseDeletedError)
+    expect(told).toMatchObject({ reason: 'logout', dbName: 'tabs' })
+    expect(b.persistence.getStatus().lastError).toMatchObject({ name: 'DatabaseDeletedError' })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // Nothing of b's session was written again or pushed.
+    expect(await databases(a.factory)).not.toContain('tabs')
+    expect(server.requests.push ?? 0).toBe(pushesBefore)
+    expect(server.model.records().map((r) => r.id)).toEqual(['synced'])
+  })
+
+  test('without the channel, an unannounced deletion is reported, and later changes are written to a new database', async () => {
+    const a = client({ dbName: 'quiet', logoutChannel: null })
+    const b = client({ dbName: 'quiet', factory: a.factory, logoutChannel: null })
+    await Promise.all([a.persistence.whenHydrated(), b.persistence.whenHydrated()])
+    await a.persistence.clear()
+    await expect.poll(() => b.errors.some(isDatabaseDeletedError)).toBe(true)
+    expect(b.errors.find(isDatabaseDeletedError)).toMatchObject({ reason: 'deleted' })
+    expect(b.persistence.getStatus().disposed).toBe(false)
   })
 
   test('a connection outside the library that never closes ends in StorageBlockedError, not a hang', async () => {

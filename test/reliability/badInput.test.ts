@@ -1079,6 +1079,7 @@ describe('D. storage faults', () => {
     expect(stored.has('before')).toBe(false)
     const deleted = h.errors.find(isDatabaseDeletedError)
     expect(deleted?.dbName).toBe(h.dbName)
+    expect(deleted?.reason).toBe('deleted')
     expect(h.persistence.getStatus().lastError).toMatchObject({ name: 'DatabaseDeletedError' })
     // A reload must see what was written after the deletion.
     await h.persistence.dispose()

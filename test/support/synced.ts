@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest'
 import {
   createPersistenceMiddleware,
   syncReducer,
+  type ChannelLike,
   type ConflictStrategy,
   type LocalStore,
   type PersistenceMiddleware,
@@ -29,6 +30,8 @@ export interface SyncedOptions {
   extraMiddleware?: Middleware[]
   /** A storage backend (e.g. an instrumented one); it must use the same factory and dbName. */
   storage?: LocalStore
+  /** The channel `clear()` announces a logout on (tests link two "tabs" with a channelHub). */
+  logoutChannel?: ChannelLike | null
 }
 
 /** A store with persistence (+ remote unless `remote: null`), the files and todos slices, and the sync slice. */
@@ -40,6 +43,7 @@ export function makeSyncedStore(options: SyncedOptions = {}) {
     dbName: options.dbName ?? 'synced',
     indexedDB: factory,
     ...(options.storage ? { storage: options.storage } : {}),
+    ...(options.logoutChannel !== undefined ? { logoutChannel: options.logoutChannel } : {}),
     onError: (e) => errors.push(e),
     slices: {
       files: { debounceMs: 5, ...(options.strategy ? { conflict: options.strategy } : {}), ...options.files },
