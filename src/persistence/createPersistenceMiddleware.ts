@@ -1004,13 +1004,13 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     )
     void controls.dispose({ flush: false })
   }
-  const ownsLogoutChannel = resolved.logoutChannel === undefined && usesGlobalIndexedDB && typeof BroadcastChannel === 'function'
-  const logoutChannel: ChannelLike | null =
-    resolved.logoutChannel !== undefined
-      ? resolved.logoutChannel
-      : ownsLogoutChannel
-        ? (new BroadcastChannel(`redux-idb-sync:logout:${dbName}`) as unknown as ChannelLike)
-        : null
+  // A channel the app passed in is the app's to close; one made here is ours.
+  const ownsLogoutChannel = resolved.logoutChannel === undefined
+  const logoutChannel: ChannelLike | null = !ownsLogoutChannel
+    ? (resolved.logoutChannel ?? null)
+    : usesGlobalIndexedDB && typeof BroadcastChannel === 'function'
+      ? (new BroadcastChannel(`redux-idb-sync:logout:${dbName}`) as unknown as ChannelLike)
+      : null
   logoutChannel?.addEventListener('message', onLogout)
 
   const instance = Object.assign(middleware, controls, { dbName, enhancer, sync: engine, usesGlobalIndexedDB })

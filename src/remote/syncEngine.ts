@@ -812,22 +812,25 @@ export function createSyncEngine(host: SyncHost, options: RemoteOptions): SyncEn
    * without its base version and lose as a false conflict). An item changed since is left alone.
    */
   function restoreState(replaced: ReadonlyArray<{ slice: string; id: ItemId; before: unknown; applied: unknown }>): void {
-    type Group = { puts: Array<[ItemId, unknown]>; deletes: ItemId[]; seen: Set<string>; shown: Map<string, unknown> }
-    const bySlice = new Map<string, Group>()
-    const idsOf = (slice: string): ItemId[] => replaced.filter((r) => r.slice === slice).map((r) => r.id)
-    for (const { slice, id, before, applied } of replaced) {
-      let group = bySlice.get(slice)
-      if (!group) {
-        group = { puts: [], deletes: [], seen: new Set<string>(), shown: host.readLocalMany(slice, idsOf(slice)) }
-        bySlice.set(slice, group)
-      }
-      if (group.seen.has(String(id))) continue // the first entry knows what the state showed before
-      group.seen.add(String(id))
-      if (host.isQueued(`${slice}:${id}`) || group.shown.get(String(id)) !== applied) continue
-      if (before === undefined) group.deletes.push(id)
-      else group.puts.push([id, before])
+    // The first record of a key knows what the state showed before the step began.
+    const bySlice = new Map<string, Map<string, (typeof replaced)[number]>>()
+    for (const record of replaced) {
+      const keys = bySlice.get(record.slice) ?? new Map<string, (typeof replaced)[number]>()
+      if (!keys.has(String(record.id))) keys.set(String(record.id), record)
+      bySlice.set(record.slice, keys)
     }
-    for (const [slice, { puts, deletes }] of bySlice) if (puts.length > 0 || deletes.length > 0) host.applyToState(slice, puts, deletes)
+    for (const [slice, keys] of bySlice) {
+      const records = [...keys.values()]
+      const shown = host.readLocalMany(slice, records.map((r) => r.id))
+      const puts: Array<[ItemId, unknown]> = []
+      const deletes: ItemId[] = []
+      for (const { id, before, applied } of records) {
+        if (host.isQueued(`${slice}:${id}`) || shown.get(String(id)) !== applied) continue
+        if (before === undefined) deletes.push(id)
+        else puts.push([id, before])
+      }
+      if (puts.length > 0 || deletes.length > 0) host.applyToState(slice, puts, deletes)
+    }
   }
 
   // ------------------------------------------------------------ pulling

@@ -6,9 +6,11 @@ import { createServer, type Server } from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest'
 import { startFlaskServer, type FlaskServer } from '../e2e/flaskServer'
+import { until } from '../support/instrumentedStore'
+import { launchChromium } from './chromium'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 let flask: FlaskServer
@@ -41,10 +43,7 @@ beforeAll(async () => {
   })
   await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve))
   origin = `http://127.0.0.1:${(web.address() as { port: number }).port}`
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  })
+  browser = await launchChromium()
   // A context of our own, so a test can open a second tab in the same profile.
   page = await (await browser.newContext()).newPage()
 })
@@ -72,14 +71,6 @@ async function serverTexts(): Promise<Record<string, string | null>> {
   return Object.fromEntries(body.changes.map((c) => [c.id, c.deleted ? null : (c.value?.text.length ?? 0) > 40 ? `${c.value!.text.length} characters` : (c.value?.text ?? null)]))
 }
 
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
 test('the quota runs out: StorageQuotaError, visibly; what fits is kept and synced; the rest lands once there is room', async () => {
   // Chromium's own quota, lowered for this origin to 256 KB: a 1 MB note does not fit. (An
   // override reaches only connections opened after it, so it comes first.)
@@ -96,13 +87,13 @@ test('the quota runs out: StorageQuotaError, visibly; what fits is kept and sync
   // The state keeps what the app dispatched; IndexedDB and the server hold what fit.
   expect(await page.evaluate(() => window.harness.texts())).toEqual({ small: 'fits', big: '1048576 characters' })
   expect(await page.evaluate(() => window.harness.stored('quota'))).toEqual(['small'])
-  await until(async () => (await serverTexts()).small === 'fits', 'the small note on the server')
+  await until(async () => (await serverTexts()).small === 'fits', 'the small note on the server', 15_000)
   expect((await serverTexts()).big).toBeUndefined()
   // Room again: the queued write lands and is pushed; nothing was lost meanwhile.
   await cdp.send('Storage.overrideQuotaForOrigin', { origin })
   expect(await page.evaluate(() => window.harness.flush())).toBeNull()
   expect(await page.evaluate(() => window.harness.stored('quota'))).toEqual(['big', 'small'])
-  await until(async () => (await serverTexts()).big === '1048576 characters', 'the big note on the server')
+  await until(async () => (await serverTexts()).big === '1048576 characters', 'the big note on the server', 15_000)
   await page.evaluate(() => window.harness.dispose())
 })
 
@@ -115,12 +106,12 @@ test('the page dies after the commit, before the push: after a reload the outbox
     window.harness.save('b', 'second')
   })
   expect(await page.evaluate(() => window.harness.flush())).toBeNull()
-  await until(async () => (await page.evaluate(() => window.harness.status())).outbox === 2, 'two entries in the outbox')
+  await until(async () => (await page.evaluate(() => window.harness.status())).outbox === 2, 'two entries in the outbox', 15_000)
   // The crash: the page goes away without disposing or flushing anything.
   await load()
   await page.evaluate((url) => window.harness.open(url, 'crash'), flask.baseUrl)
   expect(await page.evaluate(() => window.harness.texts())).toEqual({ a: 'first', b: 'second' })
-  await until(async () => (await page.evaluate(() => window.harness.status())).outbox === 0, 'the outbox to drain')
+  await until(async () => (await page.evaluate(() => window.harness.status())).outbox === 0, 'the outbox to drain', 15_000)
   expect(await serverTexts()).toEqual({ a: 'first', b: 'second' })
   expect((await flask.stats()).appliedOps).toBe(2)
   await page.evaluate(() => window.harness.dispose())
@@ -132,7 +123,7 @@ test('the database is deleted while open: DatabaseDeletedError, later changes la
   expect(await page.evaluate(() => window.harness.flush())).toBeNull()
   // Our connection closes on `versionchange`, so the deletion is not blocked.
   expect(await page.evaluate(() => window.harness.deleteDatabase('deleted'))).toBe('deleted')
-  await until(async () => (await page.evaluate(() => window.harness.errors())).includes('DatabaseDeletedError'), 'the DatabaseDeletedError')
+  await until(async () => (await page.evaluate(() => window.harness.errors())).includes('DatabaseDeletedError'), 'the DatabaseDeletedError', 15_000)
   expect((await page.evaluate(() => window.harness.status())).lastError).toBe('DatabaseDeletedError')
   await page.evaluate(() => window.harness.save('after', 'written to the new database'))
   expect(await page.evaluate(() => window.harness.flush())).toBeNull()
@@ -154,7 +145,7 @@ test('a logout in one tab: the other tab hears it on the BroadcastChannel, drops
     // The other tab has an edit in its debounce window (10 ms) when the first logs out.
     await other.evaluate(() => window.harness.save('late', 'must go nowhere'))
     await page.evaluate(() => window.harness.clear())
-    await until(async () => (await other.evaluate(() => window.harness.status())).disposed, 'the other tab to stop')
+    await until(async () => (await other.evaluate(() => window.harness.status())).disposed, 'the other tab to stop', 15_000)
     expect(await other.evaluate(() => window.harness.errors())).toContain('DatabaseDeletedError')
     await new Promise((resolve) => setTimeout(resolve, 300))
     const names = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name))

@@ -1,9 +1,10 @@
 import type { Server } from 'node:http'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 // @ts-expect-error: a plain ESM script without type declarations
 import { buildExample, serveStatic } from '../../examples/web/serve.mjs'
 import { startFlaskServer, type FlaskServer } from '../e2e/flaskServer'
+import { launchChromium } from './chromium'
 
 /** Where the dashboard screenshot goes; README.md shows it. */
 export const SCREENSHOT = 'docs/images/dashboard.png'
@@ -20,10 +21,7 @@ beforeAll(async () => {
   web = (await serveStatic(dist)) as Server
   const address = web.address() as { port: number }
   url = `http://127.0.0.1:${address.port}/?api=${encodeURIComponent(flask.baseUrl)}`
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-quic', '--no-first-run', '--disable-sync'],
-  })
+  browser = await launchChromium()
   page = await (await browser.newContext({ viewport: { width: 1000, height: 1300 } })).newPage()
 })
 
