@@ -140,7 +140,7 @@ function makeClient(name, baseUrl, extra = {}) {
     dbName: 'demo',
     slices: { files: { debounceMs: 300, batchSize: 10, ...extra.slice } },
     storage,
-    onError: (e) => log(yellow(`${name} onError: ${e.name}: ${e.message}`)),
+    onError: (e) => log(yellow(`${name} onError: ${e.name}: ${e.message.length > 160 ? `${e.message.slice(0, 157)}…` : e.message}`)),
     remote: {
       baseUrl,
       clientId: name,
@@ -282,6 +282,21 @@ try {
   }
   const final = await server.stats()
   log(`server: ${final.appliedOps} operations applied; requests ${JSON.stringify(final.requests)}`)
+
+  step('7. Bad input is refused with a typed error; logout deletes everything local')
+  let deep = { level: 0 }
+  for (let i = 1; i <= 150; i++) deep = { level: i, inner: deep }
+  a.store.dispatch(saveFile({ id: 'good', name: 'good.txt', body: 'dispatched next to a bad one' }))
+  a.store.dispatch(saveFile({ id: 'bad', name: 'bad.txt', body: 'nested 150 levels', meta: deep }))
+  const failure = await a.persistence.flush().then(
+    () => null,
+    (error) => error,
+  )
+  log(`flush() rejected with ${failure?.name}: ${failure?.errors?.map((e) => e.name).join(', ')}; status.lastError = ${a.persistence.getStatus().lastError?.name}`)
+  await until(async () => (await server.stats()).appliedOps > final.appliedOps && a.store.getState().sync.outboxDepth === 0, 'the good file on the server')
+  log(green(`the good file is in IndexedDB and on the server; the bad one stays in the Redux state only (pending writes: ${a.persistence.getStatus().pendingOperations})`))
+  await a.persistence.clear()
+  log(`alice logs out: persistence.clear() dropped the outbox, disposed (${a.persistence.getStatus().disposed}) and deleted her database`)
 } catch (error) {
   exitCode = 1
   console.error(error)
