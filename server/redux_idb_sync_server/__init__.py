@@ -295,6 +295,10 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
                 faults["status"] = body.get("status", 500)
             return json_response({"ok": True})
 
+        @bp.get("/_test/history")
+        def test_history():
+            return json_response({"ops": storage.history()})
+
         @bp.get("/_test/stats")
         def test_stats():
             applied = storage.applied_count()

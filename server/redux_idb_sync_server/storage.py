@@ -180,6 +180,15 @@ class Storage:
         finally:
             db.close()
 
+    def history(self):
+        """Every applied operation's result, in the order applied (by ``seq``)."""
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT record FROM decided_ops").fetchall()
+        finally:
+            db.close()
+        return sorted((json.loads(r[0]) for r in rows), key=lambda r: r["seq"])
+
     def applied_count(self):
         db = self._connect()
         try:
