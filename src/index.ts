@@ -71,4 +71,5 @@ export {
 } from './autoSync/createAutoSyncMiddleware'
 export { configureAutoSync } from './autoSync/registry'
 export type { ChannelLike, LeaderMode, LockManagerLike } from './autoSync/coordination'
-export type { SyncEngine, OutboxEntry } from './remote/syncEngine'
+export type { SyncEngine } from './remote/createSyncEngine'
+export type { OutboxOp, OutboxRow } from './remote/outbox'

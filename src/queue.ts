@@ -1,5 +1,6 @@
 import { FlushError, toSyncError, type SyncError } from './errors'
 import type { ItemId } from './storage/types'
+import { backoffDelay } from './utils/backoff'
 
 /** One coalesced operation: the latest change of one key. */
 export interface QueueEntry {
@@ -12,10 +13,12 @@ export interface QueueEntry {
   readonly value: unknown
   /** Increases with every enqueue; tells a superseded entry from the current one. */
   readonly seq: number
+  /** When the change was observed (ms since epoch, on the wall clock): the edit's time, not the commit's. */
+  readonly observedAt: number
   /** Failed attempts so far. */
   attempts: number
   state: 'pending' | 'ready' | 'inflight' | 'retry'
-  /** When the debounce of a pending entry ends, or when a retrying entry may go again. */
+  /** When the debounce of a pending entry ends, or when a retrying entry may go again (monotonic clock). */
   dueAt: number
 }
 
@@ -52,7 +55,16 @@ export interface OperationQueueOptions {
   /** Backoff for failed batches: `min(maxMs, baseMs * 2^(attempts-1))`, with full jitter above half. */
   readonly retry: { readonly baseMs: number; readonly maxMs: number }
   readonly random?: () => number
+  /** The wall clock for `observedAt`. @default Date.now */
+  readonly wallClock?: () => number
 }
+
+/**
+ * Deadlines use a monotonic clock: after the wall clock jumps back an hour, a debounce still
+ * ends on time instead of an hour later.
+ */
+const monotonic: () => number =
+  typeof performance !== 'undefined' && typeof performance.now === 'function' ? () => performance.now() : () => Date.now()
 
 /** Keys due within this window of each other are written in the same batch. */
 const BATCH_WINDOW_MS = 10
@@ -90,6 +102,7 @@ export interface OperationQueue {
  */
 export function createOperationQueue(options: OperationQueueOptions): OperationQueue {
   const random = options.random ?? Math.random
+  const wallClock = options.wallClock ?? Date.now
   const entries = new Map<string, QueueEntry>()
   const pending = new Map<string, Map<string, QueueEntry>>()
   const sliceTimers = new Map<string, ReturnType<typeof setTimeout>>()
@@ -116,14 +129,14 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
     if (disposed || sliceTimers.has(slice)) return
     const first = pending.get(slice)?.values().next().value
     if (!first) return
-    const delay = Math.max(0, first.dueAt - Date.now())
+    const delay = Math.max(0, first.dueAt - monotonic())
     sliceTimers.set(
       slice,
       setTimeout(() => {
         sliceTimers.delete(slice)
         // Keys that fall due within the next few ms join this batch instead of waking a timer of
         // their own: one transaction instead of two, at most BATCH_WINDOW_MS early.
-        promoteDue(slice, Date.now() + Math.min(BATCH_WINDOW_MS, options.debounceFor(slice) / 10))
+        promoteDue(slice, monotonic() + Math.min(BATCH_WINDOW_MS, options.debounceFor(slice) / 10))
         armSlice(slice)
       }, delay),
     )
@@ -173,7 +186,7 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
     retryTimer = setTimeout(() => {
       retryTimer = null
       retryAt = Infinity
-      const now = Date.now()
+      const now = monotonic()
       for (const entry of retrying.values()) {
         if (entry.dueAt > now) continue
         retrying.delete(entry.key)
@@ -182,14 +195,10 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
       }
       armRetry()
       scheduleDrain()
-    }, Math.max(0, earliest - Date.now()))
+    }, Math.max(0, earliest - monotonic()))
   }
 
-  function backoff(attempts: number): number {
-    const { baseMs, maxMs } = options.retry
-    const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempts - 1, 30))
-    return ceiling / 2 + random() * (ceiling / 2)
-  }
+  const backoff = (attempts: number): number => backoffDelay(attempts, options.retry.baseMs, options.retry.maxMs, random)
 
   /** FIFO batch of writable ready entries, at most the smallest batchSize of the slices in it. */
   function takeBatch(): QueueEntry[] {
@@ -225,14 +234,14 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
         if (drainAgain) continue
         return
       }
-      const started = Date.now()
+      const started = monotonic()
       try {
         const result = await options.write(batch)
         // Written or permanently rejected: either way the entry leaves the queue, unless a
         // newer operation for its key arrived meanwhile.
         for (const entry of batch) if (entries.get(entry.key) === entry) entries.delete(entry.key)
         for (const { entry, error } of result.rejected) for (const sink of failureSinks) sink(error, [entry.key])
-        report({ entries: batch, durationMs: Date.now() - started, error: null, rejected: result.rejected })
+        report({ entries: batch, durationMs: monotonic() - started, error: null, rejected: result.rejected })
       } catch (caught) {
         // `write` rejects with SyncErrors only; the mapping guards a broken promise of that rule.
         const error = toSyncError(caught, 'writing a batch failed')
@@ -243,11 +252,11 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
           if (entries.get(entry.key) !== entry) continue
           entry.attempts += 1
           entry.state = 'retry'
-          entry.dueAt = Date.now() + backoff(entry.attempts)
+          entry.dueAt = monotonic() + backoff(entry.attempts)
           retrying.set(entry.key, entry)
         }
         for (const sink of failureSinks) sink(error, keys)
-        report({ entries: batch, durationMs: Date.now() - started, error, rejected: [] })
+        report({ entries: batch, durationMs: monotonic() - started, error, rejected: [] })
         armRetry()
       }
       sizeChanged()
@@ -284,9 +293,10 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
         op,
         value,
         seq: ++seq,
+        observedAt: wallClock(),
         attempts: 0,
         state: 'pending',
-        dueAt: Date.now() + options.debounceFor(slice),
+        dueAt: monotonic() + options.debounceFor(slice),
       }
       entries.set(key, entry)
       let map = pending.get(slice)

@@ -31,7 +31,7 @@ function makeQueue(over: Partial<OperationQueueOptions> = {}) {
 const abort = (): TransactionAbortedError => new TransactionAbortedError('aborted', { stores: ['files'] })
 
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
 })
 afterEach(() => {
   vi.useRealTimers()

@@ -20,7 +20,8 @@ import { createOperationQueue, type QueueEntry, type WriteResult } from '../queu
 import { createIdbStore } from '../storage/idbStore'
 import { guardLocalStore } from '../storage/guard'
 import { createMemoryStore } from '../storage/memoryStore'
-import { createSyncEngine, type HostSlice, type OutboxEntry, type SyncEngine } from '../remote/syncEngine'
+import { createSyncEngine, type HostSlice, type StagedChange, type SyncEngine } from '../remote/createSyncEngine'
+import type { OutboxRow } from '../remote/outbox'
 import { discardDeadLetter, getSyncEngine, resolveConflict, retryDeadLetter } from '../remote/syncSlice'
 import {
   DEAD_LETTER_STORE,
@@ -28,7 +29,8 @@ import {
   OUTBOX_STORE,
   VERSIONS_STORE,
   type ItemId,
-  type LocalStore,
+  type StoreTransaction,
+  type TransactionalStore,
   type StorageOp,
 } from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
@@ -187,7 +189,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   /** Whether this instance uses the page's own `indexedDB`, which other tabs share. */
   const usesGlobalIndexedDB = !resolved.storage && factory !== undefined && typeof indexedDB !== 'undefined' && factory === indexedDB
 
-  let storage: LocalStore =
+  let storage: TransactionalStore =
     (resolved.storage && guardLocalStore(resolved.storage)) ??
     (factory
       ? createIdbStore({
@@ -316,56 +318,74 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
 
   async function writeBatch(batch: readonly QueueEntry[]): Promise<WriteResult> {
     const rejected: Array<{ entry: QueueEntry; error: SyncError }> = []
-    let ops: StorageOp[] = []
-    const byKey = new Map<string, QueueEntry>()
+    let writable: QueueEntry[] = []
     for (const entry of batch) {
-      const { storeName } = slices.get(entry.slice)!.config
-      const ref = { slice: entry.slice, key: entry.key }
-      if (entry.op === 'delete') {
-        ops.push({ type: 'delete', store: storeName, key: entry.id, ref })
-      } else {
-        const problem = findNonSerializable(entry.value, resolved.maxDepth)
-        if (problem) {
-          const where = problem.path.length ? ` at ${problem.path.join('.')}` : ''
-          rejected.push({
-            entry,
-            error: new NonSerializableError(`${entry.key} cannot be persisted: ${problem.reason}${where}`, {
-              ...ref,
-              path: problem.path,
-              reason: problem.reason,
-            }),
-          })
-          continue
-        }
-        ops.push({ type: 'put', store: storeName, key: entry.id, value: entry.value, ref })
+      const problem = entry.op === 'put' ? findNonSerializable(entry.value, resolved.maxDepth) : null
+      if (!problem) {
+        writable.push(entry)
+        continue
       }
-      byKey.set(entry.key, entry)
-    }
-    // The outbox entry of a synced slice goes into the same transaction as its local write, so a
-    // crash between the two cannot lose the push.
-    let outboxEntries: OutboxEntry[] = []
-    if (engine) {
-      const outbox = engine.outboxOpsFor(batch.filter((entry) => byKey.get(entry.key) === entry))
-      ops = ops.concat(outbox.ops)
-      outboxEntries = outbox.entries
+      const where = problem.path.length ? ` at ${problem.path.join('.')}` : ''
+      rejected.push({
+        entry,
+        error: new NonSerializableError(`${entry.key} cannot be persisted: ${problem.reason}${where}`, {
+          slice: entry.slice,
+          key: entry.key,
+          path: problem.path,
+          reason: problem.reason,
+        }),
+      })
     }
     // A clone failure our own check missed aborts the whole transaction: drop that one op (and
-    // its outbox entry) and write the rest again, so one bad value never holds back the others.
+    // its outbox row) and write the rest again, so one bad value never holds back the others.
+    let rows: OutboxRow[] = []
     for (;;) {
       try {
-        await storage.commit(ops)
+        rows = await writeItems(writable)
         break
       } catch (error) {
-        const entry = isNonSerializableError(error) && error.key !== undefined ? byKey.get(error.key) : undefined
+        const entry = isNonSerializableError(error) && error.key !== undefined ? writable.find((e) => e.key === error.key) : undefined
         if (!entry || !isNonSerializableError(error)) throw error
         rejected.push({ entry, error })
-        ops = ops.filter((op) => op.ref?.key !== entry.key)
-        outboxEntries = outboxEntries.filter((outboxEntry) => outboxEntry.key !== entry.key)
+        writable = writable.filter((e) => e !== entry)
       }
     }
-    engine?.committed(outboxEntries)
-    if (outboxEntries.length > 0 && events.size > 0) events.emit({ type: 'local-change', count: outboxEntries.length })
+    engine?.committed(rows)
+    if (rows.length > 0 && events.size > 0) events.emit({ type: 'local-change', count: rows.length })
     return { rejected }
+  }
+
+  /**
+   * Writes the items, and the outbox rows of synced slices, in ONE transaction: an item and the
+   * operation standing for it commit together or not at all.
+   */
+  async function writeItems(entries: readonly QueueEntry[]): Promise<OutboxRow[]> {
+    if (entries.length === 0) return []
+    const put = (tx: StoreTransaction): void => {
+      for (const entry of entries) {
+        const { storeName } = slices.get(entry.slice)!.config
+        if (entry.op === 'delete') tx.delete(storeName, entry.id)
+        else tx.put(storeName, entry.id, entry.value, { slice: entry.slice, key: entry.key })
+      }
+    }
+    const synced = engine ? entries.filter((entry) => hostSliceSynced(entry.slice)) : []
+    const stores = new Set(entries.map((entry) => slices.get(entry.slice)!.config.storeName))
+    if (!engine || synced.length === 0) {
+      await storage.commit(
+        entries.map((entry): StorageOp => {
+          const { storeName } = slices.get(entry.slice)!.config
+          const ref = { slice: entry.slice, key: entry.key }
+          return entry.op === 'delete' ? { type: 'delete', store: storeName, key: entry.id, ref } : { type: 'put', store: storeName, key: entry.id, value: entry.value, ref }
+        }),
+      )
+      return []
+    }
+    for (const store of engine.stagingStores) stores.add(store)
+    const changes: StagedChange[] = synced.map((entry) => ({ key: entry.key, slice: entry.slice, id: entry.id, type: entry.op, value: entry.value, observedAt: entry.observedAt }))
+    return storage.transact([...stores], async (tx) => {
+      put(tx)
+      return engine.stage(tx, changes)
+    })
   }
 
   const queue = createOperationQueue({
@@ -373,6 +393,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     batchSizeFor: (slice) => slices.get(slice)!.config.batchSize,
     canWrite: (slice) => slices.get(slice)!.hydration === 'done',
     write: writeBatch,
+    wallClock: resolved.remote?.now ?? Date.now,
     retry: resolved.retry,
     onSizeChange: (size) => {
       status.update({ pendingOperations: size })
@@ -417,6 +438,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
 
   // ---------------------------------------------------------------- remote sync
 
+  const hostSliceSynced = (name: string): boolean => {
+    const config = slices.get(name)?.config
+    return config !== undefined && config.syncToFlask && config.enabled
+  }
+
   const hostSlices = (): HostSlice[] =>
     [...slices.values()].map((s) => ({
       name: s.name,
@@ -440,8 +466,6 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
             if (!api || disposed) return
             api.dispatch(remoteApplied({ slice, puts: puts.map(([id, item]) => [id, item]), deletes: [...deletes] }, instanceId))
           },
-          readLocal: (slice, id) => readLocalMany(slice, [id]).get(String(id)),
-          readLocalMany: (slice, ids) => readLocalMany(slice, ids),
           localEntries(slice) {
             const s = slices.get(slice)
             if (!s || !s.kind || !api) return []
@@ -736,8 +760,10 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         return
       }
       await Promise.all(watched.map(hydrateOnce))
-      // Connect after hydration: pulls and conflict checks need the hydrated state.
+      // Connect after hydration: pulls and conflict checks need the hydrated state. The outbox
+      // is loaded before hydration counts as done, so the status shows what waits for the server.
       if (engine && !disposed) {
+        await engine.load().catch((error: unknown) => reportError(toSyncError(error, 'loading the outbox failed')))
         engine.start().catch((error: unknown) => reportError(toSyncError(error, 'starting remote sync failed')))
       }
     })()
@@ -966,8 +992,8 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         }
       }
       disposed = true
-      engine?.dispose()
       queue.dispose()
+      await engine?.dispose()
       storage.close()
       logoutChannel?.removeEventListener('message', onLogout)
       if (ownsLogoutChannel) logoutChannel?.close()

@@ -72,6 +72,8 @@ export interface ApiClientOptions {
   timeoutMs?: number
   /** The fetch implementation. @default globalThis.fetch */
   fetch?: typeof fetch
+  /** Aborts every request of this client (the sync engine's `dispose()` uses it). */
+  signal?: AbortSignal
 }
 
 /** The protocol's endpoints, typed. Every method rejects with a `SyncError` subclass. */
@@ -150,7 +152,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     let response: Response
     let text: string
     try {
-      response = await http(url, { method, headers, ...(json === undefined ? {} : { json }) })
+      response = await http(url, { method, headers, ...(options.signal ? { signal: options.signal } : {}), ...(json === undefined ? {} : { json }) })
       text = await response.text()
     } catch (error) {
       if (isTimeoutError(error)) {

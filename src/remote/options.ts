@@ -1,3 +1,4 @@
+import { InvalidOptionError } from '../errors'
 import type { ApiClientOptions } from './client'
 import type { ConflictStrategy, SyncConflict } from './conflicts'
 
@@ -43,4 +44,54 @@ export interface RemoteOptions extends ApiClientOptions {
    * @default Date.now
    */
   now?: () => number
+}
+
+/** {@link RemoteOptions} with every default filled in, checked once. */
+export interface CheckedRemoteOptions extends RemoteOptions {
+  readonly batchSize: number
+  readonly pullPageSize: number
+  readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number }
+  readonly clientId: string
+  readonly now: () => number
+}
+
+const STRATEGIES = ['server-wins', 'client-wins', 'last-write-wins', 'manual']
+
+/**
+ * Checks every option the engine reads (the HTTP client checks `baseUrl`, `paths`, `timeoutMs`
+ * itself) and fills in the defaults. A bad value throws an `InvalidOptionError` naming it.
+ */
+export function checkRemoteOptions(options: RemoteOptions, randomId: () => string): CheckedRemoteOptions {
+  const check = (ok: boolean, name: string, rule: string): void => {
+    if (!ok) throw new InvalidOptionError(`remote.${name}`, rule)
+  }
+  const intIn = (v: unknown, min: number, max: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+  const ms = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0
+  const batchSize = options.batchSize ?? 100
+  const pullPageSize = options.pullPageSize ?? 500
+  check(intIn(batchSize, 1, 500), 'batchSize', 'must be an integer from 1 to 500')
+  check(intIn(pullPageSize, 1, 1000), 'pullPageSize', 'must be an integer from 1 to 1000')
+  check(options.retry === undefined || (typeof options.retry === 'object' && options.retry !== null), 'retry', 'must be an object')
+  const initialDelayMs = options.retry?.initialDelayMs ?? 1000
+  check(ms(initialDelayMs) && initialDelayMs > 0, 'retry.initialDelayMs', 'must be a finite number > 0')
+  const maxDelayMs = options.retry?.maxDelayMs ?? 60_000
+  check(ms(maxDelayMs), 'retry.maxDelayMs', 'must be a finite number >= 0')
+  const clientId = options.clientId ?? randomId()
+  check(typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128, 'clientId', 'must be a string of 1 to 128 characters')
+  check(options.onConflict === undefined || typeof options.onConflict === 'function', 'onConflict', 'must be a function')
+  check(
+    options.conflict === undefined || typeof options.conflict === 'function' || STRATEGIES.includes(options.conflict),
+    'conflict',
+    "must be 'server-wins', 'client-wins', 'last-write-wins', 'manual' or a function",
+  )
+  check(options.now === undefined || typeof options.now === 'function', 'now', 'must be a function returning milliseconds')
+  check(options.connectOnStart === undefined || typeof options.connectOnStart === 'boolean', 'connectOnStart', 'must be a boolean')
+  return {
+    ...options,
+    batchSize,
+    pullPageSize,
+    retry: { initialDelayMs, maxDelayMs: Math.max(initialDelayMs, maxDelayMs) },
+    clientId,
+    now: options.now ?? Date.now,
+  }
 }

@@ -38,16 +38,22 @@ export type PushResult =
   | { readonly opId: string; readonly status: 'rejected'; readonly error: { readonly error: string; readonly message: string } }
 
 export interface PushResponse {
+  /** The server database's id (protocol 2): a new one means the client must resync. */
+  readonly epoch?: string
   readonly results: readonly PushResult[]
   readonly cursor: string
 }
 
 export interface PullResponse {
+  /** The server database's id (protocol 2): a new one means the client must resync. */
+  readonly epoch?: string
   readonly items: readonly RemoteRecord[]
   readonly cursor: string
 }
 
 export interface ChangesResponse {
+  /** The server database's id (protocol 2): a new one means the client must resync. */
+  readonly epoch?: string
   readonly changes: readonly RemoteRecord[]
   readonly cursor: string
   readonly hasMore: boolean
@@ -57,6 +63,8 @@ export interface HealthResponse {
   readonly status: 'ok'
   readonly serverTime: number
   readonly protocol: number
+  /** The server database's id (protocol 2): a new one means the client must resync. */
+  readonly epoch?: string
 }
 
 /** What a single-item PUT or DELETE returns. */

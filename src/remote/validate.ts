@@ -70,7 +70,14 @@ export function parseRecord(value: unknown, where: string): RemoteRecord {
 export function parseHealth(body: unknown): HealthResponse {
   expect(isObject(body), 'health body is not an object')
   expect(body.status === 'ok', 'health status is not "ok"')
-  return { status: 'ok', serverTime: typeof body.serverTime === 'number' ? body.serverTime : 0, protocol: isInt(body.protocol) ? body.protocol : 1 }
+  return { status: 'ok', serverTime: typeof body.serverTime === 'number' ? body.serverTime : 0, protocol: isInt(body.protocol) ? body.protocol : 1, ...epochOf(body) }
+}
+
+/** The server database's id, when the server sends one (protocol 2). */
+function epochOf(body: Json): { epoch?: string } {
+  if (body.epoch === undefined) return {}
+  expect(typeof body.epoch === 'string' && body.epoch.length > 0 && body.epoch.length <= 128, 'epoch is not a string of 1 to 128 characters')
+  return { epoch: body.epoch }
 }
 
 function parseCursor(body: Json): string {
@@ -106,13 +113,13 @@ export function parsePush(body: unknown, opIds: readonly string[]): PushResponse
         throw new ShapeError(`${where}.status is not applied, duplicate, conflict or rejected`)
     }
   })
-  return { results: parsed, cursor: parseCursor(body) }
+  return { results: parsed, cursor: parseCursor(body), ...epochOf(body) }
 }
 
 export function parsePull(body: unknown): PullResponse {
   expect(isObject(body), 'pull body is not an object')
   expect(Array.isArray(body.items), 'items is not an array')
-  return { items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)), cursor: parseCursor(body) }
+  return { items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)), cursor: parseCursor(body), ...epochOf(body) }
 }
 
 export function parseChanges(body: unknown): ChangesResponse {
@@ -123,6 +130,7 @@ export function parseChanges(body: unknown): ChangesResponse {
     changes: (body.changes as unknown[]).map((r, i) => parseRecord(r, `changes[${i}]`)),
     cursor: parseCursor(body),
     hasMore: body.hasMore,
+    ...epochOf(body),
   }
 }
 

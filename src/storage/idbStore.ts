@@ -1,7 +1,7 @@
 import { unwrap, wrap, type IDBPDatabase } from 'idb'
 import { StorageBlockedError, StorageUnavailableError, isConnectionLostError } from '../errors'
 import { mapStorageError } from './mapError'
-import { META_STORE, type ItemId, type LocalStore, type OpRef, type StorageOp } from './types'
+import { META_STORE, type ItemId, type OpRef, type StorageOp, type StoreTransaction, type TransactionalStore } from './types'
 
 /** Options of {@link createIdbStore}. */
 export interface IdbStoreOptions {
@@ -38,7 +38,7 @@ interface WithGetAllRecords {
  * - A handle that reported a lost connection is dropped, never reused for the retry.
  * - Every write awaits `tx.done`; nothing else is awaited inside a transaction.
  */
-export function createIdbStore(options: IdbStoreOptions): LocalStore {
+export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
   const { dbName, openTimeoutMs, factory, durability, onConnectionEvent } = options
   const wanted = new Set<string>([META_STORE])
   let db: Database | null = null
@@ -215,6 +215,56 @@ export function createIdbStore(options: IdbStoreOptions): LocalStore {
         } catch (error) {
           throw mapStorageError(error, { stores }, tx.error)
         }
+      })
+    },
+    transact(stores, work) {
+      return withLiveConnection(stores, async (handle) => {
+        let tx: IDBTransaction
+        try {
+          tx = (unwrap(handle) as IDBDatabase).transaction(stores, 'readwrite', { durability })
+        } catch (error) {
+          throw mapStorageError(error, { stores })
+        }
+        // Raw requests, no promise per write: the outcome of every write is the transaction's.
+        const done = new Promise<void>((resolve, reject) => {
+          tx.oncomplete = () => resolve()
+          tx.onabort = () => reject(tx.error ?? new DOMException('the transaction was aborted', 'AbortError'))
+        })
+        done.catch(() => undefined)
+        let current: OpRef | undefined
+        const view: StoreTransaction = {
+          get: (store, key) =>
+            new Promise((resolve, reject) => {
+              const request = tx.objectStore(store).get(key)
+              request.onsuccess = () => resolve(request.result)
+              request.onerror = () => reject(request.error)
+            }),
+          put(store, key, value, ref) {
+            current = ref
+            tx.objectStore(store).put(value, key)
+            current = undefined
+          },
+          delete(store, key) {
+            tx.objectStore(store).delete(key)
+          },
+        }
+        let result: Awaited<ReturnType<typeof work>>
+        try {
+          result = await work(view)
+        } catch (error) {
+          try {
+            tx.abort()
+          } catch {
+            // already finished
+          }
+          throw mapStorageError(error, { stores, ref: current }, tx.error)
+        }
+        try {
+          await done
+        } catch (error) {
+          throw mapStorageError(error, { stores }, tx.error)
+        }
+        return result
       })
     },
     readAll(name) {

@@ -20,6 +20,18 @@ export type StorageOp =
   | { readonly type: 'deleteIf'; readonly store: string; readonly key: ItemId; readonly field: string; readonly equals: unknown; readonly ref?: OpRef }
 
 /**
+ * The view of one readwrite transaction that `LocalStore.transact` hands its work. Writes are
+ * issued at once and take effect only if the whole transaction commits.
+ */
+export interface StoreTransaction {
+  /** One value, or `undefined`; sees this transaction's own earlier writes. */
+  get(store: string, key: ItemId): Promise<unknown>
+  /** Writes a value. A value that cannot be cloned throws here; `ref` names the op in that error. */
+  put(store: string, key: ItemId, value: unknown, ref?: OpRef): void
+  delete(store: string, key: ItemId): void
+}
+
+/**
  * The local storage boundary. The default is IndexedDB through idb; tests, SSR and other
  * backends plug in here without touching the queue.
  *
@@ -37,6 +49,19 @@ export interface LocalStore {
   ensureStores(names: readonly string[]): Promise<void>
   /** Applies the ops in one readwrite transaction; resolves after commit. */
   commit(ops: readonly StorageOp[]): Promise<void>
+  /**
+   * Runs `work` inside ONE readwrite transaction over `stores` and resolves with its result once
+   * the transaction committed. `work` may await only the transaction's own `get`s (awaiting
+   * anything else, a fetch or a timer, would end the transaction early). If `work` throws or
+   * anything fails, nothing it wrote is applied and the promise rejects with a `SyncError`.
+   * This is how the outbox reads a key's row and writes its new state atomically, whichever tab
+   * wrote the row before.
+   *
+   * Optional for custom backends: without it, the library runs `work` against `get` and applies
+   * its writes with one `commit`, one such transaction at a time per instance. That is atomic
+   * against the instance's own writes, not against another tab's.
+   */
+  transact?<T>(stores: readonly string[], work: (tx: StoreTransaction) => Promise<T>): Promise<T>
   /** Every `[key, value]` of a store, in key order, from one readonly transaction. */
   readAll(store: string): Promise<Array<[ItemId, unknown]>>
   /** One value, or `undefined`. */
@@ -52,6 +77,9 @@ export interface LocalStore {
    */
   destroy?(): Promise<void>
 }
+
+/** A `LocalStore` whose `transact` is there (the built-in ones, and every guarded custom one). */
+export type TransactionalStore = LocalStore & Required<Pick<LocalStore, 'transact'>>
 
 /** Object stores the library reserves for itself inside the database. */
 export const META_STORE = '__ris_meta'

@@ -23,7 +23,7 @@ const msw = setupServer(...server.handlers)
 const cleanups: Array<() => unknown> = []
 beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
 })
 afterEach(async () => {
   vi.useRealTimers()

@@ -295,7 +295,7 @@ function seeded(seed: number): () => number {
 
 beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
   let n = 0
   vi.spyOn(globalThis.crypto, 'randomUUID').mockImplementation(() => `op-${++n}` as ReturnType<typeof crypto.randomUUID>)
   vi.spyOn(Math, 'random').mockImplementation(seeded(42))

@@ -108,7 +108,7 @@ describe('load: 100k dispatches on 10k keys', () => {
   test('local: the queue stays bounded by distinct keys and each key is written once, with its last value', async () => {
     // Only the clock is fake: the debounce is then deterministic, while fake-indexeddb
     // (setImmediate) runs for real.
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
     const factory = new IDBFactory()
     const storage = instrumentedStore(factory, 'load-local')
     const errors: SyncError[] = []

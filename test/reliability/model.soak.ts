@@ -557,7 +557,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
 test(`model: ${RUNS} random runs of ${MIN_STEPS} to ${MAX_STEPS} steps (seed ${SEED})`, async () => {
   console.log(`[model test] fast-check seed ${SEED}, ${RUNS} runs; replay with FC_SEED=${SEED}`)
   const started = Date.now()
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
   try {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...STRATEGIES), fc.array(command, { minLength: MIN_STEPS, maxLength: MAX_STEPS }), (strategy, commands) => {

@@ -1,0 +1,373 @@
+import { toSyncError } from '../errors'
+import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
+import { singleFlight } from '../utils/singleFlight'
+import { createApiClient } from './client'
+import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
+import { createConnection } from './connection'
+import {
+  CURSOR_KEY,
+  keyOf,
+  outboxDepth,
+  publishDeadLetters,
+  publishOutbox,
+  randomId,
+  sliceByName,
+  syncedSlices,
+  transact,
+  type EngineContext,
+  type StoredCursor,
+  type StoredDeadLetter,
+  type SyncHost,
+} from './engineContext'
+import { checkRemoteOptions, type RemoteOptions } from './options'
+import { fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
+import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
+import { pushOutbox } from './push'
+import { applyEffects, newEffects, readVersion, writeRow } from './serverChanges'
+import { syncActions, type SyncEngineHandle } from './syncSlice'
+
+export type { HostSlice, SyncHost } from './engineContext'
+
+/** A local change as the writer hands it over, inside the transaction that writes the item. */
+export interface StagedChange {
+  readonly key: string
+  readonly slice: string
+  readonly id: ItemId
+  readonly type: 'put' | 'delete'
+  readonly value: unknown
+  /** When the change was observed (the action), on this device's clock. */
+  readonly observedAt: number
+}
+
+/** The remote half of a persistence instance. */
+export interface SyncEngine extends SyncEngineHandle {
+  /** Loads the outbox, dead letters and cursor (once). */
+  load(): Promise<void>
+  /** Loads (if not yet), then checks the connection, which drains the outbox. */
+  start(): Promise<void>
+  /** The stores `stage` reads and writes, to include in the local write's transaction. */
+  readonly stagingStores: readonly string[]
+  /**
+   * Writes the outbox rows of local changes inside the caller's transaction (the one writing
+   * the items), so an item and the operation standing for it commit together or not at all.
+   */
+  stage(tx: StoreTransaction, changes: readonly StagedChange[]): Promise<OutboxRow[]>
+  /** Tells the engine those rows are committed. The host calls `drain()` once its local queue is idle. */
+  committed(rows: readonly OutboxRow[]): void
+  /** Pushes the outbox now (no-op while disconnected). */
+  drain(): Promise<void>
+  /** Re-reads the outbox, dead letters and cursor from storage (another tab may have changed them). */
+  reload(): Promise<void>
+  resolve(key: string, resolution: 'local' | 'server' | 'merged', value?: unknown): Promise<void>
+  retryDeadLetter(opId: string): Promise<void>
+  discardDeadLetter(opId: string): Promise<void>
+  readonly connected: boolean
+  /** Operations stored and not yet acknowledged. */
+  readonly outboxDepth: number
+  /** How far the server's clock is ahead of this device's (ms), as the last good health check measured. */
+  readonly clockOffsetMs: number
+  readonly deadLetterCount: number
+  /**
+   * Whether committed local changes are pushed as soon as the local queue is idle (default), or
+   * only when `drain()` is called (auto-sync with `syncOnChange: false` turns it off).
+   */
+  autoPush: boolean
+  /**
+   * Stops for good: aborts requests, clears timers, and resolves once in-flight work settled.
+   * Afterwards the engine writes nothing and dispatches nothing.
+   */
+  dispose(): Promise<void>
+}
+
+/**
+ * The sync engine: a durable outbox of operations that own their values, pushed in batches;
+ * incremental and full pulls applied in transactions that see every tab's pending changes;
+ * conflict strategies; health checks with backoff; resync when the server is another database.
+ *
+ * Rules it keeps:
+ * - An op is written in the same transaction as its local item and holds its value; a push
+ *   sends exactly that, under its own opId, and never re-reads the local store.
+ * - An op stays until the server's answer about it is known (applied, duplicate, rejected or a
+ *   decided conflict), so the server's copy of any of our writes is recognised as ours.
+ * - Every decision about a key is made inside one transaction that reads its outbox row.
+ * - The cursor moves only in the transaction that commits the changes it covers.
+ * - Retries live here: the HTTP client never retries (except once after a 401 refresh).
+ * - Everything that reads or changes the outbox against the server runs under one lock.
+ * - After `dispose()` resolves, nothing is written and nothing dispatched.
+ */
+export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEngine {
+  const options = checkRemoteOptions(remote, randomId)
+  const abort = new AbortController()
+  const ctx: EngineContext = {
+    host,
+    options,
+    client: createApiClient({ ...options, signal: abort.signal }),
+    rows: new Map(),
+    parked: new Map(),
+    deadLetters: new Map(),
+    inflight: new Set(),
+    cursor: null,
+    epoch: null,
+    connected: false,
+    disposed: false,
+    clockOffset: 0,
+    failures: 0,
+    // Ordered across reloads without reading every row first.
+    seq: Date.now() * 1000,
+    abort,
+    pushProgress: null,
+  }
+  let pendingEpoch = false
+  let lock: Promise<unknown> = Promise.resolve()
+  function exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = lock.then(work, work)
+    lock = run.catch(() => undefined)
+    return run
+  }
+
+  const connection = createConnection(ctx, {
+    onUp: () => void drain(),
+    onEpoch(epoch) {
+      if (ctx.epoch === null) ctx.epoch = epoch
+      else if (isNewEpoch(ctx, epoch)) pendingEpoch = true
+    },
+  })
+
+  /** Under the lock: a resync first when the server turned out to be another database. */
+  async function withEpoch<T>(work: () => Promise<T>): Promise<T> {
+    if (pendingEpoch) {
+      await resync(ctx, connection)
+      pendingEpoch = false
+    }
+    try {
+      return await work()
+    } catch (caught) {
+      if (!(caught instanceof EpochChanged)) throw caught
+      await resync(ctx, connection)
+      pendingEpoch = false
+      return work()
+    }
+  }
+
+  // ------------------------------------------------------------ loading
+
+  async function load(): Promise<void> {
+    const storage = host.storage()
+    const [stored, dead, cursor] = await Promise.all([storage.readAll(OUTBOX_STORE), storage.readAll(DEAD_LETTER_STORE), storage.get(META_STORE, CURSOR_KEY)])
+    ctx.rows.clear()
+    const legacy = stored.filter(([, value]) => !isRow(value) && isLegacyEntry(value))
+    if (legacy.length > 0) await convertLegacy(legacy.map(([, value]) => value).filter(isLegacyEntry))
+    for (const [key, value] of stored) {
+      if (!isRow(value) || value.ops.length === 0) continue
+      ctx.rows.set(String(key), value)
+      for (const op of value.ops) ctx.seq = Math.max(ctx.seq, op.seq)
+    }
+    ctx.deadLetters.clear()
+    for (const [opId, value] of dead) {
+      const letter = value as Partial<StoredDeadLetter> | undefined
+      if (letter?.letter && letter.op) ctx.deadLetters.set(String(opId), letter as StoredDeadLetter)
+    }
+    const saved = cursor as StoredCursor | undefined
+    if (saved && typeof saved.cursor === 'string') {
+      ctx.cursor = saved
+      if (typeof saved.epoch === 'string') ctx.epoch = saved.epoch
+    }
+    publishOutbox(ctx)
+    if (ctx.deadLetters.size > 0) publishDeadLetters(ctx)
+  }
+
+  /** Entries an older version stored (without their values) become rows holding the local item. */
+  async function convertLegacy(entries: ReadonlyArray<Parameters<typeof fromLegacy>[0]>): Promise<void> {
+    const effects = newEffects()
+    await transact(ctx, async (tx) => {
+      for (const entry of entries) {
+        const slice = sliceByName(ctx, entry.slice)
+        if (!slice) continue
+        const [local, known] = await Promise.all([tx.get(slice.storeName, entry.id), readVersion(tx, entry.key)])
+        writeRow(tx, effects, entry.key, fromLegacy(entry, local, known ?? null))
+      }
+    })
+    applyEffects(ctx, effects)
+  }
+
+  let loaded: Promise<void> | null = null
+  function ensureLoaded(): Promise<void> {
+    loaded ??= load().catch((error: unknown) => {
+      loaded = null
+      throw error
+    })
+    return loaded
+  }
+
+  // ------------------------------------------------------------ pushing
+
+  const pushable = (): boolean => [...ctx.rows.values()].some((row) => !ctx.parked.has(row.key) && nextToSend(row) !== null)
+
+  const drain = singleFlight(async () => {
+    try {
+      await ensureLoaded()
+      if (!ctx.connected || ctx.disposed || !pushable()) return
+      host.dispatch(syncActions.syncActivity({ phase: 'start' }))
+      let pushed = 0
+      await exclusive(() => withEpoch(() => pushOutbox(ctx, connection, () => void drain(), (count) => (pushed += count))))
+      // A background push is a sync too: report it like the thunks do.
+      if (pushed > 0 && ctx.connected && !pushable() && !ctx.disposed) host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
+      if (pushable() && ctx.connected && !ctx.disposed) void Promise.resolve().then(drain)
+    } catch (caught) {
+      if (!ctx.disposed) host.reportError(toSyncError(caught, 'pushing the outbox failed'))
+    }
+  })
+
+  /** Runs a bulk operation with the sync slice's start, success and error, and its progress cleared after. */
+  async function bulk(work: () => Promise<void>): Promise<void> {
+    await ensureLoaded()
+    host.dispatch(syncActions.syncActivity({ phase: 'start' }))
+    try {
+      await work()
+      if (!ctx.disposed) host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
+    } catch (caught) {
+      const error = toSyncError(caught, 'sync failed')
+      if (!ctx.disposed) host.dispatch(syncActions.syncActivity({ phase: 'error', error: error.message }))
+      throw error
+    } finally {
+      ctx.pushProgress = null
+      if (!ctx.disposed) host.dispatch(syncActions.progressChanged(null))
+    }
+  }
+
+  /** Connects first if needed; rejects with the health check's own error (an HttpError, a NetworkError), the outbox kept. */
+  async function connect(): Promise<void> {
+    if (ctx.connected || (await connection.check())) return
+    throw connection.lastError ?? toSyncError(new Error('the server is unreachable; the outbox is kept'), 'push failed')
+  }
+
+  async function pushAll(): Promise<void> {
+    await bulk(async () => {
+      await host.flushLocal()
+      await exclusive(async () => {
+        // Items that never reached the server (persisted before sync was configured, or whose
+        // slice just turned syncToFlask on) join the outbox first.
+        const effects = newEffects()
+        await transact(ctx, async (tx) => {
+          for (const slice of syncedSlices(ctx)) {
+            for (const [id, item] of host.localEntries(slice.name)) {
+              const key = keyOf(slice.name, id)
+              if (ctx.rows.has(key) || host.isQueued(key)) continue
+              const [known, row] = await Promise.all([readVersion(tx, key), tx.get(OUTBOX_STORE, key)])
+              if (known !== undefined || row !== undefined) continue
+              const change = { key, slice: slice.name, collection: slice.storeName, id, type: 'put' as const, value: item, clientTime: Math.round(options.now() + ctx.clockOffset) }
+              writeRow(tx, effects, key, withLocalChange(undefined, change, null, randomId(), ++ctx.seq))
+            }
+          }
+        })
+        applyEffects(ctx, effects)
+      })
+      const count = (): number => [...ctx.rows.values()].filter((row) => !ctx.parked.has(row.key)).reduce((n, row) => n + row.ops.length, 0)
+      const total = count()
+      let done = 0
+      host.dispatch(syncActions.progressChanged({ operation: 'push', done, total }))
+      ctx.pushProgress = (n) => {
+        done = Math.min(total, done + n)
+        host.dispatch(syncActions.progressChanged({ operation: 'push', done, total }))
+      }
+      await connect()
+      await exclusive(() => withEpoch(() => pushOutbox(ctx, connection, () => void drain())))
+      const left = count()
+      if (left > 0) throw toSyncError(new Error(`${left} operation(s) are still in the outbox`), 'push incomplete')
+    })
+  }
+
+  return {
+    isSyncEngine: true,
+    load: ensureLoaded,
+    async start() {
+      host.dispatch(syncActions.remoteEnabled(true))
+      await ensureLoaded()
+      if (options.connectOnStart !== false) await connection.check()
+    },
+    stagingStores: [OUTBOX_STORE, VERSIONS_STORE],
+    async stage(tx, changes) {
+      const rows: OutboxRow[] = []
+      for (const change of changes) {
+        const slice = sliceByName(ctx, change.slice)
+        if (!slice?.syncToFlask) continue
+        const [stored, known] = await Promise.all([tx.get(OUTBOX_STORE, change.key), readVersion(tx, change.key)])
+        // A row an older version wrote (or this one before loading) keeps its opIds.
+        const row = isRow(stored) ? stored : isLegacyEntry(stored) ? fromLegacy(stored, await tx.get(slice.storeName, change.id), known ?? null) : undefined
+        const next = withLocalChange(
+          row,
+          {
+            key: change.key,
+            slice: slice.name,
+            collection: slice.storeName,
+            id: change.id,
+            type: change.type,
+            value: change.value,
+            // On the server's clock, so last-write-wins compares two devices fairly.
+            clientTime: Math.round(change.observedAt + ctx.clockOffset),
+          },
+          known ?? null,
+          randomId(),
+          ++ctx.seq,
+        )
+        tx.put(OUTBOX_STORE, change.key, next)
+        rows.push(next)
+      }
+      return rows
+    },
+    committed(rows) {
+      if (rows.length === 0 || ctx.disposed) return
+      for (const row of rows) ctx.rows.set(row.key, row)
+      publishOutbox(ctx)
+    },
+    drain,
+    async reload() {
+      await ensureLoaded()
+      await exclusive(load)
+    },
+    pushAll,
+    pullAll: () =>
+      bulk(async () => {
+        await host.flushLocal()
+        await exclusive(() => withEpoch(() => pullEverything(ctx, connection)))
+      }),
+    pullChanges: () =>
+      bulk(async () => {
+        await host.flushLocal()
+        await exclusive(() => withEpoch(() => pullChanges(ctx, connection)))
+      }),
+    checkConnection: () => connection.check(),
+    async resolve(key, resolution, value) {
+      await ensureLoaded()
+      if (await exclusive(() => resolveParked(ctx, key, resolution, value))) void drain()
+    },
+    async retryDeadLetter(opId) {
+      await ensureLoaded()
+      if (await exclusive(() => retryDeadLetter(ctx, opId))) void drain()
+    },
+    async discardDeadLetter(opId) {
+      await ensureLoaded()
+      await exclusive(() => discardDeadLetter(ctx, opId))
+    },
+    get connected() {
+      return ctx.connected
+    },
+    get clockOffsetMs() {
+      return ctx.clockOffset
+    },
+    get outboxDepth() {
+      return outboxDepth(ctx)
+    },
+    get deadLetterCount() {
+      return ctx.deadLetters.size
+    },
+    autoPush: true,
+    async dispose() {
+      ctx.disposed = true
+      abort.abort()
+      connection.dispose()
+      // Work already under the lock settles (its requests abort; its transactions commit nothing).
+      await lock
+    },
+  }
+}

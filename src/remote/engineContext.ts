@@ -1,0 +1,171 @@
+import { DisposedError, toSyncError, type SyncError } from '../errors'
+import type { PersistenceEvent } from '../persistence/events'
+import {
+  DEAD_LETTER_STORE,
+  META_STORE,
+  OUTBOX_STORE,
+  VERSIONS_STORE,
+  type ItemId,
+  type StoreTransaction,
+  type TransactionalStore,
+} from '../storage/types'
+import type { ApiClient } from './client'
+import type { ConflictStrategy, SyncConflict } from './conflicts'
+import type { CheckedRemoteOptions } from './options'
+import type { OutboxOp, OutboxRow } from './outbox'
+import type { RemoteRecord } from './protocol'
+import { syncActions, type DeadLetter } from './syncSlice'
+
+/** One slice as the engine sees it. */
+export interface HostSlice {
+  readonly name: string
+  readonly storeName: string
+  readonly syncToFlask: boolean
+  readonly conflict: ConflictStrategy | undefined
+}
+
+/**
+ * What the sync engine needs from the persistence instance it belongs to: a port into the
+ * local state. Data flows one way through it: the engine reads items and applies server data;
+ * it never reaches into the instance otherwise.
+ */
+export interface SyncHost {
+  storage(): TransactionalStore
+  slices(): readonly HostSlice[]
+  dispatch(action: { type: string }): void
+  /** Applies server items to the Redux state without queueing them to be written back. */
+  applyToState(slice: string, puts: ReadonlyArray<readonly [ItemId, unknown]>, deletes: readonly ItemId[]): void
+  /** Every `[id, item]` of a slice's collection in the Redux state. */
+  localEntries(slice: string): Array<[ItemId, unknown]>
+  /** Turns a server id (always a string) into the slice's id (a number for numeric-id slices). */
+  localId(slice: string, remoteId: string, value?: unknown): ItemId
+  /** Writes the local queue now. */
+  flushLocal(): Promise<void>
+  /** Whether a local change of this key is queued and not yet committed: it is newer than anything stored. */
+  isQueued(key: string): boolean
+  reportError(error: SyncError): void
+  /** The slice's `validate` verdict on a server item: a `ValidationError`, or `null` when valid. */
+  validate(slice: string, id: ItemId, value: unknown): SyncError | null
+  /** Reports operations (pushes, pulls, health checks), depth and connection changes. */
+  emit(event: PersistenceEvent): void
+}
+
+/** A `manual` conflict waiting for the app; its key is not pushed meanwhile. */
+export interface ParkedConflict {
+  conflict: SyncConflict
+  server: RemoteRecord | null
+  /** The newest op the conflict covered: a decision for the server drops it and older ones. */
+  readonly throughSeq: number
+}
+
+export interface StoredDeadLetter {
+  readonly row: { readonly key: string; readonly slice: string; readonly collection: string; readonly id: ItemId }
+  readonly op: OutboxOp
+  readonly letter: DeadLetter
+}
+
+/** The pull cursor, the collections it covers and the server database (epoch) it belongs to. */
+export interface StoredCursor {
+  readonly cursor: string
+  readonly collections: readonly string[]
+  readonly epoch?: string | undefined
+}
+
+export const CURSOR_KEY = '__cursor'
+
+/** The engine's shared state. Memory mirrors change only after the transaction storing them committed. */
+export interface EngineContext {
+  readonly host: SyncHost
+  readonly options: CheckedRemoteOptions
+  readonly client: ApiClient
+  /** The outbox, by key, as this instance last read or wrote it (other tabs may have changed it). */
+  readonly rows: Map<string, OutboxRow>
+  readonly parked: Map<string, ParkedConflict>
+  readonly deadLetters: Map<string, StoredDeadLetter>
+  /** Keys whose first op is on the wire from this instance. */
+  readonly inflight: Set<string>
+  cursor: StoredCursor | null
+  /** The server database this client last synced with; a new one means a resync. */
+  epoch: string | null
+  connected: boolean
+  disposed: boolean
+  /** How far the server's clock is ahead of this device's (ms). */
+  clockOffset: number
+  /** Consecutive failures, for backoff. */
+  failures: number
+  seq: number
+  /** Aborted by dispose(): every request of this engine carries its signal. */
+  readonly abort: AbortController
+  /** Set while a bulk push reports progress. */
+  pushProgress: ((count: number) => void) | null
+}
+
+/** The stores of one transaction that may touch any synced item and the engine's own records. */
+export function engineStores(ctx: EngineContext): string[] {
+  const stores = new Set<string>([OUTBOX_STORE, VERSIONS_STORE, DEAD_LETTER_STORE, META_STORE])
+  for (const slice of ctx.host.slices()) if (slice.syncToFlask) stores.add(slice.storeName)
+  return [...stores]
+}
+
+/**
+ * Runs `work` in one transaction of the engine's stores. After `dispose()` nothing starts, and
+ * a transaction that began before it commits nothing: `work` is checked again before it writes.
+ */
+export async function transact<T>(ctx: EngineContext, work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+  if (ctx.disposed) throw new DisposedError('the sync engine was disposed')
+  return ctx.host.storage().transact(engineStores(ctx), async (tx) => {
+    const result = await work(tx)
+    if (ctx.disposed) throw new DisposedError('the sync engine was disposed')
+    return result
+  })
+}
+
+export const keyOf = (slice: string, id: ItemId): string => `${slice}:${id}`
+
+export const syncedSlices = (ctx: EngineContext): HostSlice[] => ctx.host.slices().filter((s) => s.syncToFlask)
+export const sliceByCollection = (ctx: EngineContext, collection: string): HostSlice | undefined =>
+  ctx.host.slices().find((s) => s.storeName === collection && s.syncToFlask)
+export const sliceByName = (ctx: EngineContext, name: string): HostSlice | undefined => ctx.host.slices().find((s) => s.name === name)
+
+export function publishOutbox(ctx: EngineContext): void {
+  if (ctx.disposed) return
+  ctx.host.dispatch(syncActions.outboxChanged(outboxDepth(ctx)))
+  ctx.host.emit({ type: 'depth' })
+}
+
+/** Operations stored and not yet acknowledged. */
+export function outboxDepth(ctx: EngineContext): number {
+  let depth = 0
+  for (const row of ctx.rows.values()) depth += row.ops.length
+  return depth
+}
+
+export function publishDeadLetters(ctx: EngineContext): void {
+  if (ctx.disposed) return
+  ctx.host.dispatch(syncActions.deadLettersChanged([...ctx.deadLetters.values()].map((d) => d.letter)))
+}
+
+/** Reports a finished request (push, pull page, health check) to the monitor. */
+export function reportOperation(ctx: EngineContext, kind: 'push' | 'pull' | 'health', items: number, started: number, error: SyncError | null): void {
+  if (ctx.disposed) return
+  ctx.host.emit({
+    type: 'operation',
+    operation: { kind, slice: null, items, durationMs: Date.now() - started, ok: error === null, error: error ? error.toJSON() : null, at: Date.now() },
+  })
+}
+
+export function announceConflict(ctx: EngineContext, record: SyncConflict): void {
+  if (ctx.disposed) return
+  ctx.host.dispatch(syncActions.conflictChanged(record))
+  try {
+    ctx.options.onConflict?.(record)
+  } catch (caught) {
+    ctx.host.reportError(toSyncError(caught, 'onConflict threw'))
+  }
+}
+
+export function randomId(): string {
+  const c = globalThis.crypto
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID()
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`
+}

@@ -1,0 +1,187 @@
+import { isAuthError, isHttpError, toSyncError, type SyncError } from '../errors'
+import { type Connection } from './connection'
+import type { StoreTransaction } from '../storage/types'
+import { reportOperation, sliceByName, transact, type EngineContext } from './engineContext'
+import { syncActions } from './syncSlice'
+import { acknowledged, isOwn, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
+import type { RemoteOperation, RemoteRecord } from './protocol'
+import {
+  applyEffects,
+  bury,
+  cursorBackTo,
+  decideConflict,
+  newEffects,
+  readRow,
+  writeRow,
+  writeVersion,
+  type Effects,
+} from './serverChanges'
+
+type Outcome = 'ok' | 'split' | 'stop'
+
+interface Claimed {
+  readonly row: OutboxRow
+  readonly op: OutboxOp
+}
+
+/** The wire form of an op: exactly what the entry holds, never a re-read of the local store. */
+function toRemote(row: OutboxRow, op: OutboxOp): RemoteOperation {
+  return {
+    opId: op.opId,
+    collection: row.collection,
+    id: String(row.id),
+    type: op.type,
+    ...(op.type === 'put' ? { value: op.value } : {}),
+    baseVersion: op.baseVersion ?? null,
+    clientTime: op.clientTime,
+  }
+}
+
+/**
+ * Pushes the outbox in batches of `remote.batchSize` until it is empty, the server is
+ * unreachable, or a failure halts it. Runs under the engine's lock.
+ *
+ * Rules it keeps:
+ * - Only the first op of a key is sent, and it is marked as sent (durably, before the request)
+ *   so no tab replaces it while its answer is unknown.
+ * - The batch is read from storage, not from memory: another tab may have written the rows.
+ * - Results are applied in one transaction that reads each row again.
+ * - A transient failure keeps everything; a permanent rejection moves that one op to the
+ *   dead-letter list (a 4xx for the whole request is split until the one op is found).
+ */
+export async function pushOutbox(ctx: EngineContext, connection: Connection, again: () => void, onBatch?: (count: number) => void): Promise<void> {
+  let limit = ctx.options.batchSize
+  for (;;) {
+    if (ctx.disposed || !ctx.connected) return
+    const candidates = [...ctx.rows.values()]
+      .filter((row) => !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && nextToSend(row) !== null)
+      .sort((a, b) => a.ops[0]!.seq - b.ops[0]!.seq)
+      .slice(0, limit)
+    if (candidates.length === 0) return
+    const claimed = await claim(ctx, candidates)
+    if (claimed.length === 0) continue
+    const outcome = await pushBatch(ctx, connection, again, claimed)
+    if (outcome === 'stop') return
+    limit = outcome === 'split' ? Math.max(1, Math.ceil(claimed.length / 2)) : ctx.options.batchSize
+    if (outcome === 'ok') {
+      onBatch?.(claimed.length)
+      ctx.pushProgress?.(claimed.length)
+    }
+  }
+}
+
+/** Reads the candidates' rows in one transaction and marks each first op as sent. */
+async function claim(ctx: EngineContext, candidates: readonly OutboxRow[]): Promise<Claimed[]> {
+  const effects = newEffects()
+  const claimed = await transact(ctx, async (tx) => {
+    const found: Claimed[] = []
+    const rows = await Promise.all(candidates.map((c) => readRow(tx, c.key)))
+    rows.forEach((row, i) => {
+      const key = candidates[i]!.key
+      if (!row) {
+        effects.rows.set(key, null)
+        return
+      }
+      const op = nextToSend(row)
+      if (!op) {
+        effects.rows.set(key, row)
+        return
+      }
+      const marked = markedSent(row)
+      if (marked !== row) writeRow(tx, effects, key, marked)
+      else effects.rows.set(key, row)
+      found.push({ row: marked, op: marked.ops[0]! })
+    })
+    return found
+  })
+  applyEffects(ctx, effects)
+  return claimed
+}
+
+async function pushBatch(ctx: EngineContext, connection: Connection, again: () => void, batch: readonly Claimed[]): Promise<Outcome> {
+  for (const { row } of batch) ctx.inflight.add(row.key)
+  try {
+    const ops = batch.map(({ row, op }) => toRemote(row, op))
+    let response
+    const started = Date.now()
+    try {
+      response = await ctx.client.push(ctx.options.clientId, ops)
+    } catch (caught) {
+      const error = toSyncError(caught, 'push failed')
+      reportOperation(ctx, 'push', batch.length, started, error)
+      return await pushFailed(ctx, connection, again, error, batch)
+    }
+    reportOperation(ctx, 'push', batch.length, started, null)
+    ctx.failures = 0
+    if (!ctx.connected) connection.set(true)
+    const effects = newEffects()
+    await transact(ctx, async (tx) => {
+      for (let i = 0; i < batch.length; i++) {
+        const { row: sentRow, op } = batch[i]!
+        const result = response.results[i]!
+        const row = await readRow(tx, sentRow.key)
+        if (result.status === 'applied' || result.status === 'duplicate') {
+          if (row) writeRow(tx, effects, row.key, acknowledged(row, op.opId, result.record.version))
+          writeVersion(tx, sentRow.key, result.record.version)
+          // A replay's answer is its stored result: the key may have changed since, and pulls
+          // skipped it while this op's answer was unknown. Read the feed again from there.
+          if (result.status === 'duplicate') await cursorBackTo(tx, effects, result.record.seq)
+        } else if (result.status === 'rejected') {
+          if (row?.ops[0]?.opId === op.opId) await bury(ctx, tx, effects, row, op, { status: null, code: result.error.error, message: result.error.message })
+        } else if (result.status === 'conflict' && row && row.ops[0]?.opId === op.opId) {
+          await conflicted(ctx, tx, effects, row, result.current)
+        }
+      }
+    })
+    applyEffects(ctx, effects)
+    return 'ok'
+  } catch (caught) {
+    // A local storage failure: keep everything and try again later.
+    if (ctx.disposed) return 'stop'
+    ctx.host.reportError(toSyncError(caught, 'storing push results failed'))
+    connection.retryLater(again)
+    return 'stop'
+  } finally {
+    for (const { row } of batch) ctx.inflight.delete(row.key)
+  }
+}
+
+/** A conflict answer for the row's first op. A server version written by one of our own ops is its lost acknowledgement. */
+async function conflicted(ctx: EngineContext, tx: StoreTransaction, effects: Effects, row: OutboxRow, current: RemoteRecord | null): Promise<void> {
+  if (current && isOwn(row, current.opId)) {
+    writeRow(tx, effects, row.key, acknowledged(row, current.opId!, current.version))
+    writeVersion(tx, row.key, current.version)
+    effects.pushAgain = true
+    return
+  }
+  const slice = sliceByName(ctx, row.slice)
+  if (!slice) return
+  await decideConflict(ctx, tx, effects, slice, row.id, row, current, 'push')
+}
+
+async function pushFailed(ctx: EngineContext, connection: Connection, again: () => void, error: SyncError, batch: readonly Claimed[]): Promise<Outcome> {
+  if (ctx.disposed) return 'stop'
+  if (isHttpError(error) && !error.retryable && !isAuthError(error) && error.status !== 409 && error.status !== 404) {
+    // Permanent for this request. Split the batch to find the one operation the server refuses;
+    // only that one goes to the dead-letter list.
+    if (batch.length > 1) return 'split'
+    const { row, op } = batch[0]!
+    const effects = newEffects()
+    await transact(ctx, async (tx) => {
+      const stored = await readRow(tx, row.key)
+      if (stored?.ops[0]?.opId === op.opId) await bury(ctx, tx, effects, stored, op, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message })
+    })
+    applyEffects(ctx, effects)
+    return 'ok'
+  }
+  ctx.host.reportError(error)
+  if (isAuthError(error) || isHttpError(error)) {
+    // The server answers, but not with success: keep the outbox and try again with backoff.
+    ctx.host.dispatch(syncActions.syncActivity({ phase: 'error', error: error.message }))
+    connection.retryLater(again)
+    return 'stop'
+  }
+  connection.set(false, error)
+  return 'stop'
+}
+

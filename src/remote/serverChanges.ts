@@ -1,0 +1,379 @@
+import { HttpError, toSyncError, type SyncError } from '../errors'
+import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
+import { plainEqual } from '../utils/equal'
+import type { ConflictStrategy, ServerVersion, SyncConflict } from './conflicts'
+import {
+  CURSOR_KEY,
+  announceConflict,
+  keyOf,
+  publishDeadLetters,
+  publishOutbox,
+  randomId,
+  sliceByCollection,
+  type EngineContext,
+  type HostSlice,
+  type ParkedConflict,
+  type StoredCursor,
+  type StoredDeadLetter,
+} from './engineContext'
+import { acknowledged, isOwn, isRow, latestOp, rebased, withoutCovered, withoutRejected, type OutboxOp, type OutboxRow } from './outbox'
+import type { RemoteRecord } from './protocol'
+import { syncActions, type DeadLetter } from './syncSlice'
+
+/**
+ * What one transaction decided, applied to memory, the Redux state and the app only after it
+ * committed: if the commit fails, none of it happened.
+ */
+export interface Effects {
+  /** Server data for the Redux state, by slice. */
+  readonly state: Map<string, { puts: Array<[ItemId, unknown]>; deletes: ItemId[] }>
+  /** The outbox rows as the transaction left them (`null`: gone). */
+  readonly rows: Map<string, OutboxRow | null>
+  /** Conflicts decided now: shown in the sync slice and announced once. */
+  readonly decided: SyncConflict[]
+  /** `manual` conflicts to park (announced once, when parked). */
+  readonly parked: Array<[string, ParkedConflict]>
+  readonly buried: StoredDeadLetter[]
+  readonly unburied: string[]
+  readonly errors: SyncError[]
+  cursor: StoredCursor | null
+  /** Something new waits to be pushed. */
+  pushAgain: boolean
+}
+
+export const newEffects = (): Effects => ({
+  state: new Map(),
+  rows: new Map(),
+  decided: [],
+  parked: [],
+  buried: [],
+  unburied: [],
+  errors: [],
+  cursor: null,
+  pushAgain: false,
+})
+
+const stateOf = (effects: Effects, slice: string): { puts: Array<[ItemId, unknown]>; deletes: ItemId[] } => {
+  let group = effects.state.get(slice)
+  if (!group) effects.state.set(slice, (group = { puts: [], deletes: [] }))
+  return group
+}
+
+/** Writes the row (or its removal) and remembers it for the mirror. */
+export function writeRow(tx: StoreTransaction, effects: Effects, key: string, row: OutboxRow | null): void {
+  if (row) tx.put(OUTBOX_STORE, key, row)
+  else tx.delete(OUTBOX_STORE, key)
+  effects.rows.set(key, row)
+}
+
+export function writeVersion(tx: StoreTransaction, key: string, version: number | null | undefined): void {
+  if (typeof version === 'number') tx.put(VERSIONS_STORE, key, version)
+  else tx.delete(VERSIONS_STORE, key)
+}
+
+/** Writes server data into the slice's store, and into the Redux state after the commit. */
+export function writeItem(tx: StoreTransaction, effects: Effects, slice: HostSlice, id: ItemId, value: unknown): void {
+  const group = stateOf(effects, slice.name)
+  if (value === undefined || value === null) {
+    tx.delete(slice.storeName, id)
+    group.deletes.push(id)
+  } else {
+    tx.put(slice.storeName, id, value)
+    group.puts.push([id, value])
+  }
+}
+
+export async function readRow(tx: StoreTransaction, key: string): Promise<OutboxRow | undefined> {
+  const stored = await tx.get(OUTBOX_STORE, key)
+  return isRow(stored) ? stored : undefined
+}
+
+export async function readVersion(tx: StoreTransaction, key: string): Promise<number | undefined> {
+  const stored = await tx.get(VERSIONS_STORE, key)
+  return typeof stored === 'number' ? stored : undefined
+}
+
+const serverVersion = (record: RemoteRecord | null): ServerVersion | null =>
+  record ? { value: record.value, version: record.version, deleted: record.deleted, updatedAt: record.updatedAt, clientTime: record.clientTime } : null
+
+const serverValue = (record: RemoteRecord | null): unknown => (record && !record.deleted ? record.value : undefined)
+
+/** Whether the local change and the server's version say the same: then there is nothing to decide. */
+function sameContent(op: OutboxOp, server: RemoteRecord | null): boolean {
+  const value = serverValue(server)
+  if (op.type === 'delete') return value === undefined
+  return value !== undefined && plainEqual(op.value, value)
+}
+
+/**
+ * A server record for one key, inside the transaction that also reads the key's outbox row and
+ * known version, so a pending change written by any tab is seen:
+ * - known already (its version is not newer): nothing;
+ * - our own write (its opId is in the row): the acknowledgement that was lost;
+ * - the row's first op is on the wire (or its answer was lost): its answer decides;
+ * - other pending changes: a conflict, decided by the slice's strategy;
+ * - no pending change: the record is applied, unless a newer local change is still queued.
+ */
+export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, effects: Effects, record: RemoteRecord): Promise<void> {
+  const slice = sliceByCollection(ctx, record.collection)
+  if (!slice) return
+  const id = ctx.host.localId(slice.name, record.id, record.value)
+  const key = keyOf(slice.name, id)
+  const [known, row] = await Promise.all([readVersion(tx, key), readRow(tx, key)])
+  if (known !== undefined && record.version <= known) return
+  if (row && row.ops.length > 0) {
+    if (isOwn(row, record.opId)) {
+      writeRow(tx, effects, key, acknowledged(row, record.opId!, record.version))
+      writeVersion(tx, key, record.version)
+      effects.pushAgain = true
+      return
+    }
+    if (row.ops[0]!.sent) return
+    const parked = ctx.parked.get(key)
+    if (parked) {
+      // Still the same open conflict, now against a newer server version.
+      parked.server = record
+      parked.conflict = { ...parked.conflict, server: serverVersion(record) }
+      ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
+      return
+    }
+    await decideConflict(ctx, tx, effects, slice, id, row, record, 'pull')
+    return
+  }
+  if (ctx.host.isQueued(key)) return // a newer local change: its push meets this version as a conflict
+  const value = serverValue(record)
+  if (value !== undefined) {
+    const invalid = ctx.host.validate(slice.name, id, value)
+    if (invalid) {
+      effects.errors.push(invalid)
+      return
+    }
+  }
+  writeItem(tx, effects, slice, id, value)
+  writeVersion(tx, key, record.version)
+}
+
+export function strategyOf(ctx: EngineContext, slice: HostSlice): ConflictStrategy {
+  return slice.conflict ?? ctx.options.conflict ?? 'server-wins'
+}
+
+/**
+ * Decides a conflict between the key's pending ops and the server's version, inside the
+ * transaction that read them. Equal content is no conflict. A decision for the server drops
+ * every op it saw and writes the server's version; for the client, the first op is based on
+ * the server's version and pushed again; a merge replaces the ops with one op of the merged
+ * value, written locally too. `manual` parks the key until the app decides.
+ */
+export async function decideConflict(
+  ctx: EngineContext,
+  tx: StoreTransaction,
+  effects: Effects,
+  slice: HostSlice,
+  id: ItemId,
+  row: OutboxRow,
+  server: RemoteRecord | null,
+  phase: 'push' | 'pull',
+): Promise<void> {
+  const key = row.key
+  const latest = latestOp(row)!
+  const base = server ? server.version : null
+  if (sameContent(latest, server)) {
+    writeRow(tx, effects, key, withoutCovered(row, latest.seq, base))
+    writeVersion(tx, key, base)
+    return
+  }
+  const strategy = strategyOf(ctx, slice)
+  const local = latest.type === 'put' ? latest.value : undefined
+  const record = (resolution: SyncConflict['resolution']): SyncConflict => ({
+    key,
+    slice: slice.name,
+    id,
+    phase,
+    strategy: typeof strategy === 'function' ? 'custom' : strategy,
+    local: local === undefined ? null : local,
+    localDeleted: local === undefined,
+    localTime: latest.clientTime,
+    server: serverVersion(server),
+    detectedAt: Date.now(),
+    resolution,
+  })
+  if (strategy === 'manual') {
+    effects.parked.push([key, { conflict: record('pending'), server, throughSeq: latest.seq }])
+    return
+  }
+  let resolution: 'server' | 'client' | 'merged'
+  if (strategy === 'server-wins') resolution = 'server'
+  else if (strategy === 'client-wins') resolution = 'client'
+  else if (strategy === 'last-write-wins') resolution = latest.clientTime > (server?.clientTime ?? 0) ? 'client' : 'server'
+  else resolution = 'merged'
+  if (resolution === 'server') {
+    const value = serverValue(server)
+    const invalid = value === undefined ? null : ctx.host.validate(slice.name, id, value)
+    if (invalid) {
+      // Server data that fails the slice's schema is never written: the local change stays and goes out again.
+      effects.errors.push(invalid)
+      resolution = 'client'
+    }
+  }
+  if (resolution === 'server') {
+    takeServer(tx, effects, slice, id, row, latest.seq, server)
+  } else if (resolution === 'client') {
+    writeRow(tx, effects, key, rebased(row, base))
+    writeVersion(tx, key, base)
+    effects.pushAgain = true
+  } else {
+    let merged: unknown
+    try {
+      merged = (strategy as Exclude<ConflictStrategy, string>)({
+        slice: slice.name,
+        id,
+        local: local === undefined ? null : local,
+        server: serverValue(server) ?? null,
+        serverVersion: server?.version ?? 0,
+        localTime: latest.clientTime,
+        serverTime: server?.clientTime ?? 0,
+      })
+    } catch (caught) {
+      effects.errors.push(toSyncError(caught, `the merge function for slice "${slice.name}" threw; the server's version is kept`))
+      takeServer(tx, effects, slice, id, row, latest.seq, server)
+      effects.decided.push(record('server'))
+      return
+    }
+    takeMerged(ctx, tx, effects, slice, id, row, latest.seq, server, merged === undefined ? null : merged)
+  }
+  effects.decided.push(record(resolution))
+}
+
+/** The server's version wins over every op up to `throughSeq`; a newer op is based on it. */
+export function takeServer(tx: StoreTransaction, effects: Effects, slice: HostSlice, id: ItemId, row: OutboxRow | undefined, throughSeq: number, server: RemoteRecord | null): void {
+  const key = keyOf(slice.name, id)
+  const base = server ? server.version : null
+  const next = row ? withoutCovered(row, throughSeq, base) : null
+  if (row) writeRow(tx, effects, key, next)
+  writeVersion(tx, key, base)
+  // A newer local change stays what the store shows; it goes out on top of the server's version.
+  if (!next) writeItem(tx, effects, slice, id, serverValue(server))
+  else effects.pushAgain = true
+}
+
+/** A merged value (`null`: deleted) replaces every op up to `throughSeq`, locally and as the next push. */
+export function takeMerged(
+  ctx: EngineContext,
+  tx: StoreTransaction,
+  effects: Effects,
+  slice: HostSlice,
+  id: ItemId,
+  row: OutboxRow,
+  throughSeq: number,
+  server: RemoteRecord | null,
+  merged: unknown,
+): void {
+  const base = server ? server.version : null
+  const newer = row.ops.filter((op) => op.seq > throughSeq)
+  const op: OutboxOp = {
+    opId: randomId(),
+    type: merged === null ? 'delete' : 'put',
+    ...(merged === null ? {} : { value: merged }),
+    baseVersion: base,
+    clientTime: Math.round(ctx.options.now() + ctx.clockOffset),
+    seq: throughSeq,
+    sent: false,
+  }
+  // A newer op stays behind the merge, based on the merge's result.
+  const ops = [op, ...newer.map((o, i) => (i === 0 ? { ...o, baseVersion: undefined } : o))]
+  writeRow(tx, effects, row.key, { ...row, ops })
+  writeVersion(tx, row.key, base)
+  if (newer.length === 0) writeItem(tx, effects, slice, id, merged)
+  effects.pushAgain = true
+}
+
+/** Moves an op the server refused for good to the dead-letter list; the op behind it is based on what the server has. */
+export async function bury(
+  ctx: EngineContext,
+  tx: StoreTransaction,
+  effects: Effects,
+  row: OutboxRow,
+  op: OutboxOp,
+  reason: { status: number | null; code: string; message: string },
+): Promise<void> {
+  const letter: DeadLetter = {
+    opId: op.opId,
+    key: row.key,
+    slice: row.slice,
+    id: row.id,
+    type: op.type,
+    ...reason,
+    at: Date.now(),
+  }
+  const stored: StoredDeadLetter = { row: { key: row.key, slice: row.slice, collection: row.collection, id: row.id }, op, letter }
+  tx.put(DEAD_LETTER_STORE, op.opId, stored)
+  const known = await readVersion(tx, row.key)
+  writeRow(tx, effects, row.key, withoutRejected(row, op.opId, known ?? null))
+  effects.buried.push(stored)
+}
+
+/**
+ * Writes the cursor a pull reached. Another tab may have moved the stored cursor back (a lost
+ * answer found after the fact): then it stays there, so what lies after it is pulled again.
+ */
+export async function writeCursor(tx: StoreTransaction, effects: Effects, from: string, next: StoredCursor): Promise<void> {
+  const stored = (await tx.get(META_STORE, CURSOR_KEY)) as StoredCursor | undefined
+  if (stored && typeof stored.cursor === 'string' && stored.epoch === next.epoch && Number(stored.cursor) < Number(from)) {
+    effects.cursor = stored
+    return
+  }
+  tx.put(META_STORE, CURSOR_KEY, next)
+  effects.cursor = next
+}
+
+/** Moves the stored cursor back to just before `seq`, so the next pull returns what follows it. */
+export async function cursorBackTo(tx: StoreTransaction, effects: Effects, seq: number): Promise<void> {
+  const stored = (await tx.get(META_STORE, CURSOR_KEY)) as StoredCursor | undefined
+  if (!stored || typeof stored.cursor !== 'string' || !(Number(stored.cursor) > seq)) return
+  const back: StoredCursor = { ...stored, cursor: String(seq) }
+  tx.put(META_STORE, CURSOR_KEY, back)
+  effects.cursor = back
+}
+
+/**
+ * After the transaction committed: memory mirrors, the Redux state (keys with a queued local
+ * change keep it: it is newer), the sync slice, announcements, other tabs.
+ */
+export function applyEffects(ctx: EngineContext, effects: Effects): void {
+  if (ctx.disposed) return
+  for (const [key, row] of effects.rows) {
+    if (row) ctx.rows.set(key, row)
+    else ctx.rows.delete(key)
+  }
+  if (effects.cursor) ctx.cursor = effects.cursor
+  const changes: Array<{ slice: string; puts: ItemId[]; deletes: ItemId[] }> = []
+  for (const [slice, group] of effects.state) {
+    const puts = group.puts.filter(([id]) => !ctx.host.isQueued(keyOf(slice, id)))
+    const deletes = group.deletes.filter((id) => !ctx.host.isQueued(keyOf(slice, id)))
+    if (puts.length > 0 || deletes.length > 0) ctx.host.applyToState(slice, puts, deletes)
+    if (group.puts.length > 0 || group.deletes.length > 0) changes.push({ slice, puts: group.puts.map(([id]) => id), deletes: group.deletes })
+  }
+  for (const stored of effects.buried) {
+    ctx.deadLetters.set(stored.op.opId, stored)
+    ctx.host.reportError(
+      new HttpError(`the server rejected ${stored.row.key} permanently (${stored.letter.code}); it moved to the dead-letter list`, {
+        status: stored.letter.status ?? 400,
+        code: stored.letter.code,
+        method: 'POST',
+        url: ctx.options.baseUrl,
+        slice: stored.row.slice,
+        key: stored.row.key,
+      }),
+    )
+  }
+  for (const opId of effects.unburied) ctx.deadLetters.delete(opId)
+  if (effects.buried.length > 0 || effects.unburied.length > 0) publishDeadLetters(ctx)
+  if (effects.rows.size > 0) publishOutbox(ctx)
+  for (const error of effects.errors) ctx.host.reportError(error)
+  for (const [key, parked] of effects.parked) {
+    ctx.parked.set(key, parked)
+    announceConflict(ctx, parked.conflict)
+  }
+  for (const conflict of effects.decided) announceConflict(ctx, conflict)
+  if (changes.length > 0) ctx.host.emit({ type: 'committed', changes })
+}

@@ -1,0 +1,26 @@
+/**
+ * One run at a time: a call while a run is going asks for one more run after it (however many
+ * calls came), and resolves when the run that includes it is over. A failed run rejects the
+ * calls it covered; the next call starts afresh.
+ */
+export function singleFlight(run: () => Promise<void>): () => Promise<void> {
+  let current: Promise<void> | null = null
+  let again = false
+  return function start(): Promise<void> {
+    if (current) {
+      again = true
+      return current
+    }
+    current = (async () => {
+      try {
+        do {
+          again = false
+          await run()
+        } while (again)
+      } finally {
+        current = null
+      }
+    })()
+    return current
+  }
+}
