@@ -46,7 +46,7 @@ export function guardLocalStore(inner: LocalStore): TransactionalStore {
         },
       }
       const result = await work(view)
-      await inner.commit(staged)
+      if (staged.length > 0) await inner.commit(staged)
       return result
     })
   const guarded: TransactionalStore = {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import {
+  checkFlaskConnection,
   pullFlaskChanges,
   resolveConflict,
   syncFromFlaskBulk,
@@ -55,9 +56,12 @@ describe.each<[string, ConflictStrategy, string, 'server' | 'client' | 'merged']
   test('detected during pull: a pending local change meets a newer server version', async () => {
     // Long backoff: after the outage only the pull reconnects Alice.
     const { alice } = await twoClients(strategy, { remote: { retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } } })
+    // Alice knows she is offline before she edits, so her change is pending and was never sent
+    // (a change whose push may have reached the server is decided by that push's answer).
     server.down()
-    await edit(alice, 'alice')
+    await alice.store.dispatch(checkFlaskConnection())
     await until(() => !alice.store.getState().sync.status.flaskConnected, 'offline')
+    await edit(alice, 'alice')
     server.up()
     await alice.store.dispatch(pullFlaskChanges())
     await until(() => alice.conflicts.length >= 1, 'the conflict')

@@ -1,12 +1,10 @@
 // Deterministic regressions for failures the model-based randomized test
 // (test/reliability/model.soak.ts) found. Each test pins the interleaving the random run hit.
-import { IDBFactory } from 'fake-indexeddb'
 import { http } from 'msw'
 import { expect, test } from 'vitest'
 import { pullFlaskChanges, resolveConflict, retryDeadLetter, type ConflictStrategy } from '../../src'
-import { createIdbStore } from '../../src/storage/idbStore'
-import { DEAD_LETTER_STORE, OUTBOX_STORE, VERSIONS_STORE, type LocalStore, type StorageOp } from '../../src/storage/types'
-import { readStore, until, withCommit } from '../support/instrumentedStore'
+import { OUTBOX_STORE } from '../../src/storage/types'
+import { readStore, until } from '../support/instrumentedStore'
 import { removeItem, saveFile, type FileItem } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
 
@@ -15,15 +13,6 @@ type Client = ReturnType<typeof client>
 
 const serverRecord = (id: string) => server.model.records().find((r) => r.id === id)
 const localName = (c: Client, id: string) => c.store.getState().files.entities[id]?.name
-
-/** IndexedDB through the library's own store, with a hook that may run before a commit. */
-function hookedStore(factory: IDBFactory, dbName: string, before: (ops: readonly StorageOp[]) => Promise<void>): LocalStore {
-  const inner = createIdbStore({ dbName, openTimeoutMs: 2000, factory, durability: 'default' })
-  return withCommit(inner, async (ops) => {
-    await before(ops)
-    await inner.commit(ops)
-  })
-}
 
 /** `doc` exists at v1 (pushed by `c`), then another device overwrites it: the server is at v2. */
 async function docOverwrittenElsewhere(c: Client): Promise<void> {
@@ -50,26 +39,25 @@ async function converged(c: Client, name: string): Promise<void> {
   expect((await readStore(c.factory, OUTBOX_STORE, 'regressions')).size).toBe(0)
 }
 
-// FC_SEED=3: a local delete meets a conflict (client-wins). While the engine commits the
-// resolution, the app re-creates the item; the local write commits first, with a new outbox
-// entry (a put). The resolution used to write back its copy of the old entry (the delete) over
-// the new one, in IndexedDB and in memory: the delete was pushed, the re-created item never
-// was, and the server deleted what the app shows.
+// FC_SEED=3: a local delete meets a conflict (client-wins) while the app re-creates the item;
+// the re-creation commits a newer outbox entry before the conflict is settled. Settling used to
+// write back its copy of the old entry (the delete) over the new one: the delete was pushed, the
+// re-created item never was. Settling now happens inside one transaction that reads the row.
 test('resolving a conflict never overwrites an outbox entry a local change committed meanwhile (client-wins)', async () => {
-  const factory = new IDBFactory()
-  let armed = false
-  let c: Client | null = null
-  const storage = hookedStore(factory, 'regressions', async (ops) => {
-    // The resolution's transaction is the first that stores the server's v2 for the key.
-    const resolving = ops.some((op) => op.type === 'put' && op.store === VERSIONS_STORE && op.key === 'files:doc' && op.value === 2)
-    if (!armed || !resolving || !c) return
-    armed = false
-    c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
-    await c.persistence.flush()
-  })
-  c = client({ factory, dbName: 'regressions', storage, strategy: 'client-wins' })
+  const c = client({ dbName: 'regressions', strategy: 'client-wins' })
   await docOverwrittenElsewhere(c)
-  armed = true
+  let armed = true
+  // The re-creation commits while the conflicting push of the delete is on the wire.
+  msw.use(
+    http.post(`${BASE_URL}/sync/push`, async () => {
+      if (armed) {
+        armed = false
+        c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
+        await c.persistence.flush()
+      }
+      return undefined // fall through to the mock server: a conflict with 'theirs'
+    }),
+  )
   c.store.dispatch(removeItem('doc'))
   await c.persistence.flush()
   await until(() => c.conflicts.length === 1 && !armed, 'the conflict and the re-creation')
@@ -133,21 +121,11 @@ test('a replayed operation the server applied before and another device overwrot
 })
 
 // Found by reading the FC_SEED=3 fix: retrying a dead letter writes a fresh entry of the dead
-// operation's type. A local change of the key that commits in between (here: the app re-creates
-// an item whose delete was dead-lettered) is overwritten by that entry. Pushes now take the type
-// from the local store, so the re-created item is put, not deleted.
+// operation's type. A local change of the key that commits meanwhile (here: the app re-creates
+// an item whose delete was dead-lettered) must not be lost to that entry: the retry, the
+// re-creation and their pushes all go through the key's row, so the re-created item is put last.
 test('retrying a dead letter while a newer local change of the key commits pushes the local truth', async () => {
-  const factory = new IDBFactory()
-  let armed = false
-  let c: Client | null = null
-  const storage = hookedStore(factory, 'regressions', async (ops) => {
-    const retrying = ops.some((op) => op.type === 'delete' && op.store === DEAD_LETTER_STORE)
-    if (!armed || !retrying || !c) return
-    armed = false
-    c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
-    await c.persistence.flush()
-  })
-  c = client({ factory, dbName: 'regressions', storage })
+  const c = client({ dbName: 'regressions' })
   await c.persistence.whenHydrated()
   await until(() => c.store.getState().sync.status.flaskConnected, 'connection')
   c.store.dispatch(saveFile({ id: 'doc', name: 'v1' }))
@@ -161,7 +139,18 @@ test('retrying a dead letter while a newer local change of the key commits pushe
   const [letter] = c.store.getState().sync.deadLetters
   expect(letter).toMatchObject({ key: 'files:doc', type: 'delete' })
 
-  armed = true
+  let armed = true
+  // The re-creation commits while the retried delete is on the wire.
+  msw.use(
+    http.post(`${BASE_URL}/sync/push`, async () => {
+      if (armed) {
+        armed = false
+        c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
+        await c.persistence.flush()
+      }
+      return undefined
+    }),
+  )
   c.store.dispatch(retryDeadLetter({ opId: letter!.opId }))
   await until(() => !armed && c.store.getState().sync.deadLetters.length === 0, 'the retry and the re-creation')
   await converged(c, 'again')
