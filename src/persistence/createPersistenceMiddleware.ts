@@ -993,12 +993,15 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       }
       disposed = true
       queue.dispose()
-      await engine?.dispose()
-      storage.close()
+      // The engine stops at once (requests aborted, nothing dispatched); its work already under
+      // way settles before the database is closed, and commits nothing after this resolves.
+      const stopping = engine?.dispose()
       logoutChannel?.removeEventListener('message', onLogout)
       if (ownsLogoutChannel) logoutChannel?.close()
       unregister(instance)
       status.update({ disposed: true })
+      await stopping
+      storage.close()
     },
     async clear() {
       // Logout: nothing pending may reach the disk or the server afterwards, so nothing is

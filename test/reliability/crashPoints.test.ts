@@ -26,7 +26,7 @@ import {
   pullFlaskChanges,
   syncReducer,
   type LocalStore,
-  type OutboxEntry,
+  type OutboxRow,
   type PersistenceMiddleware,
   type RemoteOptions,
   type SlicePersistenceConfig,
@@ -210,11 +210,16 @@ function open(factory: IDBFactory, remote: Partial<RemoteOptions> = {}, files: S
   return { clientId, persistence, store: makeStore(persistence), storage, errors, conflicts }
 }
 
-/** The process dies: its storage freezes and the instance is dropped without writing anything. */
+/**
+ * The process dies: its storage freezes and the instance is dropped without writing anything.
+ * Its dispose is not awaited: a dead process waits for nothing, and work it had under way stays
+ * frozen in the dead storage.
+ */
 async function crash(c: Client): Promise<void> {
   c.storage.kill()
-  await c.persistence.dispose({ flush: false })
+  void c.persistence.dispose({ flush: false })
   live.splice(live.indexOf(c.persistence), 1)
+  await settle()
 }
 
 // ------------------------------------------------------------------ time
@@ -259,7 +264,9 @@ const local = (c: Client): Record<string, unknown> => {
 const outboxDepth = (c: Client): number => c.store.getState().sync.outboxDepth
 let factory: IDBFactory
 const stored = async (store: string): Promise<Record<string, unknown>> => Object.fromEntries(await readStore(factory, store, DB))
-const storedOutbox = async (): Promise<Record<string, OutboxEntry>> => (await stored('__ris_outbox')) as Record<string, OutboxEntry>
+const storedOutbox = async (): Promise<Record<string, OutboxRow>> => (await stored('__ris_outbox')) as Record<string, OutboxRow>
+/** The opId a row's push sends (its first op). */
+const firstOpId = (row: OutboxRow | undefined): string | undefined => row?.ops[0]?.opId
 
 /**
  * The end state every crash must reach: after a flush IndexedDB equals the Redux state, the
@@ -432,15 +439,16 @@ describe('crash point 2: after the commit, before the push', () => {
     const expected = { n: { id: 'n', name: 'N1' }, x: { id: 'x', name: 'X2' } }
     expect(await stored('files')).toEqual(expected)
     const outbox = await storedOutbox()
-    expect(Object.values(outbox).map((e) => [e.key, e.type])).toEqual([
-      ['files:n', 'put'],
-      ['files:x', 'put'],
-      ['files:y', 'delete'],
+    // Each row holds its operation, value included.
+    expect(Object.values(outbox).map((row) => [row.key, row.ops.map((op) => [op.type, op.value])])).toEqual([
+      ['files:n', [['put', { id: 'n', name: 'N1' }]]],
+      ['files:x', [['put', { id: 'x', name: 'X2' }]]],
+      ['files:y', [['delete', undefined]]],
     ])
     // In outbox order (seq), which is the order they must reach the server in.
     const opIds = Object.values(outbox)
-      .sort((l, r) => l.seq - r.seq)
-      .map((e) => e.opId)
+      .sort((l, r) => l.ops[0]!.seq - r.ops[0]!.seq)
+      .map((row) => row.ops[0]!.opId)
     expect(ledger.filter((e) => opIds.includes(e.opId)), 'nothing of it reached the server').toEqual([])
 
     const second = open(factory)
@@ -449,9 +457,9 @@ describe('crash point 2: after the commit, before the push', () => {
     await waitFor(() => outboxDepth(second) === 0, 'the outbox to drain')
     for (const opId of opIds) expect(statusesOf(opId), opId).toEqual(['applied'])
     expect(pushedBy('tab-2')).toEqual(opIds)
-    expect(serverRecord('n')).toMatchObject({ version: 1, opId: outbox['files:n']!.opId })
-    expect(serverRecord('x')).toMatchObject({ version: 2, value: { id: 'x', name: 'X2' }, opId: outbox['files:x']!.opId })
-    expect(serverRecord('y')).toMatchObject({ version: 2, deleted: true, opId: outbox['files:y']!.opId })
+    expect(serverRecord('n')).toMatchObject({ version: 1, opId: firstOpId(outbox['files:n']) })
+    expect(serverRecord('x')).toMatchObject({ version: 2, value: { id: 'x', name: 'X2' }, opId: firstOpId(outbox['files:x']) })
+    expect(serverRecord('y')).toMatchObject({ version: 2, deleted: true, opId: firstOpId(outbox['files:y']) })
     expect(await stored('__ris_versions')).toEqual({ 'files:n': 1, 'files:x': 2, 'files:y': 2 })
     await expectConverged(second)
     expect(second.conflicts).toEqual([])
@@ -477,16 +485,16 @@ describe('crash point 3: the server applied the push, the acknowledgement is not
     await waitFor(() => first.storage.dead, 'the crash')
     if (how === 'ack aborted') {
       expect(first.storage.diedIn!.map((op) => `${op.type} ${where(op)}`)).toEqual([
+        'delete __ris_outbox:files:p',
         'put __ris_versions:files:p',
-        'deleteIf __ris_outbox:files:p',
+        'delete __ris_outbox:files:q',
         'put __ris_versions:files:q',
-        'deleteIf __ris_outbox:files:q',
       ])
     }
     await crash(first)
     // The server has both; the client still has both in its outbox, under the same opIds.
     const outbox = await storedOutbox()
-    const opIds = [outbox['files:p']?.opId, outbox['files:q']?.opId]
+    const opIds = [firstOpId(outbox['files:p']), firstOpId(outbox['files:q'])]
     for (const opId of opIds) expect(statusesOf(opId!)).toEqual(['applied'])
     expect(server.model.appliedOps).toBe(2)
     expect(await stored('__ris_versions')).toEqual({})
@@ -551,22 +559,27 @@ describe('crash point 3: the server applied the push, the acknowledgement is not
     await crash(first)
 
     const outbox = await storedOutbox()
-    const pNew = outbox['files:p']!.opId
-    expect(outbox['files:p']).toMatchObject({ type: 'put', prevOpIds: [pOld] })
-    expect(outbox['files:q']!.opId).toBe(q)
+    // P1 may have been applied (its answer was lost), so it stays, as sent; P2 waits behind it.
+    expect(outbox['files:p']!.ops.map((op) => [op.opId, op.sent, op.value])).toEqual([
+      [pOld, true, { id: 'p', name: 'P1' }],
+      [expect.any(String), false, { id: 'p', name: 'P2' }],
+    ])
+    const pNew = outbox['files:p']!.ops[1]!.opId
+    expect(firstOpId(outbox['files:q'])).toBe(q)
     server.up()
 
     const second = await restart(move)
-    expect(statusesOf(pOld!)).toEqual(['applied'])
     if (move === 'push') {
+      // P1 is replayed first and answered as a duplicate; P2 goes out on top of its version.
+      expect(statusesOf(pOld!)).toEqual(['applied', 'duplicate'])
       expect(statusesOf(q!)).toEqual(['applied', 'duplicate'])
-      // Sent with no base version (the ack of P1 was never stored), recognised, rebased, applied once.
-      expect(statusesOf(pNew)).toEqual(['conflict', 'applied'])
     } else {
+      // The pull taught it the version its own P1 made: P1 is settled without a push.
+      expect(statusesOf(pOld!)).toEqual(['applied'])
       expect(statusesOf(q!)).toEqual(['applied'])
-      // The pull taught it the version its own P1 made: pushed once, on top of it.
-      expect(statusesOf(pNew)).toEqual(['applied'])
     }
+    // Either way P2 is pushed once, on top of P1's version, never as a conflict.
+    expect(statusesOf(pNew)).toEqual(['applied'])
     expect(server.model.appliedOps).toBe(3)
     expect(serverRecord('p')).toMatchObject({ version: 2, value: { id: 'p', name: 'P2' }, opId: pNew })
     expect(await stored('__ris_versions')).toEqual({ 'files:p': 2, 'files:q': 1 })
@@ -637,7 +650,7 @@ describe('crash point 4: while a pull is applied', () => {
     expect(local(second), 'the local pending edits were not overwritten').toEqual(expected)
     // One conflict, the real one (the other device wrote r4), settled once; none for `mine`.
     expect(second.conflicts.map((c) => [c.key, c.resolution])).toEqual([['files:r4', 'client']])
-    for (const key of ['files:mine', 'files:r4']) expect(statusesOf(outbox[key]!.opId), key).toEqual(['applied'])
+    for (const key of ['files:mine', 'files:r4']) expect(statusesOf(firstOpId(outbox[key])!), key).toEqual(['applied'])
     expect(server.model.appliedOps).toBe(7)
     expect(serverRecord('r4')).toMatchObject({ version: 2, value: R4_LOCAL })
     // Pulling again only brings our own two writes back, which are skipped; the cursor reaches the end.
