@@ -62,7 +62,7 @@ export interface SyncEngine extends SyncEngineHandle {
   retryDeadLetter(opId: string): Promise<void>
   discardDeadLetter(opId: string): Promise<void>
   readonly connected: boolean
-  /** Operations stored and not yet acknowledged. */
+  /** Keys with operations stored and not yet acknowledged (a key counts once). */
   readonly outboxDepth: number
   /** How far the server's clock is ahead of this device's (ms), as the last good health check measured. */
   readonly clockOffsetMs: number

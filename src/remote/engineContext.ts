@@ -133,11 +133,12 @@ export function publishOutbox(ctx: EngineContext): void {
   ctx.host.emit({ type: 'depth' })
 }
 
-/** Operations stored and not yet acknowledged. */
+/**
+ * Keys with operations stored and not yet acknowledged. A key counts once, although it may hold
+ * two ops for a moment (one whose answer is unknown, and the newest change behind it).
+ */
 export function outboxDepth(ctx: EngineContext): number {
-  let depth = 0
-  for (const row of ctx.rows.values()) depth += row.ops.length
-  return depth
+  return ctx.rows.size
 }
 
 export function publishDeadLetters(ctx: EngineContext): void {

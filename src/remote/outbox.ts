@@ -59,10 +59,13 @@ export interface LocalChange {
   readonly clientTime: number
 }
 
+// An item stored as `undefined` cannot be held by the server: it is a delete there.
+const typeOf = (change: LocalChange): 'put' | 'delete' => (change.type === 'put' && change.value !== undefined ? 'put' : 'delete')
+
 const opOf = (change: LocalChange, opId: string, seq: number, baseVersion: number | null | undefined): OutboxOp => ({
   opId,
-  type: change.type,
-  ...(change.type === 'put' ? { value: change.value } : {}),
+  type: typeOf(change),
+  ...(typeOf(change) === 'put' ? { value: change.value } : {}),
   baseVersion,
   clientTime: change.clientTime,
   seq,

@@ -39,7 +39,7 @@ export interface DeadLetter {
 export interface SyncState {
   status: SyncStatus
   progress: SyncProgress | null
-  /** Operations stored locally and not yet acknowledged by the server. */
+  /** Keys with operations stored locally and not yet acknowledged by the server (a key counts once). */
   outboxDepth: number
   deadLetters: DeadLetter[]
   /** Open conflicts, and the last settled ones (at most 50 settled are kept). */

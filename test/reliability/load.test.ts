@@ -273,7 +273,10 @@ describe('load: 100k dispatches on 10k keys', () => {
 
       // Bounded by distinct keys, in memory and in IndexedDB, although the offline half alone
       // committed 5 x 10k outbox writes: the latest operation per key replaces the earlier one.
-      expect(outboxWritesOffline).toBe(DISPATCHES / 2)
+      // One outbox write per key per pass, plus the first batch (remote.batchSize, 100) marked as
+      // sent by the push that started before the client knew the server was down.
+      expect(outboxWritesOffline).toBeGreaterThanOrEqual(DISPATCHES / 2)
+      expect(outboxWritesOffline).toBeLessThanOrEqual(DISPATCHES / 2 + 100)
       expect(maxPending).toBeLessThanOrEqual(KEYS)
       expect(maxOutbox).toBeLessThanOrEqual(KEYS)
       expect(maxStoredOutbox).toBeLessThanOrEqual(KEYS)

@@ -37,6 +37,29 @@ export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync'
       await inner.commit(ops)
       commits.push([...ops])
     }),
+    // A real transaction, recorded like a commit: what it wrote, once it committed.
+    async transact(stores, work) {
+      const ops: StorageOp[] = []
+      const result = await inner.transact(stores, async (tx) => {
+        const value = await work({
+          get: (store, key) => tx.get(store, key),
+          put(store, key, value, ref) {
+            tx.put(store, key, value, ref)
+            ops.push({ type: 'put', store, key, value, ...(ref ? { ref } : {}) })
+          },
+          delete(store, key) {
+            tx.delete(store, key)
+            ops.push({ type: 'delete', store, key })
+          },
+        })
+        // An injected failure hits the next transaction that writes (one that only reads commits nothing).
+        const failure = ops.length > 0 ? failures.shift() : undefined
+        if (failure) throw failure
+        return value
+      })
+      if (ops.length > 0) commits.push(ops)
+      return result
+    },
     commits,
     sliceCommits: () => commits.filter((ops) => ops.some((op) => !op.store.startsWith('__ris_'))),
     failNext(error, count = 1) {
