@@ -21,6 +21,10 @@ MAX_OPS = 500
 MAX_DEPTH = 100
 COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A Python str holds a surrogate code point only when the JSON had an unpaired \\uD800-\\uDFFF
+# escape (paired escapes decode to one character): such a string is not well-formed UTF-16 and
+# SQLite cannot encode it.
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class ApiError(Exception):
@@ -60,9 +64,19 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _bad_string(value, name, max_len):
+    """Why ``value`` is not a well-formed string of 1 to ``max_len`` characters, or None."""
+    if not isinstance(value, str) or not 1 <= len(value) <= max_len:
+        return f"{name} must be a string of 1 to {max_len} characters"
+    if SURROGATE.search(value):
+        return f"{name} must be well-formed UTF-16 (no unpaired surrogates)"
+    return None
+
+
 def validate_id(item_id):
-    if not isinstance(item_id, str) or not 1 <= len(item_id) <= 512:
-        return "id must be a string of 1 to 512 characters"
+    problem = _bad_string(item_id, "id", 512)
+    if problem:
+        return problem
     if CONTROL.search(item_id):
         return "id must not contain control characters"
     return None
@@ -74,8 +88,9 @@ def validate_op(raw, defaults=None):
         return None, "operation must be an object"
     op = {**(defaults or {}), **raw}
     op_id = op.get("opId")
-    if not isinstance(op_id, str) or not 1 <= len(op_id) <= 128:
-        return None, "opId must be a string of 1 to 128 characters"
+    problem = _bad_string(op_id, "opId", 128)
+    if problem:
+        return None, problem
     collection = op.get("collection")
     if not isinstance(collection, str) or not COLLECTION.match(collection):
         return None, "collection must match ^[A-Za-z0-9_-]{1,64}$"
@@ -216,9 +231,9 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         body = read_json()
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "body must be a JSON object")
-        client_id = body.get("clientId")
-        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 128:
-            raise ApiError(400, "bad_request", "clientId must be a string of 1 to 128 characters")
+        problem = _bad_string(body.get("clientId"), "clientId", 128)
+        if problem:
+            raise ApiError(400, "bad_request", problem)
         ops = body.get("ops")
         if not isinstance(ops, list):
             raise ApiError(400, "bad_request", "ops must be a list")

@@ -1,0 +1,67 @@
+"""Regression tests for hostile or unusual client input: every answer is JSON, never a 500."""
+
+from urllib.parse import quote
+
+LONE = "\\ud83d"  # a JSON escape for a lone high surrogate
+
+
+def raw_push(client, ops_json, client_id='"t"'):
+    body = '{"clientId":%s,"ops":[%s]}' % (client_id, ",".join(ops_json))
+    return client.post("/api/sync/push", data=body, content_type="application/json")
+
+
+def op_json(op_id="o1", item_id="a", value='{"v":1}', client_time="1", collection="files"):
+    return (
+        '{"opId":"%s","collection":"%s","id":"%s","type":"put","value":%s,"baseVersion":null,"clientTime":%s}'
+        % (op_id, collection, item_id, value, client_time)
+    )
+
+
+# ------------------------------------------------------------------ lone surrogates
+
+
+def test_lone_surrogate_id_is_rejected_per_op_and_the_rest_applies(client):
+    r = raw_push(client, [op_json("ok1", "a"), op_json("bad", LONE), op_json("ok2", "b")])
+    assert r.status_code == 200, r.data
+    results = r.get_json()["results"]
+    assert [x["status"] for x in results] == ["applied", "rejected", "applied"]
+    assert results[1]["opId"] == "bad" and results[1]["error"]["error"] == "bad_request"
+    assert sorted(i["id"] for i in client.get("/api/sync/pull").get_json()["items"]) == ["a", "b"]
+
+
+def test_lone_surrogate_in_op_id_is_rejected_per_op(client):
+    r = raw_push(client, [op_json("x" + LONE, "a"), op_json("ok", "b")])
+    assert r.status_code == 200, r.data
+    assert [x["status"] for x in r.get_json()["results"]] == ["rejected", "applied"]
+
+
+def test_low_surrogate_alone_is_rejected_too(client):
+    r = raw_push(client, [op_json("o", "\\udc00x")])
+    assert r.get_json()["results"][0]["status"] == "rejected"
+
+
+def test_a_surrogate_pair_is_a_valid_id(client):
+    r = raw_push(client, [op_json("o", "\\ud83d\\ude00")])
+    assert r.get_json()["results"][0]["status"] == "applied"
+    assert r.get_json()["results"][0]["record"]["id"] == "\U0001F600"
+
+
+def test_lone_surrogate_client_id_is_400(client):
+    r = raw_push(client, [op_json()], client_id='"t%s"' % LONE)
+    assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
+
+
+def test_lone_surrogate_op_id_on_a_single_item_put_is_400(client):
+    body = '{"opId":"p%s","value":{"v":1},"baseVersion":null,"clientTime":1}' % LONE
+    r = client.put("/api/items/files/a", data=body, content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
+
+
+def test_values_with_lone_surrogates_round_trip_as_json(client):
+    # Values are data: a lone surrogate inside one is stored and served back, escaped.
+    r = raw_push(client, [op_json("o", "a", '{"s":"%s","%s":1}' % (LONE, LONE))])
+    assert r.status_code == 200 and r.get_json()["results"][0]["status"] == "applied"
+    for path in ("/api/sync/pull", "/api/sync/changes", "/api/items/files/a", "/api/_test/history"):
+        got = client.get(path)
+        assert got.status_code == 200, path
+        assert b"\\ud83d" in got.data, path
