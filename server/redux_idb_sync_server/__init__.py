@@ -6,6 +6,7 @@
 
 import hmac
 import json
+import math
 import re
 import threading
 
@@ -21,7 +22,7 @@ MAX_OPS = 500
 MAX_DEPTH = 100
 COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A Python str holds a surrogate code point only when the JSON had an unpaired \\uD800-\\uDFFF
+# A Python str holds a surrogate code point only when the JSON had an unpaired \uD800-\uDFFF
 # escape (paired escapes decode to one character): such a string is not well-formed UTF-16 and
 # SQLite cannot encode it.
 SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -36,8 +37,33 @@ class ApiError(Exception):
         self.extra = extra
 
 
+class NotStrictJson(ValueError):
+    """A request body that is not strict JSON (RFC 8259 has no NaN or infinite numbers)."""
+
+
+def _refuse_constant(name):
+    raise NotStrictJson(f"{name} is not JSON")
+
+
+def _finite_float(text):
+    number = float(text)
+    if not math.isfinite(number):
+        raise NotStrictJson("a number is too large to be finite")
+    return number
+
+
+def loads_strict(data):
+    """Parses a request body; NaN, Infinity, -Infinity and numbers that overflow to infinity raise."""
+    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def dumps(body):
+    """Every answer goes through here: allow_nan=False, so nothing that is not JSON leaves."""
+    return json.dumps(body, separators=(",", ":"), allow_nan=False)
+
+
 def json_response(body, status=200, headers=None):
-    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json", headers=headers)
+    return Response(dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
 def error_response(status, code, message, headers=None, **extra):
@@ -160,7 +186,9 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         if not (request.mimetype or "").endswith("json"):
             raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
         try:
-            return json.loads(data)
+            return loads_strict(data)
+        except NotStrictJson as error:
+            raise ApiError(400, "bad_request", f"body is not strict JSON: {error}") from None
         except (ValueError, RecursionError):
             raise ApiError(400, "bad_request", "body is not valid JSON") from None
 

@@ -134,14 +134,14 @@ class Storage:
                     record["updatedAt"],
                     record["clientTime"],
                     1 if deleted else 0,
-                    None if deleted else json.dumps(op["value"], separators=(",", ":")),
+                    None if deleted else json.dumps(op["value"], separators=(",", ":"), allow_nan=False),
                     seq,
                     op["opId"],
                 ),
             )
             db.execute(
                 "INSERT INTO decided_ops (op_id, record) VALUES (?, ?)",
-                (op["opId"], json.dumps(record, separators=(",", ":"))),
+                (op["opId"], json.dumps(record, separators=(",", ":"), allow_nan=False)),
             )
             db.execute("RELEASE op")
             return ("applied", record)

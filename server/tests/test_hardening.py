@@ -1,5 +1,7 @@
 """Regression tests for hostile or unusual client input: every answer is JSON, never a 500."""
 
+import json
+
 from urllib.parse import quote
 
 LONE = "\\ud83d"  # a JSON escape for a lone high surrogate
@@ -65,3 +67,49 @@ def test_values_with_lone_surrogates_round_trip_as_json(client):
         got = client.get(path)
         assert got.status_code == 200, path
         assert b"\\ud83d" in got.data, path
+
+
+# ------------------------------------------------------------------ strict JSON
+
+
+def strict_loads(data):
+    def refuse(constant):
+        raise AssertionError(f"non-JSON constant {constant} in an answer")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+def test_non_finite_numbers_anywhere_in_a_body_are_400(client):
+    for value in ("NaN", "Infinity", "-Infinity", "1e999", "-1e999", '{"x":[1,NaN]}'):
+        r = raw_push(client, [op_json("o-" + value, "a", value)])
+        assert r.status_code == 400, value
+        assert r.get_json()["error"] == "bad_request"
+    for client_time in ("NaN", "Infinity", "1e999"):
+        r = raw_push(client, [op_json("t-" + client_time, "a", "1", client_time)])
+        assert r.status_code == 400, client_time
+    body = '{"opId":"p","value":{"v":Infinity},"baseVersion":null,"clientTime":1}'
+    assert client.put("/api/items/files/a", data=body, content_type="application/json").status_code == 400
+    # Nothing was stored, so every feed is still strict JSON.
+    assert strict_loads(client.get("/api/sync/changes").data)["changes"] == []
+
+
+def test_answers_are_never_non_json(tmp_path):
+    # A record that holds NaN (written by an older server, or by hand) makes the answer a JSON
+    # 500, never a body with NaN in it that no client can parse.
+    import sqlite3
+
+    from redux_idb_sync_server import create_app
+
+    path = str(tmp_path / "nan.sqlite3")
+    client = create_app(path, testing_endpoints=True).test_client()
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO items (collection, id, version, updated_at, client_time, deleted, value, seq, op_id)"
+        " VALUES ('files', 'n', 1, 1, 1, 0, '{\"v\":NaN}', 1, 'o')"
+    )
+    db.commit()
+    db.close()
+    for path_ in ("/api/sync/changes", "/api/sync/pull", "/api/items/files/n"):
+        r = client.get(path_)
+        assert r.status_code == 500, path_
+        assert strict_loads(r.data)["error"] == "internal"
