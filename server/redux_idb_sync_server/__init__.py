@@ -10,7 +10,7 @@ import math
 import re
 import threading
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 
 from .storage import Storage, now_ms
 
@@ -167,12 +167,21 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
     faults = {"remaining": 0, "status": 500}
     stats = {"requests": {}}
 
+    # Our view functions and the name each is counted under in /_test/stats. A request is
+    # identified by the view function it was routed to, never by its URL, so neither the prefix
+    # the blueprint is mounted under nor a route someone adds to it can open an endpoint.
+    own_views = {}
+
+    def counted_as(stat_name):
+        def mark(view):
+            own_views[view] = stat_name
+            return view
+
+        return mark
+
     def endpoint_name():
-        rule = request.url_rule.rule if request.url_rule else ""
-        for key in ("health", "items", "push", "pull", "changes", "_test"):
-            if key in rule:
-                return "item" if key == "items" else key
-        return "unknown"
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        return own_views.get(view, "unknown")
 
     def read_json():
         """Reads at most max_body_bytes + 1 bytes, so a body without Content-Length is bounded too."""
@@ -197,6 +206,8 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         name_ = endpoint_name()
         with state_lock:
             stats["requests"][name_] = stats["requests"].get(name_, 0) + 1
+        # Exempt from auth and faults: exactly the health endpoint, and the testing endpoints
+        # (which exist only when enabled); CORS preflights carry no credentials.
         if name_ in ("health", "_test") or request.method == "OPTIONS":
             return None
         if token is not None:
@@ -222,6 +233,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         return error_response(500, "internal", "internal server error")
 
     @bp.get("/health")
+    @counted_as("health")
     def health():
         return json_response({"status": "ok", "serverTime": now_ms(), "protocol": PROTOCOL})
 
@@ -241,6 +253,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         return json_response(answer)
 
     @bp.route("/items/<collection>/<path:item_id>", methods=["GET", "PUT", "DELETE"])
+    @counted_as("item")
     def item(collection, item_id):
         if not COLLECTION.match(collection):
             raise ApiError(400, "bad_request", "collection must match ^[A-Za-z0-9_-]{1,64}$")
@@ -255,6 +268,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         return write_one(request.method, collection, item_id)
 
     @bp.post("/sync/push")
+    @counted_as("push")
     def push():
         body = read_json()
         if not isinstance(body, dict):
@@ -301,11 +315,13 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         return names
 
     @bp.get("/sync/pull")
+    @counted_as("pull")
     def pull():
         items, cursor = storage.live_items(collections_param())
         return json_response({"items": items, "cursor": str(cursor)})
 
     @bp.get("/sync/changes")
+    @counted_as("changes")
     def changes():
         since_raw = request.args.get("since", "0") or "0"
         if not since_raw.isdigit():
@@ -321,6 +337,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
     if testing_endpoints:
 
         @bp.post("/_test/reset")
+        @counted_as("_test")
         def test_reset():
             storage.reset()
             with state_lock:
@@ -329,6 +346,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
             return json_response({"ok": True})
 
         @bp.post("/_test/faults")
+        @counted_as("_test")
         def test_faults():
             body = read_json()
             if not isinstance(body, dict) or not _is_int(body.get("failNext")) or not _is_int(body.get("status", 500)):
@@ -339,10 +357,12 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
             return json_response({"ok": True})
 
         @bp.get("/_test/history")
+        @counted_as("_test")
         def test_history():
             return json_response({"ops": storage.history()})
 
         @bp.get("/_test/stats")
+        @counted_as("_test")
         def test_stats():
             applied = storage.applied_count()
             with state_lock:

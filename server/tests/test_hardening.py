@@ -113,3 +113,59 @@ def test_answers_are_never_non_json(tmp_path):
         r = client.get(path_)
         assert r.status_code == 500, path_
         assert strict_loads(r.data)["error"] == "internal"
+
+
+# ------------------------------------------------------------------ auth exemptions
+
+
+def _host_app(tmp_path, prefix, **options):
+    from flask import Flask
+
+    from redux_idb_sync_server import create_blueprint
+
+    app = Flask("host")
+    bp = create_blueprint(str(tmp_path / "host.sqlite3"), token="secret", **options)
+
+    @bp.get("/health-records")
+    def health_records():
+        return {"records": "private"}
+
+    app.register_blueprint(bp, url_prefix=prefix)
+    return app.test_client()
+
+
+def _push_body():
+    return {"clientId": "t", "ops": [{"opId": "o", "collection": "files", "id": "a", "type": "put", "value": {"v": 1}, "baseVersion": None, "clientTime": 1}]}
+
+
+def test_only_the_health_endpoint_is_exempt_from_auth(tmp_path):
+    client = _host_app(tmp_path, "/api")
+    assert client.get("/api/health").status_code == 200
+    assert client.get("/api/health-records").status_code == 401
+    assert client.get("/api/health/").status_code in (401, 404) and client.get("/api/healthz").status_code == 401
+
+
+def test_a_prefix_containing_health_or_test_opens_nothing(tmp_path):
+    for prefix in ("/healthcare/api", "/x_test/api"):
+        client = _host_app(tmp_path, prefix)
+        assert client.get(f"{prefix}/health").status_code == 200, prefix
+        r = client.post(f"{prefix}/sync/push", json=_push_body())
+        assert r.status_code == 401, prefix
+        assert client.get(f"{prefix}/sync/pull").status_code == 401, prefix
+        assert client.get(f"{prefix}/_test/stats").status_code == 401, prefix  # not enabled: not exempt
+
+
+def test_testing_endpoints_are_exempt_only_when_enabled(tmp_path):
+    client = _host_app(tmp_path, "/healthcare/api", testing_endpoints=True)
+    assert client.get("/healthcare/api/_test/stats").status_code == 200
+    assert client.get("/healthcare/api/sync/pull").status_code == 401
+
+
+def test_stats_count_requests_by_endpoint_not_by_url_substring(tmp_path):
+    client = _host_app(tmp_path, "/healthcare/api", testing_endpoints=True)
+    auth = {"Authorization": "Bearer secret"}
+    client.post("/healthcare/api/sync/push", json=_push_body(), headers=auth)
+    client.get("/healthcare/api/sync/changes", headers=auth)
+    client.get("/healthcare/api/health")
+    requests = client.get("/healthcare/api/_test/stats").get_json()["requests"]
+    assert requests["push"] == 1 and requests["changes"] == 1 and requests["health"] == 1, requests
