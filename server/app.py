@@ -14,9 +14,32 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from werkzeug.serving import make_server  # noqa: E402
+import json  # noqa: E402
 
-from redux_idb_sync_server import DEFAULT_MAX_BODY, create_app  # noqa: E402
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+
+from redux_idb_sync_server import DEFAULT_MAX_BODY, create_app, error_code_for  # noqa: E402
+
+
+class JsonErrorRequestHandler(WSGIRequestHandler):
+    """Errors the HTTP server answers itself, before Flask sees the request (414 for an
+    over-long request line, 400 for a malformed one, 431 for huge headers), are JSON too."""
+
+    def send_error(self, code, message=None, explain=None):
+        short = self.responses.get(code, ("error", ""))[0]
+        body = json.dumps({"error": error_code_for(code), "message": message or short}).encode()
+        self.log_error("code %d, message %s", code, message or short)
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def make_json_server(host, port, app):
+    return make_server(host, port, app, threaded=True, request_handler=JsonErrorRequestHandler)
 
 
 def main(argv=None):
@@ -31,7 +54,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     app = create_app(args.db, token=args.token, max_body_bytes=args.max_body_bytes, testing_endpoints=args.testing_endpoints, url_prefix=args.prefix)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_json_server(args.host, args.port, app)
 
     def stop(_signum, _frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

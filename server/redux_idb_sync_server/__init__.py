@@ -11,16 +11,22 @@ import re
 import threading
 
 from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from .storage import Storage, now_ms
 
-__all__ = ["create_blueprint", "create_app", "Storage"]
+__all__ = ["create_blueprint", "create_app", "register_json_errors", "Storage"]
 
 PROTOCOL = 1
 DEFAULT_MAX_BODY = 2 * 1024 * 1024
 MAX_OPS = 500
 MAX_DEPTH = 100
-COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_CLIENT_TIME = 2**53
+MAX_CURSOR = 2**63 - 1  # SQLite's INTEGER is int64
+# Every pattern is used with fullmatch: "$" would also match before a trailing newline.
+COLLECTION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CURSOR = re.compile(r"[0-9]{1,19}")  # ASCII digits only; str.isdigit() also accepts "²"
+LIMIT = re.compile(r"[0-9]{1,4}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A Python str holds a surrogate code point only when the JSON had an unpaired \uD800-\uDFFF
 # escape (paired escapes decode to one character): such a string is not well-formed UTF-16 and
@@ -70,6 +76,53 @@ def error_response(status, code, message, headers=None, **extra):
     return json_response({"error": code, "message": message, **extra}, status, headers)
 
 
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    410: "gone",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    431: "headers_too_large",
+    500: "internal",
+    501: "not_implemented",
+    503: "unavailable",
+}
+
+
+def error_code_for(status):
+    return ERROR_CODES.get(status, "internal" if status >= 500 else f"http_{status}")
+
+
+def http_error_response(error):
+    """A Werkzeug HTTPException as a JSON error, keeping its status and headers such as Allow."""
+    status = error.code or 500
+    if status >= 500:
+        return error_response(status, error_code_for(status), "internal server error")
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    message = (error.description or error.name or "error").strip()
+    return error_response(status, error_code_for(status), message, headers=headers)
+
+
+def register_json_errors(app):
+    """Makes every HTTP error of ``app`` a JSON body, including routing errors (404, 405) that
+    happen before any blueprint is chosen, and unhandled exceptions (500, details logged only)."""
+    app.register_error_handler(HTTPException, http_error_response)
+
+    def internal(error):
+        app.logger.exception("unhandled error", exc_info=error)
+        return error_response(500, "internal", "internal server error")
+
+    app.register_error_handler(Exception, internal)
+
+
 def _depth(value):
     # Iterative, so a hostile body cannot overflow our stack.
     deepest = 0
@@ -108,6 +161,27 @@ def validate_id(item_id):
     return None
 
 
+def parse_client_time(value):
+    """Milliseconds as an integer in [0, 2**53], rounded half up as JavaScript's Math.round; or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not 0 <= value <= MAX_CLIENT_TIME:
+        return None
+    if isinstance(value, int):
+        return value
+    whole = math.floor(value)
+    return whole + 1 if value - whole >= 0.5 else whole  # value - whole is exact for a double
+
+
+def parse_cursor(raw, name):
+    """A cursor query parameter: ASCII decimal within int64."""
+    if not CURSOR.fullmatch(raw) or int(raw) > MAX_CURSOR:
+        raise ApiError(400, "bad_request", f"{name} must be a cursor returned by the server")
+    return int(raw)
+
+
 def validate_op(raw, defaults=None):
     """Returns (op, None) or (None, problem)."""
     if not isinstance(raw, dict):
@@ -118,7 +192,7 @@ def validate_op(raw, defaults=None):
     if problem:
         return None, problem
     collection = op.get("collection")
-    if not isinstance(collection, str) or not COLLECTION.match(collection):
+    if not isinstance(collection, str) or not COLLECTION.fullmatch(collection):
         return None, "collection must match ^[A-Za-z0-9_-]{1,64}$"
     problem = validate_id(op.get("id"))
     if problem:
@@ -129,9 +203,9 @@ def validate_op(raw, defaults=None):
     base = op.get("baseVersion")
     if base is not None and not (_is_int(base) and base >= 0):
         return None, "baseVersion must be a non-negative integer or null"
-    client_time = op.get("clientTime", 0)
-    if isinstance(client_time, bool) or not isinstance(client_time, (int, float)):
-        return None, "clientTime must be a number"
+    client_time = parse_client_time(op.get("clientTime", 0))
+    if client_time is None:
+        return None, f"clientTime must be a finite number from 0 to {MAX_CLIENT_TIME}"
     force = op.get("force", False)
     if not isinstance(force, bool):
         return None, "force must be a boolean"
@@ -149,7 +223,7 @@ def validate_op(raw, defaults=None):
         "type": kind,
         "value": value,
         "baseVersion": base,
-        "clientTime": int(client_time),
+        "clientTime": client_time,
         "force": force,
     }, None
 
@@ -225,11 +299,13 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
     def api_error(error):
         return error_response(error.status, error.code, error.message, **error.extra)
 
+    @bp.errorhandler(HTTPException)
+    def http_error(error):
+        return http_error_response(error)
+
     @bp.errorhandler(Exception)
-    def internal(error):  # pragma: no cover - last resort, still JSON
-        code = getattr(error, "code", None)
-        if isinstance(code, int) and 400 <= code < 500:
-            return error_response(code, "bad_request" if code == 400 else "not_found" if code == 404 else "error", str(error))
+    def internal(error):
+        current_app.logger.exception("unhandled error in the sync API", exc_info=error)
         return error_response(500, "internal", "internal server error")
 
     @bp.get("/health")
@@ -241,7 +317,11 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         body = read_json()
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "body must be a JSON object")
-        op, problem = validate_op(body, {"collection": collection, "id": item_id, "type": "put" if method == "PUT" else "delete"})
+        from_path = {"collection": collection, "id": item_id, "type": "put" if method == "PUT" else "delete"}
+        for field, expected in from_path.items():
+            if field in body and body[field] != expected:
+                raise ApiError(400, "bad_request", f"{field} comes from the path and method; the body names another")
+        op, problem = validate_op(body, from_path)
         if problem:
             raise ApiError(400, "bad_request", problem)
         status, payload = storage.apply_ops([("op", op)])[0]
@@ -255,7 +335,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
     @bp.route("/items/<collection>/<path:item_id>", methods=["GET", "PUT", "DELETE"])
     @counted_as("item")
     def item(collection, item_id):
-        if not COLLECTION.match(collection):
+        if not COLLECTION.fullmatch(collection):
             raise ApiError(400, "bad_request", "collection must match ^[A-Za-z0-9_-]{1,64}$")
         problem = validate_id(item_id)
         if problem:
@@ -310,7 +390,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
             return None
         names = [c for c in raw.split(",") if c]
         for c in names:
-            if not COLLECTION.match(c):
+            if not COLLECTION.fullmatch(c):
                 raise ApiError(400, "bad_request", "collections must be a comma-separated list of collection names")
         return names
 
@@ -323,13 +403,10 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
     @bp.get("/sync/changes")
     @counted_as("changes")
     def changes():
-        since_raw = request.args.get("since", "0") or "0"
-        if not since_raw.isdigit():
-            raise ApiError(400, "bad_request", "since must be a cursor returned by the server")
+        since = parse_cursor(request.args.get("since", "0") or "0", "since")
         limit_raw = request.args.get("limit", "500")
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
+        if not LIMIT.fullmatch(limit_raw) or not 1 <= int(limit_raw) <= 1000:
             raise ApiError(400, "bad_request", "limit must be an integer from 1 to 1000")
-        since = int(since_raw)
         page, has_more = storage.changes(since, int(limit_raw), collections_param())
         cursor = str(page[-1]["seq"]) if page else str(since)
         return json_response({"changes": page, "cursor": cursor, "hasMore": has_more})
@@ -389,20 +466,5 @@ def create_app(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testing_end
     except ImportError:  # pragma: no cover
         pass
 
-    @app.errorhandler(404)
-    def not_found(_error):
-        return error_response(404, "not_found", "no such endpoint")
-
-    @app.errorhandler(405)
-    def not_allowed(_error):
-        return error_response(405, "method_not_allowed", "method not allowed")
-
-    @app.errorhandler(413)
-    def too_large(_error):
-        return error_response(413, "payload_too_large", "body too large")
-
-    @app.errorhandler(500)
-    def internal(_error):
-        return error_response(500, "internal", "internal server error")
-
+    register_json_errors(app)
     return app

@@ -169,3 +169,123 @@ def test_stats_count_requests_by_endpoint_not_by_url_substring(tmp_path):
     client.get("/healthcare/api/health")
     requests = client.get("/healthcare/api/_test/stats").get_json()["requests"]
     assert requests["push"] == 1 and requests["changes"] == 1 and requests["health"] == 1, requests
+
+
+# ------------------------------------------------------------------ input handling
+
+
+def test_client_time_must_be_a_finite_number_in_range(client):
+    cases = [("big", "1e300"), ("neg", "-1"), ("over", str(2**53 + 1)), ("str", '"5"')]
+    r = raw_push(client, [op_json(f"ct-{name}", name, "1", t) for name, t in cases] + [op_json("ct-ok", "ok", "1", str(2**53))])
+    assert r.status_code == 200, r.data
+    results = r.get_json()["results"]
+    assert [x["status"] for x in results] == ["rejected"] * 4 + ["applied"], results
+    assert all(x["error"]["message"].startswith("clientTime") for x in results[:4])
+    put = client.put("/api/items/files/p", json={"opId": "p", "value": 1, "baseVersion": None, "clientTime": 1e300})
+    assert put.status_code == 400 and put.get_json()["error"] == "bad_request"
+
+
+def test_client_time_is_rounded_half_up(client):
+    r = raw_push(client, [op_json("r1", "a", "1", "1.5"), op_json("r2", "b", "1", "2.5"), op_json("r3", "c", "1", "2.4999")])
+    assert [x["record"]["clientTime"] for x in r.get_json()["results"]] == [2, 3, 2]
+
+
+def test_since_and_limit_are_ascii_decimal_within_int64(client):
+    for query in ("since=%C2%B2", "since=%D9%A1", "since=" + str(10**30), f"since={2**63}", "since=-1", "since=1.0", "since=+1",
+                  "limit=%C2%B2", "limit=00000000001", "limit=1e2"):
+        r = client.get(f"/api/sync/changes?{query}")
+        assert r.status_code == 400, query
+        assert r.get_json()["error"] == "bad_request", query
+    assert client.get("/api/sync/changes?since=0&limit=1000").status_code == 200
+    assert client.get("/api/sync/changes?since=&limit=0001").status_code == 200
+
+
+def test_item_writes_take_collection_id_and_type_from_the_path(client):
+    for extra in ({"collection": "other"}, {"id": "b"}, {"type": "delete"}):
+        body = {"opId": f"x-{list(extra)[0]}", "value": {"v": 1}, "baseVersion": None, "clientTime": 1, **extra}
+        r = client.put("/api/items/docs/a", json=body)
+        assert r.status_code == 400 and r.get_json()["error"] == "bad_request", extra
+    assert client.get("/api/sync/pull").get_json()["items"] == []
+    same = {"opId": "same", "collection": "docs", "id": "a", "type": "put", "value": {"v": 1}, "baseVersion": None, "clientTime": 1}
+    assert client.put("/api/items/docs/a", json=same).status_code == 200
+    r = client.delete("/api/items/docs/a", json={"opId": "del", "type": "put", "baseVersion": 1, "clientTime": 1})
+    assert r.status_code == 400
+
+
+def test_collection_names_match_in_full(client, op):
+    r = client.put("/api/items/docs%0A/a", json={"opId": "nl", "value": {"v": 1}, "baseVersion": None, "clientTime": 1})
+    assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
+    assert client.get("/api/items/docs%0A/a").status_code == 400
+    result = client.post("/api/sync/push", json={"clientId": "t", "ops": [op(collection="docs\n")]}).get_json()["results"][0]
+    assert result["status"] == "rejected"
+    assert client.get("/api/sync/pull?collections=docs%0A").status_code == 400
+    assert client.get("/api/sync/changes?collections=files,docs%0A").status_code == 400
+
+
+def test_errors_raised_inside_the_blueprint_keep_their_status_and_a_code(tmp_path):
+    from flask import Flask, abort
+
+    from redux_idb_sync_server import create_blueprint
+
+    app = Flask("host")
+    bp = create_blueprint(str(tmp_path / "e.sqlite3"))
+
+    @bp.get("/slow-down")
+    def slow_down():
+        abort(429)
+
+    @bp.get("/boom")
+    def boom():
+        raise RuntimeError("secret detail")
+
+    app.register_blueprint(bp, url_prefix="/api")
+    client = app.test_client()
+    r = client.get("/api/slow-down")
+    assert r.status_code == 429 and r.get_json()["error"] == "too_many_requests"
+    r = client.get("/api/boom")
+    assert r.status_code == 500 and r.get_json() == {"error": "internal", "message": "internal server error"}
+
+
+def test_app_level_http_errors_are_json(client):
+    r = client.open("/api/health", method="TRACE")
+    assert r.status_code == 405 and r.get_json()["error"] == "method_not_allowed"
+    assert "GET" in r.headers.get("Allow", "")
+
+
+def _raw_http(port, request_bytes):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return head.decode("latin-1"), body
+
+
+def test_errors_from_the_http_server_itself_are_json(tmp_path):
+    import threading
+
+    import app as server_app
+    from redux_idb_sync_server import create_app
+
+    server = server_app.make_json_server("127.0.0.1", 0, create_app(str(tmp_path / "w.sqlite3")))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for request_bytes, status in (
+            (b"GET /api/" + b"x" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            (b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 70000 + b"\r\n\r\n", 431),
+        ):
+            head, body = _raw_http(server.server_port, request_bytes)
+            assert head.split(" ")[1] == str(status), head
+            assert "application/json" in head.lower()
+            parsed = json.loads(body)
+            assert set(parsed) == {"error", "message"} and isinstance(parsed["error"], str)
+    finally:
+        server.shutdown()
+        thread.join(5)
