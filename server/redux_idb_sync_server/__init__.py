@@ -17,7 +17,7 @@ from .storage import Storage, now_ms
 
 __all__ = ["create_blueprint", "create_app", "register_json_errors", "Storage"]
 
-PROTOCOL = 1
+PROTOCOL = 2
 DEFAULT_MAX_BODY = 2 * 1024 * 1024
 MAX_OPS = 500
 MAX_DEPTH = 100
@@ -233,7 +233,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
 
     ``token``: when set, every endpoint except health requires ``Authorization: Bearer <token>``.
     ``max_body_bytes``: larger request bodies get 413.
-    ``testing_endpoints``: enables ``/_test/reset``, ``/_test/faults`` and ``/_test/stats``.
+    ``testing_endpoints``: enables ``/_test/reset``, ``/_test/faults``, ``/_test/history`` and ``/_test/stats``.
     """
     storage = Storage(db_path)
     bp = Blueprint(name, __name__)
@@ -311,7 +311,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
     @bp.get("/health")
     @counted_as("health")
     def health():
-        return json_response({"status": "ok", "serverTime": now_ms(), "protocol": PROTOCOL})
+        return json_response({"status": "ok", "serverTime": now_ms(), "protocol": PROTOCOL, "epoch": storage.epoch()})
 
     def write_one(method, collection, item_id):
         body = read_json()
@@ -324,7 +324,8 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         op, problem = validate_op(body, from_path)
         if problem:
             raise ApiError(400, "bad_request", problem)
-        status, payload = storage.apply_ops([("op", op)])[0]
+        outcomes, _cursor, _epoch = storage.apply_ops([("op", op)])
+        status, payload = outcomes[0]
         if status == "conflict":
             return error_response(409, "conflict", "baseVersion does not match the current version", opId=op["opId"], current=payload)
         answer = {"opId": op["opId"], "status": "applied", "record": payload}
@@ -371,8 +372,9 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
                 prepared.append(("rejected", op_id, {"error": "bad_request", "message": problem}))
             else:
                 prepared.append(("op", op))
+        outcomes, cursor, epoch = storage.apply_ops(prepared)
         results = []
-        for outcome in storage.apply_ops(prepared):
+        for outcome in outcomes:
             if outcome[0] == "rejected":
                 results.append({"opId": outcome[1], "status": "rejected", "error": outcome[2]})
             elif outcome[0] == "conflict":
@@ -382,7 +384,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         for result, raw in zip(results, prepared):
             if raw[0] == "op":
                 result["opId"] = raw[1]["opId"]
-        return json_response({"results": results, "cursor": str(storage.cursor())})
+        return json_response({"results": results, "cursor": str(cursor), "epoch": epoch})
 
     def collections_param():
         raw = request.args.get("collections")
@@ -397,8 +399,8 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
     @bp.get("/sync/pull")
     @counted_as("pull")
     def pull():
-        items, cursor = storage.live_items(collections_param())
-        return json_response({"items": items, "cursor": str(cursor)})
+        items, cursor, epoch = storage.live_items(collections_param())
+        return json_response({"items": items, "cursor": str(cursor), "epoch": epoch})
 
     @bp.get("/sync/changes")
     @counted_as("changes")
@@ -407,20 +409,24 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         limit_raw = request.args.get("limit", "500")
         if not LIMIT.fullmatch(limit_raw) or not 1 <= int(limit_raw) <= 1000:
             raise ApiError(400, "bad_request", "limit must be an integer from 1 to 1000")
-        page, has_more = storage.changes(since, int(limit_raw), collections_param())
+        page, has_more, head, epoch = storage.changes(since, int(limit_raw), collections_param())
+        if since > head:
+            # No cursor this feed handed out is beyond its head: the client followed another
+            # history (typically this database restored from a backup that kept its epoch).
+            raise ApiError(410, "cursor_ahead", "since is beyond the end of the change feed; pull in full", epoch=epoch)
         cursor = str(page[-1]["seq"]) if page else str(since)
-        return json_response({"changes": page, "cursor": cursor, "hasMore": has_more})
+        return json_response({"changes": page, "cursor": cursor, "hasMore": has_more, "epoch": epoch})
 
     if testing_endpoints:
 
         @bp.post("/_test/reset")
         @counted_as("_test")
         def test_reset():
-            storage.reset()
+            epoch = storage.reset()
             with state_lock:
                 faults["remaining"] = 0
                 stats["requests"] = {}
-            return json_response({"ok": True})
+            return json_response({"ok": True, "epoch": epoch})
 
         @bp.post("/_test/faults")
         @counted_as("_test")
