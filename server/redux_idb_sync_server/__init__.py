@@ -124,7 +124,10 @@ def register_json_errors(app):
 
 
 def _depth(value):
-    # Iterative, so a hostile body cannot overflow our stack.
+    """The depth rule of docs/protocol.md: the largest number of property/index steps from the
+    value's root to anything inside it (a primitive, {} or [] is 0; {"a": 1} and [1] are 1).
+    Values of depth MAX_DEPTH are accepted, deeper ones refused. Stops counting past MAX_DEPTH, and
+    is iterative, so a hostile body cannot overflow our stack."""
     deepest = 0
     stack = [(value, 0)]
     while stack:

@@ -2,7 +2,6 @@
 
 import json
 
-from urllib.parse import quote
 
 LONE = "\\ud83d"  # a JSON escape for a lone high surrogate
 
@@ -289,3 +288,53 @@ def test_errors_from_the_http_server_itself_are_json(tmp_path):
     finally:
         server.shutdown()
         thread.join(5)
+
+
+# ------------------------------------------------------------------ the depth rule
+
+
+def nested(steps, leaf, array=False):
+    value = leaf
+    for _ in range(steps):
+        value = [value] if array else {"d": value}
+    return value
+
+
+def mixed(steps, leaf):
+    value = leaf
+    for i in range(steps):
+        value = [value] if i % 2 else {"m": value}
+    return value
+
+
+def test_depth_100_is_accepted_and_101_refused(client):
+    # The depth of a value is the largest number of property/index steps from its root to
+    # anything inside it: 1, {} and [] are 0; {"a": 1} and [1] are 1.
+    cases = [
+        ("a primitive", "x", "applied"),
+        ("objects, depth 100", nested(100, 1), "applied"),
+        ("objects, depth 101", nested(101, 1), "rejected"),
+        ("arrays, depth 100", nested(100, 1, array=True), "applied"),
+        ("arrays, depth 101", nested(101, 1, array=True), "rejected"),
+        ("mixed, depth 100", mixed(100, "x"), "applied"),
+        ("mixed, depth 101", mixed(101, "x"), "rejected"),
+        ("{} at depth 100", nested(100, {}), "applied"),
+        ("{} at depth 101", nested(101, {}), "rejected"),
+        ("[] at depth 101", nested(101, [], array=True), "rejected"),
+        ("a primitive leaf at depth 100 beside a shallow one", {"shallow": 1, "deep": nested(99, "x")}, "applied"),
+        ("a primitive leaf at depth 101 beside a shallow one", {"shallow": 1, "deep": nested(100, "x")}, "rejected"),
+    ]
+    ops = [
+        {"opId": f"depth-{i}", "collection": "files", "id": f"d{i}", "type": "put", "value": value, "baseVersion": None, "clientTime": 1}
+        for i, (_, value, _) in enumerate(cases)
+    ]
+    results = client.post("/api/sync/push", json={"clientId": "t", "ops": ops}).get_json()["results"]
+    assert [(name, r["status"]) for (name, _, _), r in zip(cases, results)] == [(name, expected) for name, _, expected in cases]
+    assert all("deeper than 100" in r["error"]["message"] for r in results if r["status"] == "rejected")
+
+
+def test_the_depth_rule_holds_on_single_item_writes(client):
+    ok = client.put("/api/items/files/d100", json={"opId": "d100", "value": nested(100, 1), "baseVersion": None, "clientTime": 1})
+    assert ok.status_code == 200
+    deep = client.put("/api/items/files/d101", json={"opId": "d101", "value": nested(101, 1), "baseVersion": None, "clientTime": 1})
+    assert deep.status_code == 400 and deep.get_json()["error"] == "bad_request"
