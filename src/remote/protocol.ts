@@ -40,23 +40,43 @@ export type PushResult =
 export interface PushResponse {
   readonly results: readonly PushResult[]
   readonly cursor: string
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
+  readonly epoch?: string
 }
 
 export interface PullResponse {
   readonly items: readonly RemoteRecord[]
   readonly cursor: string
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
+  readonly epoch?: string
 }
 
 export interface ChangesResponse {
   readonly changes: readonly RemoteRecord[]
   readonly cursor: string
   readonly hasMore: boolean
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
+  readonly epoch?: string
 }
 
 export interface HealthResponse {
   readonly status: 'ok'
   readonly serverTime: number
   readonly protocol: number
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
+  readonly epoch?: string
 }
 
 /** What a single-item PUT or DELETE returns. */
