@@ -146,9 +146,14 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _utf16_length(text):
+    """The length as JavaScript counts it: UTF-16 code units (a character beyond U+FFFF is two)."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
 def _bad_string(value, name, max_len):
-    """Why ``value`` is not a well-formed string of 1 to ``max_len`` characters, or None."""
-    if not isinstance(value, str) or not 1 <= len(value) <= max_len:
+    """Why ``value`` is not a well-formed string of 1 to ``max_len`` UTF-16 code units, or None."""
+    if not isinstance(value, str) or not 1 <= _utf16_length(value) <= max_len:
         return f"{name} must be a string of 1 to {max_len} characters"
     if SURROGATE.search(value):
         return f"{name} must be well-formed UTF-16 (no unpaired surrogates)"

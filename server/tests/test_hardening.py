@@ -338,3 +338,10 @@ def test_the_depth_rule_holds_on_single_item_writes(client):
     assert ok.status_code == 200
     deep = client.put("/api/items/files/d101", json={"opId": "d101", "value": nested(101, 1), "baseVersion": None, "clientTime": 1})
     assert deep.status_code == 400 and deep.get_json()["error"] == "bad_request"
+
+
+def test_lengths_count_utf16_code_units_as_javascript_does(client):
+    # "\U0001F600" is one code point but two UTF-16 code units, as the client counts it.
+    emoji = "\\ud83d\\ude00"
+    r = raw_push(client, [op_json("len-256", emoji * 256), op_json("len-257", emoji * 256 + "x"), op_json(emoji * 64, "b"), op_json(emoji * 64 + "x", "c")])
+    assert [x["status"] for x in r.get_json()["results"]] == ["applied", "rejected", "applied", "rejected"]

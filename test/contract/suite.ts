@@ -207,6 +207,17 @@ export function contractSuite(name: string, target: ContractTarget): void {
       expect(badClient.body.error).toBe('bad_request')
     })
 
+    test('id and opId lengths count UTF-16 code units', async () => {
+      const emoji = '\u{1F600}' // one character, two UTF-16 code units
+      const answer = await push([
+        op({ id: emoji.repeat(256) }),
+        op({ id: `${emoji.repeat(256)}x` }),
+        op({ id: 'b', opId: emoji.repeat(64) }),
+        op({ id: 'c', opId: `${emoji.repeat(64)}x` }),
+      ])
+      expect((answer.body.results as Json[]).map((r) => r.status)).toEqual(['applied', 'rejected', 'applied', 'rejected'])
+    })
+
     test('a body with a number that is not finite is a 400; nothing is stored', async () => {
       const raw = (value: string, clientTime = '1'): string =>
         `{"clientId":"c","ops":[{"opId":"nf-${n++}","collection":"files","id":"a","type":"put","value":${value},"baseVersion":null,"clientTime":${clientTime}}]}`
