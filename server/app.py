@@ -1,6 +1,10 @@
 """Runs the reference sync server alone.
 
     python3 server/app.py --host 127.0.0.1 --port 0 --db /tmp/sync.sqlite3 [--token T] [--testing-endpoints]
+    python3 server/app.py --rotate-epoch --db /tmp/sync.sqlite3
+
+``--rotate-epoch`` gives the database a new epoch (keeping its data), prints it and exits: run it
+after restoring a backup, so that clients pull in full instead of trusting their cursors.
 
 With --port 0 a free port is chosen. Once it accepts connections it prints exactly one line,
 ``LISTENING http://<host>:<port>``, so test harnesses can parse it.
@@ -14,9 +18,32 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from werkzeug.serving import make_server  # noqa: E402
+import json  # noqa: E402
 
-from redux_idb_sync_server import DEFAULT_MAX_BODY, create_app  # noqa: E402
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+
+from redux_idb_sync_server import DEFAULT_MAX_BODY, Storage, create_app, error_code_for  # noqa: E402
+
+
+class JsonErrorRequestHandler(WSGIRequestHandler):
+    """Errors the HTTP server answers itself, before Flask sees the request (414 for an
+    over-long request line, 400 for a malformed one, 431 for huge headers), are JSON too."""
+
+    def send_error(self, code, message=None, explain=None):
+        short = self.responses.get(code, ("error", ""))[0]
+        body = json.dumps({"error": error_code_for(code), "message": message or short}).encode()
+        self.log_error("code %d, message %s", code, message or short)
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def make_json_server(host, port, app):
+    return make_server(host, port, app, threaded=True, request_handler=JsonErrorRequestHandler)
 
 
 def main(argv=None):
@@ -28,10 +55,17 @@ def main(argv=None):
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
     parser.add_argument("--testing-endpoints", action="store_true", help="enable /api/_test/* (never in production)")
     parser.add_argument("--prefix", default="/api")
+    parser.add_argument("--rotate-epoch", action="store_true", help="give --db a new epoch (after restoring a backup), print it and exit")
     args = parser.parse_args(argv)
 
+    if args.rotate_epoch:
+        if not os.path.isfile(args.db):
+            parser.error(f"--rotate-epoch: no database at {args.db}")
+        print(f"EPOCH {Storage(args.db).rotate_epoch()}", flush=True)
+        return 0
+
     app = create_app(args.db, token=args.token, max_body_bytes=args.max_body_bytes, testing_endpoints=args.testing_endpoints, url_prefix=args.prefix)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_json_server(args.host, args.port, app)
 
     def stop(_signum, _frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

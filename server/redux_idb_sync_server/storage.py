@@ -6,12 +6,16 @@ Rules this module keeps:
 - ``seq`` increases by one for every applied write across all collections, so the change feed
   is totally ordered and a cursor (the last seq seen) is exact.
 - Deletes leave tombstones, so incremental pulls can report them.
+- The ``epoch`` (in ``meta``) names this database's history. It is made with the database and
+  replaced whenever that history stops being the one clients have seen: a reset, or an operator
+  restoring a backup (``rotate_epoch``). Every answer reads it in the same transaction as its data.
 """
 
 import json
 import sqlite3
 import threading
 import time
+import uuid
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -31,7 +35,29 @@ CREATE TABLE IF NOT EXISTS decided_ops (
     op_id   TEXT PRIMARY KEY,
     record  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL
+);
 """
+
+
+def new_epoch():
+    return uuid.uuid4().hex
+
+
+def _read_epoch(db):
+    return db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+
+
+def _set_epoch(db):
+    epoch = new_epoch()
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+    return epoch
+
+
+def _head(db):
+    return db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
 
 
 def now_ms():
@@ -62,8 +88,13 @@ class Storage:
     def __init__(self, path):
         self.path = path
         self._write_lock = threading.Lock()
-        with self._connect() as db:
+        db = self._connect()
+        try:
             db.executescript(SCHEMA)
+            # A database opened for the first time, also one written before epochs existed, gets one.
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (new_epoch(),))
+        finally:
+            db.close()
 
     def _connect(self):
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -77,16 +108,18 @@ class Storage:
         """Applies operations in order, each in its own savepoint of one transaction.
 
         ``ops`` holds validated operations, or ``("rejected", opId, error)`` tuples, which are
-        passed through. Returns one result per operation:
-        ``("applied" | "duplicate", record)`` or ``("conflict", current_or_None)``.
+        passed through. Returns ``(results, cursor, epoch)``: one result per operation
+        (``("applied" | "duplicate", record)`` or ``("conflict", current_or_None)``), and the feed's
+        head and the epoch as of the commit.
         """
         with self._write_lock:
             db = self._connect()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 results = [self._apply_one(db, op) for op in ops]
+                cursor, epoch = _head(db), _read_epoch(db)
                 db.execute("COMMIT")
-                return results
+                return results, cursor, epoch
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -134,14 +167,14 @@ class Storage:
                     record["updatedAt"],
                     record["clientTime"],
                     1 if deleted else 0,
-                    None if deleted else json.dumps(op["value"], separators=(",", ":")),
+                    None if deleted else json.dumps(op["value"], separators=(",", ":"), allow_nan=False),
                     seq,
                     op["opId"],
                 ),
             )
             db.execute(
                 "INSERT INTO decided_ops (op_id, record) VALUES (?, ?)",
-                (op["opId"], json.dumps(record, separators=(",", ":"))),
+                (op["opId"], json.dumps(record, separators=(",", ":"), allow_nan=False)),
             )
             db.execute("RELEASE op")
             return ("applied", record)
@@ -151,13 +184,29 @@ class Storage:
             raise
 
     def reset(self):
+        """Wipes everything. A wiped database is a new one: returns its new epoch."""
         with self._write_lock:
             db = self._connect()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("DELETE FROM items")
                 db.execute("DELETE FROM decided_ops")
+                epoch = _set_epoch(db)
                 db.execute("COMMIT")
+                return epoch
+            finally:
+                db.close()
+
+    def rotate_epoch(self):
+        """Gives the database a new epoch, keeping its data; returns it. Run it after restoring a
+        backup, so clients see that the history they followed is gone and pull in full."""
+        with self._write_lock:
+            db = self._connect()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                epoch = _set_epoch(db)
+                db.execute("COMMIT")
+                return epoch
             finally:
                 db.close()
 
@@ -176,7 +225,14 @@ class Storage:
     def cursor(self):
         db = self._connect()
         try:
-            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+            return _head(db)
+        finally:
+            db.close()
+
+    def epoch(self):
+        db = self._connect()
+        try:
+            return _read_epoch(db)
         finally:
             db.close()
 
@@ -208,20 +264,25 @@ class Storage:
             # One read transaction: the items and the cursor describe the same moment.
             db.execute("BEGIN")
             rows = db.execute(f"SELECT {_COLUMNS} FROM items WHERE deleted = 0{where} ORDER BY seq", params).fetchall()
-            cursor = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+            cursor, epoch = _head(db), _read_epoch(db)
             db.execute("COMMIT")
-            return [_record(r) for r in rows], cursor
+            return [_record(r) for r in rows], cursor, epoch
         finally:
             db.close()
 
     def changes(self, since, limit, collections):
+        """Returns ``(page, has_more, head, epoch)``, read in one transaction. ``head`` is the whole
+        feed's last seq (whatever the filter), so a caller can tell a cursor beyond it."""
         where, params = self._filter(collections)
         db = self._connect()
         try:
+            db.execute("BEGIN")
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE seq > ?{where} ORDER BY seq LIMIT ?",
                 [since, *params, limit + 1],
             ).fetchall()
-            return [_record(r) for r in rows[:limit]], len(rows) > limit
+            head, epoch = _head(db), _read_epoch(db)
+            db.execute("COMMIT")
+            return [_record(r) for r in rows[:limit]], len(rows) > limit, head, epoch
         finally:
             db.close()

@@ -38,32 +38,44 @@ export type PushResult =
   | { readonly opId: string; readonly status: 'rejected'; readonly error: { readonly error: string; readonly message: string } }
 
 export interface PushResponse {
-  /** The server database's id (protocol 2): a new one means the client must resync. */
-  readonly epoch?: string
   readonly results: readonly PushResult[]
   readonly cursor: string
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
+  readonly epoch?: string
 }
 
 export interface PullResponse {
-  /** The server database's id (protocol 2): a new one means the client must resync. */
-  readonly epoch?: string
   readonly items: readonly RemoteRecord[]
   readonly cursor: string
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
+  readonly epoch?: string
 }
 
 export interface ChangesResponse {
-  /** The server database's id (protocol 2): a new one means the client must resync. */
-  readonly epoch?: string
   readonly changes: readonly RemoteRecord[]
   readonly cursor: string
   readonly hasMore: boolean
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
+  readonly epoch?: string
 }
 
 export interface HealthResponse {
   readonly status: 'ok'
   readonly serverTime: number
   readonly protocol: number
-  /** The server database's id (protocol 2): a new one means the client must resync. */
+  /**
+   * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
+   * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
+   */
   readonly epoch?: string
 }
 

@@ -21,16 +21,20 @@ const isInt = (value: unknown): value is number => typeof value === 'number' && 
 /** docs/protocol.md: ids are 1 to 512 characters without control characters. */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
 const CONTROL = /[\u0000-\u001f\u007f]/
-/** docs/protocol.md: values are nested at most 100 levels. */
+/** docs/protocol.md: values of depth at most 100 are accepted. */
 export const MAX_VALUE_DEPTH = 100
 
-/** Whether `value` nests deeper than `limit`. Iterative, so a hostile answer cannot overflow the stack. */
+/**
+ * Whether the depth of `value` exceeds `limit`. The depth rule of docs/protocol.md: the largest
+ * number of property/index steps from the value's root to anything inside it (a primitive, `{}`
+ * or `[]` is 0; `{"a":1}` and `[1]` are 1). Iterative, so a hostile answer cannot overflow the stack.
+ */
 function deeperThan(value: unknown, limit: number): boolean {
   const stack: Array<[unknown, number]> = [[value, 0]]
   while (stack.length > 0) {
     const [current, depth] = stack.pop()!
     if (current === null || typeof current !== 'object') continue
-    // Counted as the Flask server counts: a child one level below `limit` is too deep.
+    // Each child is one step further from the root than `current`.
     for (const child of Object.values(current)) {
       if (depth + 1 > limit) return true
       stack.push([child, depth + 1])
@@ -67,17 +71,22 @@ export function parseRecord(value: unknown, where: string): RemoteRecord {
   }
 }
 
-export function parseHealth(body: unknown): HealthResponse {
-  expect(isObject(body), 'health body is not an object')
-  expect(body.status === 'ok', 'health status is not "ok"')
-  return { status: 'ok', serverTime: typeof body.serverTime === 'number' ? body.serverTime : 0, protocol: isInt(body.protocol) ? body.protocol : 1, ...epochOf(body) }
-}
-
-/** The server database's id, when the server sends one (protocol 2). */
-function epochOf(body: Json): { epoch?: string } {
+/** The optional `epoch` of protocol 2: absent, or a non-empty string of at most 128 characters. */
+function parseEpoch(body: Json): { epoch?: string } {
   if (body.epoch === undefined) return {}
   expect(typeof body.epoch === 'string' && body.epoch.length > 0 && body.epoch.length <= 128, 'epoch is not a string of 1 to 128 characters')
   return { epoch: body.epoch }
+}
+
+export function parseHealth(body: unknown): HealthResponse {
+  expect(isObject(body), 'health body is not an object')
+  expect(body.status === 'ok', 'health status is not "ok"')
+  return {
+    status: 'ok',
+    serverTime: typeof body.serverTime === 'number' ? body.serverTime : 0,
+    protocol: isInt(body.protocol) ? body.protocol : 1,
+    ...parseEpoch(body),
+  }
 }
 
 function parseCursor(body: Json): string {
@@ -113,13 +122,13 @@ export function parsePush(body: unknown, opIds: readonly string[]): PushResponse
         throw new ShapeError(`${where}.status is not applied, duplicate, conflict or rejected`)
     }
   })
-  return { results: parsed, cursor: parseCursor(body), ...epochOf(body) }
+  return { results: parsed, cursor: parseCursor(body), ...parseEpoch(body) }
 }
 
 export function parsePull(body: unknown): PullResponse {
   expect(isObject(body), 'pull body is not an object')
   expect(Array.isArray(body.items), 'items is not an array')
-  return { items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)), cursor: parseCursor(body), ...epochOf(body) }
+  return { items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)), cursor: parseCursor(body), ...parseEpoch(body) }
 }
 
 export function parseChanges(body: unknown): ChangesResponse {
@@ -130,7 +139,7 @@ export function parseChanges(body: unknown): ChangesResponse {
     changes: (body.changes as unknown[]).map((r, i) => parseRecord(r, `changes[${i}]`)),
     cursor: parseCursor(body),
     hasMore: body.hasMore,
-    ...epochOf(body),
+    ...parseEpoch(body),
   }
 }
 

@@ -6,9 +6,17 @@ export interface ModelAnswer {
   readonly body: unknown
 }
 
+/** The protocol version of docs/protocol.md that this model speaks. */
+export const PROTOCOL = 2
 const COLLECTION = /^[A-Za-z0-9_-]{1,64}$/
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
+/** An unpaired surrogate: the string is not well-formed UTF-16. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+const CURSOR = /^[0-9]{1,19}$/
+const LIMIT = /^[0-9]{1,4}$/
+const MAX_CURSOR = 2n ** 63n - 1n
+const MAX_CLIENT_TIME = 2 ** 53
 const MAX_DEPTH = 100
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -19,8 +27,13 @@ const error = (status: number, code: string, message: string, extra: Record<stri
   body: { error: code, message, ...extra },
 })
 
+/**
+ * The depth rule of docs/protocol.md: the largest number of property/index steps from the value's
+ * root to anything inside it (a primitive, `{}` or `[]` is 0; `{"a":1}` and `[1]` are 1). Values of
+ * depth MAX_DEPTH are accepted, deeper ones refused. Stops counting past MAX_DEPTH, and is
+ * iterative, so a hostile body cannot overflow the stack.
+ */
 function depth(value: unknown): number {
-  // Iterative: a hostile body must not overflow our stack.
   let max = 0
   const stack: Array<[unknown, number]> = [[value, 0]]
   while (stack.length > 0) {
@@ -33,11 +46,52 @@ function depth(value: unknown): number {
   return max
 }
 
+/** Why `value` is not a well-formed string of 1 to `maxLength` characters, or null. */
+function badString(value: unknown, name: string, maxLength: number): string | null {
+  if (typeof value !== 'string' || value.length < 1 || value.length > maxLength) return `${name} must be a string of 1 to ${maxLength} characters`
+  if (LONE_SURROGATE.test(value)) return `${name} must be well-formed UTF-16 (no unpaired surrogates)`
+  return null
+}
+
 /** Why an id is invalid, or null. */
 export function invalidId(id: unknown): string | null {
-  if (typeof id !== 'string' || id.length < 1 || id.length > 512) return 'id must be a string of 1 to 512 characters'
-  if (CONTROL.test(id)) return 'id must not contain control characters'
+  const problem = badString(id, 'id', 512)
+  if (problem) return problem
+  if (CONTROL.test(id as string)) return 'id must not contain control characters'
   return null
+}
+
+/** Milliseconds as an integer in [0, 2**53], rounded half up (Math.round); or null. */
+function clientTimeOf(value: unknown): number | null {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_CLIENT_TIME) return null
+  return Math.round(value)
+}
+
+/**
+ * Parses a request body as strict JSON: a number that overflows to infinity (JSON.parse reads
+ * `1e999` as Infinity) makes the whole body invalid, as NaN and Infinity already do.
+ */
+export function parseStrictJson(text: string): { ok: true; value: unknown } | { ok: false; problem: string } {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return { ok: false, problem: 'body is not valid JSON' }
+  }
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (typeof v === 'number' && !Number.isFinite(v)) return { ok: false, problem: 'body is not strict JSON: a number is too large to be finite' }
+    if (Array.isArray(v)) for (const x of v as unknown[]) stack.push(x)
+    else if (isObject(v)) for (const x of Object.values(v)) stack.push(x)
+  }
+  return { ok: true, value }
+}
+
+/** A new random epoch: 32 hex digits. */
+function newEpoch(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16))
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
 interface StoredResult {
@@ -65,13 +119,15 @@ export function createContractModel() {
   let decided = new Map<string, StoredResult>()
   let seq = 0
   let appliedOps = 0
+  let epoch = newEpoch()
 
   const keyOf = (collection: string, id: string): string => `${collection}\u0000${id}`
 
   function validateOp(raw: unknown, defaults: Partial<Op> = {}): Op | string {
     if (!isObject(raw)) return 'operation must be an object'
     const op = { ...defaults, ...raw } as Record<string, unknown>
-    if (typeof op.opId !== 'string' || op.opId.length < 1 || op.opId.length > 128) return 'opId must be a string of 1 to 128 characters'
+    const opIdProblem = badString(op.opId, 'opId', 128)
+    if (opIdProblem) return opIdProblem
     if (typeof op.collection !== 'string' || !COLLECTION.test(op.collection)) return 'collection must match ^[A-Za-z0-9_-]{1,64}$'
     const idProblem = invalidId(op.id)
     if (idProblem) return idProblem
@@ -79,19 +135,20 @@ export function createContractModel() {
     if (op.baseVersion !== null && op.baseVersion !== undefined && !(isInt(op.baseVersion) && op.baseVersion >= 0)) {
       return 'baseVersion must be a non-negative integer or null'
     }
-    if (op.clientTime !== undefined && !(typeof op.clientTime === 'number' && Number.isFinite(op.clientTime))) return 'clientTime must be a number'
+    const clientTime = op.clientTime === undefined ? 0 : clientTimeOf(op.clientTime)
+    if (clientTime === null) return `clientTime must be a finite number from 0 to ${MAX_CLIENT_TIME}`
     if (op.force !== undefined && typeof op.force !== 'boolean') return 'force must be a boolean'
     if (op.type === 'put' && (op.value === null || op.value === undefined)) return 'value is required for put'
     if (op.type === 'delete' && op.value !== null && op.value !== undefined) return 'value must be absent for delete'
     if (depth(op.value) > MAX_DEPTH) return `value is nested deeper than ${MAX_DEPTH}`
     return {
-      opId: op.opId,
+      opId: op.opId as string,
       collection: op.collection,
       id: op.id as string,
       type: op.type,
       value: op.type === 'put' ? op.value : null,
       baseVersion: (op.baseVersion as number | null | undefined) ?? null,
-      clientTime: (op.clientTime as number | undefined) ?? 0,
+      clientTime,
       force: (op.force as boolean | undefined) ?? false,
     }
   }
@@ -127,11 +184,16 @@ export function createContractModel() {
 
   return {
     health(): ModelAnswer {
-      return { status: 200, body: { status: 'ok', serverTime: Date.now(), protocol: 1 } }
+      return { status: 200, body: { status: 'ok', serverTime: Date.now(), protocol: PROTOCOL, epoch } }
     },
+    /** Collection, id and type come from the path and method; a body naming others is a 400. */
     writeItem(method: 'PUT' | 'DELETE', collection: string, id: string, body: unknown): ModelAnswer {
       if (!isObject(body)) return error(400, 'bad_request', 'body must be a JSON object')
-      const op = validateOp(body, { collection, id, type: method === 'PUT' ? 'put' : 'delete' } as Partial<Op>)
+      const fromPath: Partial<Op> = { collection, id, type: method === 'PUT' ? 'put' : 'delete' }
+      for (const [field, expected] of Object.entries(fromPath)) {
+        if (field in body && body[field] !== expected) return error(400, 'bad_request', `${field} comes from the path and method; the body names another`)
+      }
+      const op = validateOp(body, fromPath)
       if (typeof op === 'string') return error(400, 'bad_request', op)
       const outcome = apply(op)
       if (outcome.status === 'conflict') {
@@ -148,9 +210,8 @@ export function createContractModel() {
     },
     push(body: unknown): ModelAnswer {
       if (!isObject(body)) return error(400, 'bad_request', 'body must be a JSON object')
-      if (typeof body.clientId !== 'string' || body.clientId.length < 1 || body.clientId.length > 128) {
-        return error(400, 'bad_request', 'clientId must be a string of 1 to 128 characters')
-      }
+      const clientIdProblem = badString(body.clientId, 'clientId', 128)
+      if (clientIdProblem) return error(400, 'bad_request', clientIdProblem)
       if (!Array.isArray(body.ops)) return error(400, 'bad_request', 'ops must be a list')
       if (body.ops.length < 1) return error(400, 'bad_request', 'ops must not be empty')
       if (body.ops.length > 500) return error(413, 'payload_too_large', 'at most 500 ops per push')
@@ -162,24 +223,35 @@ export function createContractModel() {
         if (outcome.status === 'conflict') return { opId: op.opId, status: 'conflict', current: outcome.current }
         return { opId: op.opId, status: outcome.status, record: outcome.record }
       })
-      return { status: 200, body: { results, cursor: String(seq) } }
+      return { status: 200, body: { results, cursor: String(seq), epoch } }
     },
     pull(collections: readonly string[] | null): ModelAnswer {
       const live = [...items.values()].filter((r) => !r.deleted && (!collections || collections.includes(r.collection)))
       live.sort((a, b) => a.seq - b.seq)
-      return { status: 200, body: { items: live, cursor: String(seq) } }
+      return { status: 200, body: { items: live, cursor: String(seq), epoch } }
     },
     changes(since: string | null, limit: string | null, collections: readonly string[] | null): ModelAnswer {
-      const from = since === null || since === '' ? 0 : Number(since)
-      if (!Number.isInteger(from) || from < 0 || !/^\d+$/.test(since ?? '0')) return error(400, 'bad_request', 'since must be a cursor')
-      const max = limit === null ? 500 : Number(limit)
-      if (!Number.isInteger(max) || max < 1 || max > 1000) return error(400, 'bad_request', 'limit must be 1..1000')
+      const sinceText = since === null || since === '' ? '0' : since
+      if (!CURSOR.test(sinceText) || BigInt(sinceText) > MAX_CURSOR) return error(400, 'bad_request', 'since must be a cursor returned by the server')
+      const limitText = limit ?? '500'
+      const max = LIMIT.test(limitText) ? Number(limitText) : 0
+      if (max < 1 || max > 1000) return error(400, 'bad_request', 'limit must be an integer from 1 to 1000')
+      // No cursor this feed handed out is beyond its head (whatever the collections filter).
+      if (BigInt(sinceText) > BigInt(seq)) {
+        return error(410, 'cursor_ahead', 'since is beyond the end of the change feed; pull in full', { epoch })
+      }
+      const from = Number(sinceText)
       const all = [...items.values()]
         .filter((r) => r.seq > from && (!collections || collections.includes(r.collection)))
         .sort((a, b) => a.seq - b.seq)
       const page = all.slice(0, max)
       const cursor = page.length > 0 ? String(page[page.length - 1]!.seq) : String(from)
-      return { status: 200, body: { changes: page, cursor, hasMore: all.length > max } }
+      return { status: 200, body: { changes: page, cursor, hasMore: all.length > max, epoch } }
+    },
+    /** `GET /_test/history`: the record each applied operation produced, in the order applied. */
+    history(): ModelAnswer {
+      const ops = [...decided.values()].map((d) => d.record).sort((a, b) => a.seq - b.seq)
+      return { status: 200, body: { ops } }
     },
     /** Every record, tombstones included, for assertions. */
     records(): RemoteRecord[] {
@@ -189,11 +261,22 @@ export function createContractModel() {
     get appliedOps(): number {
       return appliedOps
     },
+    /** The epoch: names this history; replaced by `reset()` and `rotateEpoch()`. */
+    get epoch(): string {
+      return epoch
+    },
+    /** Gives the server a new epoch, keeping its data (as after restoring a backup); returns it. */
+    rotateEpoch(): string {
+      epoch = newEpoch()
+      return epoch
+    },
+    /** Wipes everything; a wiped server is a new one, with a new epoch. */
     reset(): void {
       items = new Map()
       decided = new Map()
       seq = 0
       appliedOps = 0
+      epoch = newEpoch()
     },
   }
 }

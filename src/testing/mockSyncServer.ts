@@ -1,5 +1,5 @@
 import { delay, http, HttpResponse, type HttpHandler } from 'msw'
-import { createContractModel, type ContractModel, type ModelAnswer } from './contractModel'
+import { createContractModel, parseStrictJson, type ContractModel, type ModelAnswer } from './contractModel'
 
 /** Options of {@link createMockSyncServer}. */
 export interface MockSyncServerOptions {
@@ -37,8 +37,19 @@ export type InjectedFault =
 export interface MockSyncServer {
   /** Pass to `setupServer(...server.handlers)` or `worker.use(...)`. */
   readonly handlers: readonly HttpHandler[]
-  /** The in-memory state: `records()`, `appliedOps`. */
+  /** The in-memory state: `records()`, `appliedOps`, `epoch`. */
   readonly model: ContractModel
+  /**
+   * Gives the server a new epoch and keeps its data, as an operator does after restoring a
+   * backup (`python3 server/app.py --rotate-epoch`). Health, push, pull and changes answers carry
+   * the new `epoch` from then on. Returns it. (`reset()` also makes a new epoch, with no data.)
+   * @example
+   * ```ts
+   * const before = server.model.epoch
+   * server.rotateEpoch() // clients that stored `before` must now pull in full
+   * ```
+   */
+  rotateEpoch(): string
   /** Fails the next `count` requests with `fault`. */
   fail(fault: InjectedFault, count?: number): void
   /** Drops every injected fault not yet used. */
@@ -48,8 +59,9 @@ export interface MockSyncServer {
   up(): void
   /** Changes the accepted token (simulates a rotation: the old token now gets 401). */
   setToken(token: string | undefined): void
-  /** Requests seen, per endpoint name (`health`, `item`, `push`, `pull`, `changes`). */
+  /** Requests seen, per endpoint name (`health`, `item`, `push`, `pull`, `changes`, `_test`). */
   readonly requests: Readonly<Record<string, number>>
+  /** Wipes the data (with a new epoch), the faults, the token and the request counts. */
   reset(): void
 }
 
@@ -57,8 +69,9 @@ const json = (answer: ModelAnswer): Response => HttpResponse.json(answer.body as
 
 /**
  * In-memory sync server for tests, as msw handlers. Implements the same contract as the
- * reference Flask server (the contract tests run one suite against both), with latency and
- * injectable faults.
+ * reference Flask server, protocol 2 of docs/protocol.md (the contract tests run one suite against
+ * both), with latency and injectable faults. Like the reference server with testing endpoints on,
+ * it answers `GET /_test/history` (`{"ops": [record, ...]}`, without auth or faults).
  *
  * @example
  * ```ts
@@ -82,6 +95,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     if (segments[0] === 'health') return 'health'
     if (segments[0] === 'items') return 'item'
     if (segments[0] === 'sync') return segments[1] ?? 'unknown'
+    if (segments[0] === '_test') return '_test'
     return 'unknown'
   }
 
@@ -101,6 +115,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     if (head === 'sync' && a === 'changes' && method === 'GET') {
       return model.changes(url.searchParams.get('since'), url.searchParams.get('limit'), list)
     }
+    if (head === '_test' && a === 'history' && segments.length === 2 && method === 'GET') return model.history()
     return { status: 404, body: { error: 'not_found', message: 'no such endpoint' } }
   }
 
@@ -108,12 +123,20 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     const url = new URL(request.url)
     // Percent-decoding per segment keeps an id containing "/" (sent as %2F) in one piece.
     const raw = url.pathname.slice(basePath.length).split('/').filter((s) => s !== '')
-    const segments = raw.map((s) => decodeURIComponent(s))
+    let segments: string[]
+    try {
+      segments = raw.map((s) => decodeURIComponent(s))
+    } catch {
+      return json({ status: 400, body: { error: 'bad_request', message: 'the path is not valid percent-encoded UTF-8' } })
+    }
     const endpoint = endpointOf(segments)
+    // Exempt from faults and auth: exactly the health endpoint (faults only when asked) and the
+    // testing endpoints.
+    const exempt = endpoint === 'health' || endpoint === '_test'
     requests[endpoint] = (requests[endpoint] ?? 0) + 1
     if (options.latencyMs) await delay(options.latencyMs)
     if (isDown) return HttpResponse.error()
-    const faultIndex = faults.findIndex((f) => endpoint !== 'health' || f.includeHealth)
+    const faultIndex = endpoint === '_test' ? -1 : faults.findIndex((f) => endpoint !== 'health' || f.includeHealth)
     const fault = faultIndex >= 0 ? faults.splice(faultIndex, 1)[0] : undefined
     if (fault?.kind === 'network') return HttpResponse.error()
     if (fault?.kind === 'hang') {
@@ -123,23 +146,27 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     if (fault?.kind === 'html') return new HttpResponse('<html><body>Gateway</body></html>', { status: 200, headers: { 'content-type': 'text/html' } })
     if (fault?.kind === 'truncated') return new HttpResponse('{"results": [', { status: 200, headers: { 'content-type': 'application/json' } })
     if (fault?.kind === 'wrong-shape') return HttpResponse.json({ unexpected: true })
-    if (token && endpoint !== 'health' && request.headers.get('authorization') !== `Bearer ${token}`) {
+    if (token && !exempt && request.headers.get('authorization') !== `Bearer ${token}`) {
       return json({ status: 401, body: { error: 'unauthorized', message: 'missing or invalid bearer token' } })
     }
-    const text = request.method === 'GET' ? '' : await request.text()
-    if (new TextEncoder().encode(text).length > maxBody) {
+    const bytes = request.method === 'GET' ? new Uint8Array(0) : new Uint8Array(await request.arrayBuffer())
+    if (bytes.length > maxBody) {
       return json({ status: 413, body: { error: 'payload_too_large', message: `body larger than ${maxBody} bytes` } })
     }
     let body: unknown
-    if (text !== '') {
+    if (bytes.length > 0) {
       if (!(request.headers.get('content-type') ?? '').includes('application/json')) {
         return json({ status: 415, body: { error: 'unsupported_media_type', message: 'send application/json' } })
       }
+      let text: string
       try {
-        body = JSON.parse(text)
+        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
       } catch {
-        return json({ status: 400, body: { error: 'bad_request', message: 'body is not valid JSON' } })
+        return json({ status: 400, body: { error: 'bad_request', message: 'body is not valid UTF-8' } })
       }
+      const parsed = parseStrictJson(text)
+      if (!parsed.ok) return json({ status: 400, body: { error: 'bad_request', message: parsed.problem } })
+      body = parsed.value
     }
     const answer = await route(request.method, segments, url, body)
     if (fault?.kind === 'lose-answer') return HttpResponse.error()
@@ -149,6 +176,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
   return {
     handlers: [handler],
     model,
+    rotateEpoch: () => model.rotateEpoch(),
     fail(fault, count = 1) {
       for (let i = 0; i < count; i++) faults.push(fault)
     },

@@ -47,7 +47,8 @@ export function contractSuite(name: string, target: ContractTarget): void {
       const body = (await response.json()) as Json
       expect(body.status).toBe('ok')
       expect(typeof body.serverTime).toBe('number')
-      expect(body.protocol).toBe(1)
+      expect(body.protocol).toBe(2)
+      expect(body.epoch).toMatch(/^[0-9a-f]{32}$/)
     })
 
     test('a push applies operations in order and returns records with server versions', async () => {
@@ -157,6 +158,144 @@ export function contractSuite(name: string, target: ContractTarget): void {
       const answer = await call('GET', '/sync/changes?since=banana')
       expect(answer.status).toBe(400)
       expect(answer.body.error).toBe('bad_request')
+    })
+
+    test('health, push, pull and changes carry the same epoch; a reset makes a new one', async () => {
+      const health = await call('GET', '/health')
+      const epoch = health.body.epoch as string
+      expect((await push([op()])).body.epoch).toBe(epoch)
+      expect((await call('GET', '/sync/pull')).body.epoch).toBe(epoch)
+      expect((await call('GET', '/sync/changes?since=0')).body.epoch).toBe(epoch)
+      await target.reset()
+      const fresh = (await call('GET', '/health')).body.epoch as string
+      expect(fresh).toMatch(/^[0-9a-f]{32}$/)
+      expect(fresh).not.toBe(epoch)
+    })
+
+    test('a cursor beyond the head of the feed is 410 cursor_ahead with the epoch', async () => {
+      await push([op({ id: 'a' }), op({ id: 'b', value: { id: 'b' } })])
+      const epoch = (await call('GET', '/health')).body.epoch
+      expect((await call('GET', '/sync/changes?since=2')).status).toBe(200)
+      const ahead = await call('GET', '/sync/changes?since=3&collections=files')
+      expect(ahead.status).toBe(410)
+      expect(ahead.body).toMatchObject({ error: 'cursor_ahead', epoch })
+      expect(typeof ahead.body.message).toBe('string')
+      expect((await call('GET', '/sync/changes?since=9223372036854775807')).status).toBe(410)
+    })
+
+    test('since and limit are ASCII decimal within int64, else 400', async () => {
+      for (const query of ['since=%C2%B2', 'since=%D9%A1', `since=${'9'.repeat(30)}`, 'since=9223372036854775808', 'since=-1', 'since=1.0', 'limit=%C2%B2', 'limit=1e2', 'limit=0']) {
+        const answer = await call('GET', `/sync/changes?${query}`)
+        expect(answer.status, query).toBe(400)
+        expect(answer.body.error, query).toBe('bad_request')
+      }
+    })
+
+    test('ids, opIds and clientIds must be well-formed UTF-16: a bad one is rejected alone', async () => {
+      const raw = (opId: string, id: string): string =>
+        `{"opId":"${opId}","collection":"files","id":"${id}","type":"put","value":{"v":1},"baseVersion":null,"clientTime":1}`
+      const body = `{"clientId":"c","ops":[${[raw('ok-1', 'a'), raw('bad-id', '\\ud83d'), raw('bad-op\\udc00', 'b'), raw('ok-2', '\\ud83d\\ude00')].join(',')}]}`
+      const answer = await call('POST', '/sync/push', body)
+      expect(answer.status).toBe(200)
+      const results = answer.body.results as Json[]
+      expect(results.map((r) => r.status)).toEqual(['applied', 'rejected', 'rejected', 'applied'])
+      expect((results[1]!.error as Json).error).toBe('bad_request')
+      expect(results[1]!.opId).toBe('bad-id')
+      expect((results[3]!.record as Json).id).toBe('\u{1F600}')
+      const badClient = await call('POST', '/sync/push', `{"clientId":"c\\ud83d","ops":[${raw('ok-3', 'c')}]}`)
+      expect(badClient.status).toBe(400)
+      expect(badClient.body.error).toBe('bad_request')
+    })
+
+    test('id and opId lengths count UTF-16 code units', async () => {
+      const emoji = '\u{1F600}' // one character, two UTF-16 code units
+      const answer = await push([
+        op({ id: emoji.repeat(256) }),
+        op({ id: `${emoji.repeat(256)}x` }),
+        op({ id: 'b', opId: emoji.repeat(64) }),
+        op({ id: 'c', opId: `${emoji.repeat(64)}x` }),
+      ])
+      expect((answer.body.results as Json[]).map((r) => r.status)).toEqual(['applied', 'rejected', 'applied', 'rejected'])
+    })
+
+    test('a body with a number that is not finite is a 400; nothing is stored', async () => {
+      const raw = (value: string, clientTime = '1'): string =>
+        `{"clientId":"c","ops":[{"opId":"nf-${n++}","collection":"files","id":"a","type":"put","value":${value},"baseVersion":null,"clientTime":${clientTime}}]}`
+      for (const body of [raw('{"x":1e999}'), raw('[-1e999]'), raw('NaN'), raw('{"x":Infinity}'), raw('1', '1e999'), raw('1', 'NaN')]) {
+        const answer = await call('POST', '/sync/push', body)
+        expect(answer.status, body).toBe(400)
+        expect(answer.body.error).toBe('bad_request')
+      }
+      expect((await call('GET', '/sync/changes')).body.changes).toEqual([])
+    })
+
+    test('clientTime is a finite number from 0 to 2^53, rounded half up; others are rejected alone', async () => {
+      const answer = await push([
+        op({ id: 'big', clientTime: 1e300 }),
+        op({ id: 'neg', clientTime: -1 }),
+        op({ id: 'str', clientTime: '5' }),
+        op({ id: 'half', clientTime: 2.5 }),
+        op({ id: 'max', clientTime: 2 ** 53 }),
+      ])
+      const results = answer.body.results as Json[]
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'applied', 'applied'])
+      expect((results[3]!.record as Json).clientTime).toBe(3)
+      expect((results[4]!.record as Json).clientTime).toBe(2 ** 53)
+    })
+
+    test('item writes take collection, id and type from the path and method only', async () => {
+      for (const extra of [{ collection: 'other' }, { id: 'b' }, { type: 'delete' }]) {
+        const answer = await call('PUT', '/items/docs/a', { opId: `path-${n++}`, value: { v: 1 }, baseVersion: null, clientTime: 1, ...extra })
+        expect(answer.status).toBe(400)
+        expect(answer.body.error).toBe('bad_request')
+      }
+      expect((await call('GET', '/sync/pull')).body.items).toEqual([])
+      const same = await call('PUT', '/items/docs/a', { opId: `path-${n++}`, collection: 'docs', id: 'a', type: 'put', value: { v: 1 }, baseVersion: null, clientTime: 1 })
+      expect(same.status).toBe(200)
+    })
+
+    test('a collection name matches in full: a trailing newline is refused', async () => {
+      const path = `/items/${encodeURIComponent('docs\n')}/a`
+      const put = await call('PUT', path, { opId: `nl-${n++}`, value: { v: 1 }, baseVersion: null, clientTime: 1 })
+      expect(put.status).toBe(400)
+      expect(put.body.error).toBe('bad_request')
+      const result = (await push([op({ collection: 'docs\n' })])).body.results as Json[]
+      expect(result[0]!.status).toBe('rejected')
+    })
+
+    test('the depth rule: depth 100 is accepted, 101 refused', async () => {
+      const nested = (steps: number, leaf: unknown, array = false): unknown => {
+        let value = leaf
+        for (let i = 0; i < steps; i++) value = array ? [value] : { d: value }
+        return value
+      }
+      const cases: Array<[string, unknown, string]> = [
+        ['a primitive', 'x', 'applied'],
+        ['objects, depth 100', nested(100, 1), 'applied'],
+        ['objects, depth 101', nested(101, 1), 'rejected'],
+        ['arrays, depth 100', nested(100, 1, true), 'applied'],
+        ['arrays, depth 101', nested(101, 1, true), 'rejected'],
+        ['{} at depth 100', nested(100, {}), 'applied'],
+        ['[] at depth 101', nested(101, [], true), 'rejected'],
+        ['a primitive leaf at depth 101 beside a shallow one', { shallow: 1, deep: nested(100, 'x') }, 'rejected'],
+      ]
+      const answer = await push(cases.map(([, value], i) => op({ id: `depth-${i}`, value })))
+      const results = answer.body.results as Json[]
+      expect(cases.map(([name], i) => [name, results[i]!.status])).toEqual(cases.map(([name, , expected]) => [name, expected]))
+    })
+
+    test('GET /_test/history lists the record of every applied operation, in order', async () => {
+      const first = op({ id: 'h1', value: { id: 'h1' } })
+      await push([first, op({ id: 'h2', value: { id: 'h2' } })])
+      await push([first]) // a replay adds nothing
+      await push([op({ id: 'h1', value: { id: 'h1' }, baseVersion: 7 })]) // nor does a conflict
+      await push([op({ id: 'h1', type: 'delete', value: undefined, baseVersion: 1 })])
+      const history = await call('GET', '/_test/history')
+      expect(history.status).toBe(200)
+      const ops = history.body.ops as Json[]
+      expect(ops.map((r) => [r.id, r.version, r.deleted])).toEqual([['h1', 1, false], ['h2', 1, false], ['h1', 2, true]])
+      expect(ops.map((r) => r.seq)).toEqual([1, 2, 3])
+      expect(ops[0]!.opId).toBe(first.opId)
     })
 
     test('__proto__ keys in values are stored as plain data', async () => {
