@@ -1,6 +1,4 @@
 import { describe, expect, test, vi } from 'vitest'
-import type {
-  SyncError} from '../../src';
 import {
   ConnectionLostError,
   NonSerializableError,
@@ -10,6 +8,7 @@ import {
   createMemoryStore,
   isSyncError,
   type LocalStore,
+  type SyncError,
 } from '../../src'
 import { guardLocalStore } from '../../src/storage/guard'
 import type { StorageOp } from '../../src/storage/types'
