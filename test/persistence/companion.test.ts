@@ -66,8 +66,14 @@ describe('companionMiddleware', () => {
       middleware: (g) =>
         g().concat(
           counter,
-          companionMiddleware(() => found.push('monitor'), () => false),
-          companionMiddleware(() => found.push('autoSync'), () => false),
+          companionMiddleware(
+            () => found.push('monitor'),
+            () => false,
+          ),
+          companionMiddleware(
+            () => found.push('autoSync'),
+            () => false,
+          ),
           answering(instance),
         ),
     })
@@ -81,7 +87,13 @@ describe('companionMiddleware', () => {
     const found: PersistenceMiddleware[] = []
     configureStore({
       reducer: (state: number = 0) => state,
-      middleware: (g) => g().concat(companionMiddleware((p) => found.push(p), () => false)),
+      middleware: (g) =>
+        g().concat(
+          companionMiddleware(
+            (p) => found.push(p),
+            () => false,
+          ),
+        ),
     })
     await Promise.resolve()
     expect(found).toEqual([])
@@ -105,7 +117,12 @@ describe('companionMiddleware', () => {
     const dispatch = vi.fn(() => instance)
     const found: PersistenceMiddleware[] = []
     const next = vi.fn((action: unknown) => action)
-    const handler = (companionMiddleware((p) => found.push(p), () => false) as unknown as (api: { dispatch: typeof dispatch }) => (n: typeof next) => (a: unknown) => unknown)({ dispatch })(next)
+    const handler = (
+      companionMiddleware(
+        (p) => found.push(p),
+        () => false,
+      ) as unknown as (api: { dispatch: typeof dispatch }) => (n: typeof next) => (a: unknown) => unknown
+    )({ dispatch })(next)
     const thunk = () => 1
     expect(handler(thunk)).toBe(thunk)
     expect(dispatch).not.toHaveBeenCalled()

@@ -178,10 +178,7 @@ describe('diffIds: the diff of an action that named its ids', () => {
     const prev = collectionOf(kind, [a, b, c]) as Record<string, unknown>
     // b changed, c changed too but is not named: a hint covers what it names, nothing else.
     const renamed = { ...b, name: 'B2' }
-    const next =
-      kind === 'entities'
-        ? { ids: (prev as { ids: unknown }).ids, entities: { a, b: renamed, c: { ...c } } }
-        : { a, b: renamed, c: { ...c } }
+    const next = kind === 'entities' ? { ids: (prev as { ids: unknown }).ids, entities: { a, b: renamed, c: { ...c } } } : { a, b: renamed, c: { ...c } }
     const sink = recordingSink()
     expect(diffIds(kind, prev, next, new Set(['a', 'b']), sink)).toBe(true)
     expect(sink.puts).toEqual([['b', renamed]])
@@ -236,10 +233,14 @@ describe('entriesOf and indexArray', () => {
 
 describe('buildCollection', () => {
   test.each(layouts)('%s: round-trips through entriesOf', (kind) => {
-    const built = buildCollection(kind, [
-      ['a', a],
-      ['b', b],
-    ], undefined)
+    const built = buildCollection(
+      kind,
+      [
+        ['a', a],
+        ['b', b],
+      ],
+      undefined,
+    )
     expect(built).toEqual(collectionOf(kind, [a, b]))
     expect(entriesOf(kind, built, byId)).toEqual([
       ['a', a],
@@ -301,10 +302,16 @@ describe.each(layouts)('applyChanges, %s layout', (kind) => {
   test('puts replace in place, new items go at the end, deletes are removed, untouched items keep their reference', () => {
     const renamed = { ...a, name: 'A2' }
     const d = { id: 'd', name: 'D' }
-    const out = applyChanges(kind, collectionOf(kind, [a, b, c]), [
-      ['a', renamed],
-      ['d', d],
-    ], ['b'], byId)
+    const out = applyChanges(
+      kind,
+      collectionOf(kind, [a, b, c]),
+      [
+        ['a', renamed],
+        ['d', d],
+      ],
+      ['b'],
+      byId,
+    )
     expect(entriesOf(kind, out, byId)).toEqual([
       ['a', renamed],
       ['c', c],

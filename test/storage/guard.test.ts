@@ -38,11 +38,12 @@ function faulty(method: Method, failure: unknown, how: 'rejects' | 'throws'): Lo
     ...inner,
     kind: 'custom',
     destroy: async () => {},
-    [method]: how === 'throws'
-      ? () => {
-          throw failure
-        }
-      : () => Promise.reject(failure),
+    [method]:
+      how === 'throws'
+        ? () => {
+            throw failure
+          }
+        : () => Promise.reject(failure),
   }
 }
 
