@@ -5,7 +5,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
 import type { ReactNode } from 'react'
 import { Provider } from 'react-redux'
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
 import {
   createAutoSyncMiddleware,
   createPersistenceMiddleware,
@@ -16,6 +16,7 @@ import {
 } from '../../src'
 import { PersistenceDashboard, PersistenceProvider, usePersistence } from '../../src/react'
 import { createMockSyncServer } from '../../src/testing'
+import { advance, useFakeClock } from '../support/clock'
 import { readStore } from '../support/instrumentedStore'
 import { addItem, filesSlice } from '../support/store'
 
@@ -25,6 +26,7 @@ const msw = setupServer(...server.handlers)
 const cleanups: Array<() => unknown> = []
 beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
 afterEach(async () => {
+  vi.useRealTimers()
   cleanup()
   for (const c of cleanups.splice(0).reverse()) await c()
   server.reset()
@@ -89,12 +91,15 @@ describe('usePersistence', () => {
   })
 
   test('nextSyncIn counts down live', async () => {
+    useFakeClock() // the hook re-reads the countdown on a 1 s interval
     const { wrapper, persistence } = app()
     await persistence.whenHydrated()
     const { result } = renderHook(() => usePersistence(), { wrapper })
-    await waitFor(() => expect(result.current.autoSyncStatus.nextSyncIn).not.toBeNull())
+    await act(() => advance(50))
+    expect(result.current.autoSyncStatus.nextSyncIn).not.toBeNull()
     const first = result.current.autoSyncStatus.nextSyncIn!
-    await waitFor(() => expect(result.current.autoSyncStatus.nextSyncIn!).toBeLessThan(first - 500), { timeout: 2500 })
+    await act(() => advance(1_500))
+    expect(result.current.autoSyncStatus.nextSyncIn!).toBeLessThan(first - 500)
   })
 })
 
