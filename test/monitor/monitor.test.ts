@@ -1,7 +1,7 @@
 import { configureStore } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
 import {
   createPersistenceMiddleware,
   createSyncMonitorMiddleware,
@@ -14,6 +14,7 @@ import {
   type SyncMonitorMiddleware,
 } from '../../src'
 import { createMockSyncServer } from '../../src/testing'
+import { advance, useFakeClock } from '../support/clock'
 import { readStore, until } from '../support/instrumentedStore'
 import { addItem, filesSlice, setFiles } from '../support/store'
 import { BASE_URL } from '../support/synced'
@@ -23,6 +24,7 @@ const msw = setupServer(...server.handlers)
 const cleanups: Array<() => unknown> = []
 beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
 afterEach(async () => {
+  vi.useRealTimers()
   for (const c of cleanups.splice(0).reverse()) await c()
   server.reset()
 })
@@ -109,6 +111,7 @@ describe('the sync monitor', () => {
   })
 
   test('listeners hear once per batch, not once per item', async () => {
+    useFakeClock()
     const { store, persistence, monitor } = wired()
     await persistence.whenHydrated()
     await Promise.resolve()
@@ -116,7 +119,7 @@ describe('the sync monitor', () => {
     monitor.subscribeSyncMetrics((m) => heard.push(m))
     store.dispatch(setFiles(Array.from({ length: 10 }, (_, i) => ({ id: `f${i}`, name: 'n' }))))
     await persistence.flush()
-    await new Promise((r) => setTimeout(r, 10))
+    await advance(1_000) // past the 5 ms debounce: no second batch, no late per-item notification
     const writes = heard.filter((m) => m.operationHistory.at(-1)?.kind === 'write')
     expect(monitor.getSyncMetrics().operationHistory.filter((o) => o.kind === 'write')).toEqual([expect.objectContaining({ items: 10 })])
     expect(writes).toHaveLength(1)
@@ -134,7 +137,7 @@ describe('the sync monitor', () => {
     monitor.subscribeSyncMetrics(() => calm++)
     store.dispatch(addItem({ id: 'still', name: 'written' }))
     await persistence.flush()
-    await new Promise((r) => setTimeout(r, 10))
+    await until(() => calm > 0 && thrown.length > 0, 'the listeners')
     expect(calm).toBeGreaterThan(0)
     expect(thrown.length).toBeGreaterThan(0)
     expect((await readStore(factory, 'files')).has('still')).toBe(true)

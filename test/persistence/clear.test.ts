@@ -1,5 +1,5 @@
 import { IDBFactory } from 'fake-indexeddb'
-import { describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
 import {
   clearPersistence,
   createIdbStore,
@@ -10,17 +10,23 @@ import {
   isStorageError,
   type LocalStore,
 } from '../../src'
+import { advance, untilFake, useFakeClock } from '../support/clock'
 import { channelHub } from '../support/coordination'
 import { readStore } from '../support/instrumentedStore'
 import { addItem } from '../support/store'
 import { useMockSync } from '../support/synced'
 
 const { server, client } = useMockSync()
+// Registered after useMockSync's, so it runs before the instances are disposed.
+afterEach(() => {
+  vi.useRealTimers()
+})
 
 const databases = async (factory: IDBFactory): Promise<string[]> => (await factory.databases()).map((d) => d.name ?? '')
 
 describe('clear() and clearPersistence(): logout', () => {
   test('deletes the database with its outbox; what was pending is neither written nor pushed', async () => {
+    useFakeClock()
     const { store, persistence, factory } = client({ dbName: 'logout' })
     await persistence.whenHydrated()
     server.down()
@@ -35,7 +41,8 @@ describe('clear() and clearPersistence(): logout', () => {
 
     expect(await databases(factory)).not.toContain('logout')
     expect(persistence.getStatus().disposed).toBe(true)
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    // Past the 5 ms debounce of 'never-written' and several push retries (20 to 100 ms) of 'sent-nowhere'.
+    await advance(5_000)
     expect(server.requests.push ?? 0).toBe(pushesBefore)
     expect(server.model.records()).toEqual([])
     // The database was not re-created by anything still running.
@@ -56,13 +63,14 @@ describe('clear() and clearPersistence(): logout', () => {
   })
 
   test('another tab hears the logout: it drops what is pending and stops, and nothing recreates the database', async () => {
+    useFakeClock()
     const hub = channelHub()
     const a = client({ dbName: 'tabs', logoutChannel: hub.create() })
     const b = client({ dbName: 'tabs', factory: a.factory, logoutChannel: hub.create() })
     await Promise.all([a.persistence.whenHydrated(), b.persistence.whenHydrated()])
     b.store.dispatch(addItem({ id: 'synced', name: 'in b before the logout' }))
     await b.persistence.flush()
-    await expect.poll(() => server.model.records().length).toBe(1)
+    await untilFake(() => server.model.records().length === 1, "b's push")
     // b has an edit still in its debounce window when a logs out.
     b.persistence.configure('files', { debounceMs: 60_000 })
     b.store.dispatch(addItem({ id: 'after-logout', name: 'must go nowhere' }))
@@ -70,11 +78,11 @@ describe('clear() and clearPersistence(): logout', () => {
 
     await a.persistence.clear()
 
-    await expect.poll(() => b.persistence.getStatus().disposed).toBe(true)
+    await untilFake(() => b.persistence.getStatus().disposed, 'b to stop')
     const told = b.errors.find(isDatabaseDeletedError)
     expect(told).toMatchObject({ reason: 'logout', dbName: 'tabs' })
     expect(b.persistence.getStatus().lastError).toMatchObject({ name: 'DatabaseDeletedError' })
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await advance(61_000) // past b's 60 s debounce
     // Nothing of b's session was written again or pushed.
     expect(await databases(a.factory)).not.toContain('tabs')
     expect(server.requests.push ?? 0).toBe(pushesBefore)

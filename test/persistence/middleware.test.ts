@@ -15,6 +15,7 @@ import {
   type PersistenceMiddleware,
   type SyncError,
 } from '../../src'
+import { advance, useFakeClock } from '../support/clock'
 import { instrumentedStore, readStore, until } from '../support/instrumentedStore'
 import {
   addItem,
@@ -38,6 +39,7 @@ import {
 
 const live: PersistenceMiddleware[] = []
 afterEach(async () => {
+  vi.useRealTimers()
   for (const p of live.splice(0)) await p.dispose()
 })
 
@@ -307,8 +309,9 @@ describe('control API', () => {
     await persistence.dispose()
     expect((await readStore(factory, 'files')).has('pending')).toBe(true)
     const commits = storage.commits.length
+    useFakeClock()
     store.dispatch(addItem({ id: 'after', name: 'a' }))
-    await new Promise((r) => setTimeout(r, 30))
+    await advance(61_000) // past the 60 s debounce the change would have waited for
     expect(storage.commits.length).toBe(commits)
     expect(persistence.getStatus().disposed).toBe(true)
     // Closed: an upgrade by another connection is not blocked.

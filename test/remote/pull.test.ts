@@ -1,10 +1,15 @@
 import { http, HttpResponse } from 'msw'
-import { expect, test } from 'vitest'
+import { afterEach, expect, test, vi } from 'vitest'
 import { pullFlaskChanges, syncFromFlaskBulk } from '../../src'
+import { advance, useFakeClock } from '../support/clock'
 import { readStore, until } from '../support/instrumentedStore'
 import { BASE_URL, useMockSync } from '../support/synced'
 
 const { server, msw, client } = useMockSync()
+// Registered after useMockSync's, so it runs before the instances are disposed.
+afterEach(() => {
+  vi.useRealTimers()
+})
 
 let n = 0
 async function remote(ops: Array<{ collection?: string; id: string; type?: 'put' | 'delete'; value?: unknown; baseVersion?: number | null }>) {
@@ -36,6 +41,7 @@ test('an incremental pull applies puts and tombstones; the cursor moves with the
 })
 
 test('a pull with nothing new transfers no changes; pulled data is never pushed back', async () => {
+  useFakeClock()
   const c = client()
   await c.persistence.whenHydrated()
   await remote([{ id: 'a', value: { id: 'a', name: 'A' } }])
@@ -52,7 +58,7 @@ test('a pull with nothing new transfers no changes; pulled data is never pushed 
   )
   await c.store.dispatch(pullFlaskChanges())
   await c.persistence.flush()
-  await new Promise((r) => setTimeout(r, 30))
+  await advance(5_000) // past the 5 ms debounce and the push retries (20 to 100 ms)
   expect(sizes).toEqual([0])
   expect(server.model.appliedOps).toBe(applied)
   expect(c.store.getState().sync.outboxDepth).toBe(0)

@@ -1,6 +1,6 @@
 import { configureStore, type Middleware } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
-import { describe, expect, test, vi } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
 import {
   checkFlaskConnection,
   pullFlaskChanges,
@@ -9,11 +9,16 @@ import {
   syncToFlaskBulk,
   type SyncProgress,
 } from '../../src'
+import { advance, useFakeClock } from '../support/clock'
 import { until } from '../support/instrumentedStore'
 import { addItem, addTodo, filesSlice, setFiles } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
 
 const { server, client, forget } = useMockSync()
+// Registered after useMockSync's, so it runs before the instances are disposed.
+afterEach(() => {
+  vi.useRealTimers()
+})
 
 /** Seeds the server through the protocol, as another device would. */
 async function seedServer(items: Array<{ id: string; name: string }>) {
@@ -77,6 +82,7 @@ describe('the sync slice', () => {
   })
 
   test('syncFromFlaskBulk pulls everything into IndexedDB and the store, and nothing is pushed back', async () => {
+    useFakeClock()
     await seedServer([
       { id: 'r1', name: 'remote one' },
       { id: 'r2', name: 'remote two' },
@@ -87,7 +93,7 @@ describe('the sync slice', () => {
     await c.store.dispatch(syncFromFlaskBulk())
     expect(c.store.getState().files.entities.r1).toEqual({ id: 'r1', name: 'remote one' })
     await c.persistence.flush()
-    await new Promise((r) => setTimeout(r, 50))
+    await advance(5_000) // past the 5 ms debounce and the push retries (20 to 100 ms)
     expect(server.model.appliedOps).toBe(applied)
     expect(c.persistence.getStatus().pendingOperations).toBe(0)
     // Restart: it came from IndexedDB.
