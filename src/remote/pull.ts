@@ -1,8 +1,8 @@
 import { isHttpError, toSyncError } from '../errors'
-import { VERSIONS_STORE, type ItemId } from '../storage/types'
+import { VERSIONS_STORE } from '../storage/types'
 import type { Connection } from './connection'
-import { keyOf, randomId, reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
-import { isOwn, acknowledged, rebased, withLocalChange } from './outbox'
+import { keyOf, reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
+import { isOwn, acknowledged, rebased } from './outbox'
 import type { PullResponse, RemoteRecord } from './protocol'
 import { applyEffects, newEffects, readRow, readVersion, receiveRecord, writeCursor, writeItem, writeRow, writeVersion } from './serverChanges'
 import { syncActions } from './syncSlice'
@@ -120,23 +120,22 @@ async function deleteUnlisted(ctx: EngineContext, tx: Tx, effects: ReturnType<ty
 }
 
 /**
- * The server is another database than the one this client synced with (restored from a
- * backup, or replaced): every known version and the cursor are void. Pulls everything, and:
- * - a key with pending ops keeps them, based on the server's version now (they are pushed
- *   again; their opIds keep them idempotent);
- * - an item this client knew at a higher version than the server now has, or that the server
- *   lacks, is pushed again (the server lost it);
- * - everything else takes the server's version.
+ * The server is another database than the one this client synced with (wiped, replaced, or
+ * restored from a backup): every known version and the cursor are void. Everything is pulled
+ * again and the server's data is taken as the truth, except for changes still pending here:
+ * those stay, based on the server's version now, and are pushed again (their opIds keep them
+ * idempotent). An item this client synced before that the server no longer has is deleted
+ * locally, as a full pull would; one it never synced stays for a bulk push.
  */
 export async function resync(ctx: EngineContext, connection: Connection): Promise<void> {
   const wanted = collectionsOf(ctx)
   const full = await request(ctx, connection, (p) => p.items.length, () => ctx.client.pull(wanted))
-  const before = new Map<string, number>()
-  for (const [key, version] of await ctx.host.storage().readAll(VERSIONS_STORE)) if (typeof version === 'number') before.set(String(key), version)
+  const before = new Set<string>()
+  for (const [key, version] of await ctx.host.storage().readAll(VERSIONS_STORE)) if (typeof version === 'number') before.add(String(key))
   const effects = newEffects()
   const epoch = full.epoch ?? null
   await transact(ctx, async (tx) => {
-    for (const key of before.keys()) tx.delete(VERSIONS_STORE, key)
+    for (const key of before) tx.delete(VERSIONS_STORE, key)
     const listed = new Set<string>()
     for (const record of full.items) {
       const slice = sliceByCollection(ctx, record.collection)
@@ -148,30 +147,25 @@ export async function resync(ctx: EngineContext, connection: Connection): Promis
       const row = await readRow(tx, key)
       if (row && isOwn(row, record.opId)) writeRow(tx, effects, key, acknowledged(row, record.opId!, record.version))
       else if (row) writeRow(tx, effects, key, rebased(row, record.version))
-      else if (ctx.host.isQueued(key)) continue
-      else if ((before.get(key) ?? -1) > record.version) {
-        const local = await tx.get(slice.storeName, id)
-        if (local !== undefined) requeue(ctx, tx, effects, slice.name, slice.storeName, id, local, record.version)
-      } else writeItem(tx, effects, slice, id, record.value)
+      else if (!ctx.host.isQueued(key)) writeItem(tx, effects, slice, id, record.value)
     }
     for (const slice of syncedSlices(ctx)) {
-      for (const [id, item] of ctx.host.localEntries(slice.name)) {
+      for (const [id] of ctx.host.localEntries(slice.name)) {
         const key = keyOf(slice.name, id)
         if (listed.has(key) || ctx.host.isQueued(key)) continue
         const row = await readRow(tx, key)
         if (row) writeRow(tx, effects, key, rebased(row, null))
-        else requeue(ctx, tx, effects, slice.name, slice.storeName, id, item, null)
+        else if (before.has(key)) writeItem(tx, effects, slice, id, undefined)
       }
     }
     await writeCursor(tx, effects, '0', { cursor: full.cursor, collections: wanted, epoch: epoch ?? undefined })
   })
   ctx.epoch = epoch
   applyEffects(ctx, effects)
-  ctx.host.reportError(toSyncError(new Error('the server is a different database than the one this client synced with (restored or replaced); everything was pulled again and local data the server lacks is pushed again'), 'resync'))
-}
-
-function requeue(ctx: EngineContext, tx: Tx, effects: ReturnType<typeof newEffects>, slice: string, collection: string, id: ItemId, value: unknown, base: number | null): void {
-  const key = keyOf(slice, id)
-  const row = withLocalChange(undefined, { key, slice, collection, id, type: 'put', value, clientTime: Math.round(ctx.options.now() + ctx.clockOffset) }, base, randomId(), ++ctx.seq)
-  writeRow(tx, effects, key, row)
+  ctx.host.reportError(
+    toSyncError(
+      new Error('the server is another database than the one this client synced with (wiped, replaced or restored); everything was pulled again and pending changes are pushed again'),
+      'resync',
+    ),
+  )
 }

@@ -629,7 +629,7 @@ describe('crash point 4: while a pull is applied', () => {
 
     // The cursor covers exactly the data stored with it: page 1, and the local edits untouched.
     const meta = await stored('__ris_meta')
-    expect(meta.__cursor).toEqual({ cursor: '2', collections: ['files'] })
+    expect(meta.__cursor).toEqual({ cursor: '2', collections: ['files'], epoch: server.model.epoch })
     expect(await stored('files')).toEqual({ ...byId(remote.slice(0, 2)), mine: MINE, r4: R4_LOCAL })
     expect(await stored('__ris_versions')).toEqual({ 'files:r1': 1, 'files:r2': 1 })
     for (const record of server.model.records()) {
@@ -655,7 +655,7 @@ describe('crash point 4: while a pull is applied', () => {
     expect(serverRecord('r4')).toMatchObject({ version: 2, value: R4_LOCAL })
     // Pulling again only brings our own two writes back, which are skipped; the cursor reaches the end.
     await run(second.store.dispatch(pullFlaskChanges()), 'the second pull')
-    expect((await stored('__ris_meta')).__cursor).toEqual({ cursor: '7', collections: ['files'] })
+    expect((await stored('__ris_meta')).__cursor).toEqual({ cursor: '7', collections: ['files'], epoch: server.model.epoch })
     expect(await stored('__ris_versions')).toEqual({
       'files:r1': 1,
       'files:r2': 1,
@@ -676,7 +676,7 @@ describe('crash point 4: while a pull is applied', () => {
     const failed = await run(c.store.dispatch(pullFlaskChanges()), 'the failing pull')
     expect(failed.type).toBe('redux-idb-sync/pullFlaskChanges/rejected')
     expect(c.storage.dead).toBe(false)
-    expect((await stored('__ris_meta')).__cursor).toEqual({ cursor: '2', collections: ['files'] })
+    expect((await stored('__ris_meta')).__cursor).toEqual({ cursor: '2', collections: ['files'], epoch: server.model.epoch })
     await run(c.persistence.flush(), 'the flush')
     // Page 1 is stored and shown; r3 is neither. Had the state kept r3, an edit of it would be
     // pushed with no base version and lose to the server as a (false) conflict.
