@@ -91,6 +91,13 @@ interface Params {
   readonly autoSyncSingleTab: boolean
   readonly settleMs: number
   readonly rngSeed: number
+  /**
+   * How the app syncs explicitly (steps and settle). 'thunks': any tab dispatches
+   * syncToFlaskBulk / pullFlaskChanges / syncFromFlaskBulk or drains. 'autoSync': a tab with
+   * auto-sync only calls its syncNow() (it reloads what other tabs stored first); single-tab
+   * devices without auto-sync use the thunks. Both are ways the documented API is used.
+   */
+  readonly syncApi: 'thunks' | 'autoSync'
   /** Answers to manual conflicts, used in turn. */
   readonly manual: ReadonlyArray<'local' | 'server' | 'merged'>
 }
@@ -130,6 +137,7 @@ const params: fc.Arbitrary<Params> = fc.record({
   autoSyncSingleTab: fc.boolean(),
   settleMs: fc.integer({ min: 5, max: 30 }),
   rngSeed: fc.integer(),
+  syncApi: fc.constantFrom('thunks' as const, 'autoSync' as const),
   manual: fc.array(fc.constantFrom('local' as const, 'server' as const, 'merged' as const), { minLength: 1, maxLength: 8 }),
 })
 
@@ -151,7 +159,7 @@ const coverage = {
 }
 const perStrategy: Record<string, number> = {}
 /** Which invariants failed in which run (survey mode, and the final summary). */
-const failures: Array<{ run: number; strategy: Strategy; invariants: string[] }> = []
+const failures: Array<{ run: number; strategy: Strategy; syncApi: Params['syncApi']; invariants: string[] }> = []
 
 let flask: FlaskServer
 let serverUp = true
@@ -247,7 +255,7 @@ async function runScenario(p: Params, commands: readonly Command[]): Promise<Vio
           break
         case 'sync': {
           const tab = pickTab(c.tab)
-          const work = syncStep(tab, c.how)
+          const work = p.syncApi === 'autoSync' && tab.autoSync ? tab.autoSync.syncNow().catch(() => undefined) : syncStep(tab, c.how)
           if (c.background) {
             coverage.backgroundSyncs++
             background.push(work)
@@ -313,7 +321,7 @@ async function runScenario(p: Params, commands: readonly Command[]): Promise<Vio
       if (answer === 'merged') return { resolution: 'merged', value: edits.mergeValue(tab, String(conflict.id)) }
       return { resolution: answer }
     }
-    const report = await settle(world, { timeoutMs: 30_000, ...(p.strategy === 'manual' ? { resolve } : {}) })
+    const report = await settle(world, { timeoutMs: 30_000, via: p.syncApi, ...(p.strategy === 'manual' ? { resolve } : {}) })
     trace('settled', JSON.stringify(report))
     const s = await snapshot(world)
     const calls = world.instances.flatMap((t) => t.conflicts)
@@ -386,8 +394,8 @@ test(`randomized e2e: ${RUNS} runs of ${MIN_STEPS} to ${MAX_STEPS} steps against
     if (violations.length === 0) return
     const invariants = [...new Set(violations.map((v) => v.invariant))]
     if (SURVEY) {
-      failures.push({ run: runIndex, strategy: p.strategy, invariants })
-      console.log(`[random e2e] run ${runIndex} (FC_SEED=${SEED} FC_PATH=${runIndex}) failed: ${describeFailure(p.strategy, violations)}`)
+      failures.push({ run: runIndex, strategy: p.strategy, syncApi: p.syncApi, invariants })
+      console.log(`[random e2e] run ${runIndex} (FC_SEED=${SEED} FC_PATH=${runIndex}, ${p.syncApi}) failed: ${describeFailure(p.strategy, violations)}`)
       return
     }
     throw new Error(describeFailure(p.strategy, violations))
@@ -402,7 +410,7 @@ test(`randomized e2e: ${RUNS} runs of ${MIN_STEPS} to ${MAX_STEPS} steps against
   console.log(`[random e2e] ${details.numRuns} runs in ${seconds} s; per strategy ${JSON.stringify(perStrategy)}; coverage ${JSON.stringify(coverage)}`)
   if (SURVEY) {
     const byInvariant: Record<string, number[]> = {}
-    for (const f of failures) for (const id of f.invariants) (byInvariant[id] ??= []).push(f.run)
+    for (const f of failures) for (const id of f.invariants) (byInvariant[`${id} (${f.strategy}, ${f.syncApi})`] ??= []).push(f.run)
     console.log(`[random e2e] survey: ${failures.length}/${details.numRuns} runs failed; by invariant (run indexes, replay with FC_SEED=${SEED} FC_PATH=<index>): ${JSON.stringify(byInvariant)}`)
     return
   }

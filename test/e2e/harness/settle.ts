@@ -49,6 +49,12 @@ export interface SettleOptions {
   readonly stableRounds?: number
   /** Answers each pending conflict (manual strategy); without it pending conflicts stay. */
   readonly resolve?: (tab: Tab, conflict: SyncConflict) => ManualAnswer
+  /**
+   * How each tab syncs: `'thunks'` (default): flush, `syncToFlaskBulk`, `pullFlaskChanges`, then
+   * the leader's `syncNow()`. `'autoSync'`: a tab with auto-sync only calls its `syncNow()`
+   * (flush, reload, drain, pull); tabs without auto-sync use the thunks.
+   */
+  readonly via?: 'thunks' | 'autoSync'
 }
 
 export interface SettleReport {
@@ -82,7 +88,7 @@ export async function busyReasons(world: World): Promise<string[]> {
 
 /**
  * Ends the faults (server up, no injected 5xx, no lost answers) and syncs every live tab,
- * round after round (flush, syncToFlaskBulk, pullFlaskChanges, the leader's syncNow), until
+ * round after round (see `via`), until
  * nothing is pending anywhere and `stableRounds` rounds in a row changed nothing (the server's
  * history and every tab's state). Slow writes and clock offsets stay: they are conditions the
  * library must live with, not faults.
@@ -108,6 +114,10 @@ export async function settle(world: World, options: SettleOptions = {}): Promise
           const answer = options.resolve(tab, conflict)
           tab.store.dispatch(lib.resolveConflict({ key: conflict.key, ...answer } as Parameters<typeof lib.resolveConflict>[0]))
         }
+      }
+      if (options.via === 'autoSync' && tab.autoSync) {
+        await tab.autoSync.syncNow().catch((e: unknown) => failures.push(`${tab.name}: syncNow: ${String(e)}`))
+        continue
       }
       await tab.persistence.flush().catch((e: unknown) => failures.push(`${tab.name}: flush: ${String(e)}`))
       const pushed = await tab.store.dispatch(lib.syncToFlaskBulk())
