@@ -70,6 +70,8 @@ type SyncHow = 'push' | 'pull' | 'push+pull' | 'drain' | 'syncNow' | 'full-pull'
 type Command =
   | { t: 'put' | 'del'; tab: number; key: number }
   | { t: 'burst'; tab: number; key: number; count: number }
+  /** The device's next push answer is lost; the tab edits the key; the server stops; a burst of edits of that key while it is down. */
+  | { t: 'lost-then-offline'; tab: number; key: number; count: number }
   | { t: 'wait'; ms: number }
   | { t: 'sync'; tab: number; how: SyncHow; background: boolean }
   | { t: 'lose'; device: number; count: number; what: 'push' | 'pull' | 'any' }
@@ -109,6 +111,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 8, arbitrary: fc.record({ t: fc.constant('put' as const), tab: tabIndex, key: keyIndex }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('del' as const), tab: tabIndex, key: keyIndex }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('burst' as const), tab: tabIndex, key: keyIndex, count: fc.integer({ min: 3, max: 8 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('lost-then-offline' as const), tab: tabIndex, key: keyIndex, count: fc.integer({ min: 4, max: 8 }) }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 80 }) }) },
   {
     weight: 4,
@@ -146,6 +149,7 @@ const coverage = {
   runs: 0,
   edits: 0,
   lostAnswers: 0,
+  lostThenOffline: 0,
   serverStops: 0,
   editsWhileDown: 0,
   recreates: 0,
@@ -244,6 +248,25 @@ async function runScenario(p: Params, commands: readonly Command[]): Promise<Vio
           // A user typing: each edit commits on its own (past the debounce) before the next.
           const tab = pickTab(c.tab)
           const key = keyFor(tab, c.key)
+          for (let i = 0; i < c.count; i++) {
+            edit(tab, key, 'put')
+            await pause(p.debounceMs + 5)
+          }
+          break
+        }
+        case 'lost-then-offline': {
+          const tab = pickTab(c.tab)
+          const key = keyFor(tab, c.key)
+          tab.device.net.loseNext(1, PUSH)
+          coverage.lostThenOffline++
+          edit(tab, key, 'put')
+          // Long enough for the debounce and a push (auto-sync or the engine's own), whose answer is lost.
+          await pause(p.debounceMs + p.settleMs + 60)
+          if (serverUp) {
+            coverage.serverStops++
+            await flask.stop()
+            serverUp = false
+          }
           for (let i = 0; i < c.count; i++) {
             edit(tab, key, 'put')
             await pause(p.debounceMs + 5)

@@ -95,7 +95,11 @@ export interface Device {
 function makeStore(persistence: PersistenceMiddleware, autoSync: AutoSyncMiddleware | null) {
   return configureStore({
     reducer: { docs: docsSlice.reducer, sync: lib.syncReducer },
-    middleware: (g) => (autoSync ? g().concat(persistence, autoSync) : g().concat(persistence)),
+    // RTK's development checks off: they only slow the runs down (and warn about it).
+    middleware: (g) => {
+      const base = g({ serializableCheck: false, immutableCheck: false })
+      return autoSync ? base.concat(persistence, autoSync) : base.concat(persistence)
+    },
     enhancers: (g) => g().concat(persistence.enhancer),
   })
 }
