@@ -24,6 +24,25 @@ export interface FlaskServer {
   stats(): Promise<{ appliedOps: number; requests: Record<string, number> }>
   /** Makes the next `count` requests fail with `status`. */
   failNext(count: number, status: number): Promise<void>
+  /**
+   * GET /api/_test/history: the record of every APPLIED operation, in apply order (by `seq`).
+   * Replays (duplicates) and conflicts add nothing, so a value that appears in two records was
+   * applied twice.
+   */
+  history(): Promise<HistoryRecord[]>
+}
+
+/** One applied operation, as `GET /api/_test/history` lists it (the record it produced). */
+export interface HistoryRecord {
+  readonly opId: string
+  readonly collection: string
+  readonly id: string
+  readonly version: number
+  readonly seq: number
+  readonly value: unknown
+  readonly deleted: boolean
+  readonly clientTime: number
+  readonly updatedAt: number
 }
 
 /** Whether `python3 -c 'import flask'` works here. */
@@ -120,6 +139,9 @@ export async function startFlaskServer(options: { token?: string; maxBodyBytes?:
     },
     async failNext(count, status) {
       await call('POST', '/_test/faults', { failNext: count, status })
+    },
+    async history() {
+      return ((await call('GET', '/_test/history')) as { ops: HistoryRecord[] }).ops
     },
   }
 }
