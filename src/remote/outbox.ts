@@ -25,6 +25,11 @@ export interface OutboxOp {
    * until the server's answer about it is known, so its opId always recognises its own result.
    */
   readonly sent: boolean
+  /**
+   * The push attempt that sent it last (a random id per attempt). Tabs may both send an op; the
+   * answer of the latest attempt alone decides a conflict or a rejection, so one is decided once.
+   */
+  readonly attempt?: string
 }
 
 /**
@@ -101,11 +106,11 @@ export function nextToSend(row: OutboxRow): OutboxOp | null {
   return first && first.baseVersion !== undefined ? first : null
 }
 
-/** The row with its first op marked as sent. */
-export function markedSent(row: OutboxRow): OutboxRow {
+/** The row with its first op marked as sent by `attempt`. */
+export function markedSent(row: OutboxRow, attempt: string): OutboxRow {
   const [first, ...rest] = row.ops
-  if (!first || first.sent) return row
-  return { ...row, ops: [{ ...first, sent: true }, ...rest] }
+  if (!first) return row
+  return { ...row, ops: [{ ...first, sent: true, attempt }, ...rest] }
 }
 
 /** Whether `opId` is one of this row's own operations (sent or not, or lost by an older version). */

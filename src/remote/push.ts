@@ -1,7 +1,7 @@
 import { isAuthError, isHttpError, toSyncError, type SyncError } from '../errors'
 import { type Connection } from './connection'
 import type { StoreTransaction } from '../storage/types'
-import { reportOperation, sliceByName, transact, type EngineContext } from './engineContext'
+import { randomId, reportOperation, sliceByName, transact, type EngineContext } from './engineContext'
 import { syncActions } from './syncSlice'
 import { acknowledged, isOwn, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
 import type { RemoteOperation, RemoteRecord } from './protocol'
@@ -23,6 +23,9 @@ interface Claimed {
   readonly row: OutboxRow
   readonly op: OutboxOp
 }
+
+/** Whether the row's first op is still `op` as this attempt sent it. */
+const latestAttempt = (row: OutboxRow, op: OutboxOp): boolean => row.ops[0]?.opId === op.opId && row.ops[0].attempt === op.attempt
 
 /** The wire form of an op: exactly what the entry holds, never a re-read of the local store. */
 function toRemote(row: OutboxRow, op: OutboxOp): RemoteOperation {
@@ -73,6 +76,7 @@ export async function pushOutbox(ctx: EngineContext, connection: Connection, aga
 /** Reads the candidates' rows in one transaction and marks each first op as sent. */
 async function claim(ctx: EngineContext, candidates: readonly OutboxRow[]): Promise<Claimed[]> {
   const effects = newEffects()
+  const attempt = randomId()
   const claimed = await transact(ctx, async (tx) => {
     const found: Claimed[] = []
     const rows = await Promise.all(candidates.map((c) => readRow(tx, c.key)))
@@ -87,9 +91,8 @@ async function claim(ctx: EngineContext, candidates: readonly OutboxRow[]): Prom
         effects.rows.set(key, row)
         return
       }
-      const marked = markedSent(row)
-      if (marked !== row) writeRow(tx, effects, key, marked)
-      else effects.rows.set(key, row)
+      const marked = markedSent(row, attempt)
+      writeRow(tx, effects, key, marked)
       found.push({ row: marked, op: marked.ops[0]! })
     })
     return found
@@ -126,9 +129,11 @@ async function pushBatch(ctx: EngineContext, connection: Connection, again: () =
           // A replay's answer is its stored result: the key may have changed since, and pulls
           // skipped it while this op's answer was unknown. Read the feed again from there.
           if (result.status === 'duplicate') await cursorBackTo(tx, effects, result.record.seq)
+        } else if (!row || !latestAttempt(row, op)) {
+          // Another tab sent this op since, or settled it: its answer decides.
         } else if (result.status === 'rejected') {
-          if (row?.ops[0]?.opId === op.opId) await bury(ctx, tx, effects, row, op, { status: null, code: result.error.error, message: result.error.message })
-        } else if (result.status === 'conflict' && row && row.ops[0]?.opId === op.opId) {
+          await bury(ctx, tx, effects, row, op, { status: null, code: result.error.error, message: result.error.message })
+        } else if (result.status === 'conflict') {
           await conflicted(ctx, tx, effects, row, result.current)
         }
       }
@@ -169,7 +174,7 @@ async function pushFailed(ctx: EngineContext, connection: Connection, again: () 
     const effects = newEffects()
     await transact(ctx, async (tx) => {
       const stored = await readRow(tx, row.key)
-      if (stored?.ops[0]?.opId === op.opId) await bury(ctx, tx, effects, stored, op, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message })
+      if (stored && latestAttempt(stored, op)) await bury(ctx, tx, effects, stored, op, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message })
     })
     applyEffects(ctx, effects)
     return 'ok'
