@@ -525,8 +525,9 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         s.touched?.add(id)
         queue.enqueue(s.name, id, 'delete', undefined)
       },
-      invalid() {
-        reportError(new InvalidItemError(`an item in slice "${s.name}" has no valid id; it is not persisted`, { slice: s.name }))
+      invalid(_item, reason) {
+        const why = reason ?? 'has no valid id (a non-empty, well-formed string or a finite number)'
+        reportError(new InvalidItemError(`an item in slice "${s.name}" ${why}; it is not persisted`, { slice: s.name }))
       },
     }
   }

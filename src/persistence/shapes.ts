@@ -1,4 +1,5 @@
 import type { ItemId } from '../storage/types'
+import { validId } from '../core/ids'
 import { defineData } from '../utils/serializable'
 
 /** The three collection layouts the middleware understands. */
@@ -8,8 +9,8 @@ export type ShapeKind = 'entities' | 'record' | 'array'
 export interface DiffSink {
   put(id: ItemId, item: unknown): void
   delete(id: ItemId): void
-  /** An item whose id could not be read. */
-  invalid(item: unknown): void
+  /** An item whose id could not be read, or that cannot be told from another item (`reason`). */
+  invalid(item: unknown, reason?: string): void
 }
 
 /** Reads an item's id; returns undefined when it has none. */
@@ -31,9 +32,7 @@ export function detectShape(collection: unknown): ShapeKind | undefined {
   return 'record'
 }
 
-export function validId(id: unknown): id is ItemId {
-  return (typeof id === 'string' && id.length > 0) || (typeof id === 'number' && Number.isFinite(id))
-}
+export { validId }
 
 /**
  * Finds added, changed and removed items by reference, which is exact for immutable updates
@@ -81,12 +80,20 @@ export function diffCollection(
   }
   const index = arrayIndex ?? indexArray(prev, getId)
   const nextIndex = new Map<ItemId, unknown>()
+  // Keys are `<slice>:<id>`, and the server stores ids as strings: 1 and '1' are one item there.
+  const byText = new Map<string, ItemId>()
   for (const item of Array.isArray(next) ? next : []) {
     const id = getId(item)
     if (!validId(id)) {
       sink.invalid(item)
       continue
     }
+    const other = byText.get(String(id))
+    if (other !== undefined && other !== id) {
+      sink.invalid(item, `has the id ${JSON.stringify(id)}, which cannot be told from the id ${JSON.stringify(other)} of another item (ids of one slice must be all numbers or all strings)`)
+      continue
+    }
+    byText.set(String(id), id)
     nextIndex.set(id, item)
     if (index.get(id) !== item || !index.has(id)) sink.put(id, item)
   }

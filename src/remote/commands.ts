@@ -1,7 +1,7 @@
 import { DEAD_LETTER_STORE } from '../storage/types'
 import type { SyncConflict } from './conflicts'
 import { randomId, sliceByName, transact, type EngineContext, type StoredDeadLetter } from './engineContext'
-import { rebased, withLocalChange, type OutboxRow } from './outbox'
+import { rebased, withLocalChange, withoutCovered, type OutboxRow } from './outbox'
 import { applyEffects, newEffects, readRow, readVersion, takeMerged, takeServer, writeRow, writeVersion } from './serverChanges'
 import { syncActions } from './syncSlice'
 
@@ -20,16 +20,21 @@ export async function resolveParked(ctx: EngineContext, key: string, resolution:
   const base = server ? server.version : null
   const effects = newEffects()
   await transact(ctx, async (tx) => {
-    const row = await readRow(tx, key)
+    const [row, known] = await Promise.all([readRow(tx, key), readVersion(tx, key)])
+    // The server moved on since the conflict was parked (another tab pushed this key, or a pull
+    // brought a newer version): the parked version is stale and must not be written back.
+    const stale = known !== undefined && known > (base ?? 0)
+    const current = stale ? known : base
     if (resolution === 'server') {
-      takeServer(tx, effects, slice, id, row, throughSeq, server)
+      if (!stale) takeServer(tx, effects, slice, id, row, throughSeq, server)
+      else if (row) writeRow(tx, effects, key, withoutCovered(row, throughSeq, current))
     } else if (resolution === 'local') {
-      if (row) writeRow(tx, effects, key, rebased(row, base))
-      writeVersion(tx, key, base)
+      if (row) writeRow(tx, effects, key, rebased(row, current))
+      writeVersion(tx, key, current)
       effects.pushAgain = true
     } else {
       const target: OutboxRow = row ?? { format: 2, key, slice: slice.name, collection: slice.storeName, id, ops: [] }
-      takeMerged(ctx, tx, effects, slice, id, target, throughSeq, server, value === undefined ? null : value)
+      takeMerged(ctx, tx, effects, slice, id, target, throughSeq, current, value === undefined ? null : value)
     }
   })
   ctx.parked.delete(key)

@@ -239,7 +239,7 @@ export async function decideConflict(
       effects.decided.push(record('server'))
       return
     }
-    takeMerged(ctx, tx, effects, slice, id, row, latest.seq, server, merged === undefined ? null : merged)
+    takeMerged(ctx, tx, effects, slice, id, row, latest.seq, base, merged === undefined ? null : merged)
   }
   effects.decided.push(record(resolution))
 }
@@ -256,7 +256,7 @@ export function takeServer(tx: StoreTransaction, effects: Effects, slice: HostSl
   else effects.pushAgain = true
 }
 
-/** A merged value (`null`: deleted) replaces every op up to `throughSeq`, locally and as the next push. */
+/** A merged value (`null`: deleted) replaces every op up to `throughSeq`, locally and as the next push on top of `base`. */
 export function takeMerged(
   ctx: EngineContext,
   tx: StoreTransaction,
@@ -265,10 +265,9 @@ export function takeMerged(
   id: ItemId,
   row: OutboxRow,
   throughSeq: number,
-  server: RemoteRecord | null,
+  base: number | null,
   merged: unknown,
 ): void {
-  const base = server ? server.version : null
   const newer = row.ops.filter((op) => op.seq > throughSeq)
   const op: OutboxOp = {
     opId: randomId(),

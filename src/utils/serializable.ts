@@ -30,6 +30,9 @@ export function findNonSerializable(value: unknown, maxDepth: number): Serializa
       continue
     }
     const { value: current, path } = item
+    // One depth rule with the server (docs/protocol.md): the steps from the item to anything in
+    // it, a primitive leaf included, are at most maxDepth.
+    if (path.length > maxDepth) return { path, reason: `nested deeper than maxDepth (${maxDepth})` }
     switch (typeof current) {
       case 'string':
       case 'boolean':
@@ -45,7 +48,6 @@ export function findNonSerializable(value: unknown, maxDepth: number): Serializa
     }
     if (current === null) continue
     const object = current as object
-    if (path.length > maxDepth) return { path, reason: `nested deeper than maxDepth (${maxDepth})` }
     if (onPath.has(object)) return { path, reason: 'circular reference' }
     if (!Array.isArray(object) && !isPlainObject(object)) {
       const name = (object as { constructor?: { name?: unknown } }).constructor?.name
