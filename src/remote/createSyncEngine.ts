@@ -203,6 +203,11 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
 
   const pushable = (): boolean => [...ctx.rows.values()].some((row) => !ctx.parked.has(row.key) && nextToSend(row) !== null)
 
+  /** A pull may leave something to push (a conflict decided for the client, a merge). */
+  const pushIfAuto = (): void => {
+    if (engine.autoPush && pushable()) void drain()
+  }
+
   const drain = singleFlight(async () => {
     try {
       await ensureLoaded()
@@ -277,7 +282,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     })
   }
 
-  return {
+  const engine: SyncEngine = {
     isSyncEngine: true,
     load: ensureLoaded,
     async start() {
@@ -330,11 +335,13 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
       bulk(async () => {
         await host.flushLocal()
         await exclusive(() => withEpoch(() => pullEverything(ctx, connection)))
+        pushIfAuto()
       }),
     pullChanges: () =>
       bulk(async () => {
         await host.flushLocal()
         await exclusive(() => withEpoch(() => pullChanges(ctx, connection)))
+        pushIfAuto()
       }),
     checkConnection: () => connection.check(),
     async resolve(key, resolution, value) {
@@ -370,4 +377,5 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
       await lock
     },
   }
+  return engine
 }
