@@ -13,7 +13,9 @@ import {
   type RemoteRecord,
 } from '../../src'
 import { createOperationQueue, type QueueEntry } from '../../src/queue'
-import { readStore, until } from '../support/instrumentedStore'
+import { readStore, until, withCommit } from '../support/instrumentedStore'
+import { createIdbStore } from '../../src/storage/idbStore'
+import type { LocalStore } from '../../src/storage/types'
 import { addTodo, saveFile, type FileItem } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
 
@@ -120,6 +122,40 @@ test('finding 3: one client typing fast applies every value at most once, under 
   await settled(c)
   expect(appliedTwice()).toEqual([])
   expect(nameOf(record('doc')?.value)).toBe('t400')
+})
+
+test('finding 3: a newer write committing just as a push starts is never sent under the older op\'s opId', async () => {
+  const factory = new IDBFactory()
+  let armed = false
+  let c: Client | null = null
+  /** The moment a push starts: the first read of the slice's store (where v1 read values) or the push request. */
+  const commitNewer = async (): Promise<void> => {
+    if (!armed || !c) return
+    armed = false
+    await edit(c, 'e2')
+  }
+  const inner = createIdbStore({ dbName: 'synced', openTimeoutMs: 2000, factory, durability: 'default' })
+  const storage: LocalStore = {
+    ...withCommit(inner, (ops) => inner.commit(ops)),
+    async getMany(store, keys) {
+      if (store === 'files') await commitNewer()
+      return inner.getMany(store, keys)
+    },
+  }
+  c = client({ factory, storage })
+  msw.use(
+    http.post(`${BASE_URL}/sync/push`, async () => {
+      await commitNewer()
+      return undefined
+    }),
+  )
+  await online(c)
+  armed = true
+  await edit(c, 'e1')
+  await until(() => !armed, 'the newer write')
+  await settled(c)
+  expect(appliedTwice()).toEqual([])
+  expect(history().map((r) => nameOf(r.value))).toEqual(['e1', 'e2'])
 })
 
 test('finding 4: after dispose() resolved, an in-flight pull writes nothing and a new instance keeps what it committed', async () => {
