@@ -290,30 +290,6 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     if (allDone !== status.get().hydrated) status.update({ hydrated: allDone })
   }
 
-  /** Items of a slice as the Redux state has them now, keyed by `String(id)`; O(ids) except in array slices. */
-  function readLocalMany(slice: string, ids: readonly ItemId[]): Map<string, unknown> {
-    const found = new Map<string, unknown>()
-    const s = slices.get(slice)
-    if (!s || !s.kind || !api || ids.length === 0) return found
-    processDiffs()
-    const collection = getAt((api.getState() as Record<string, unknown>)[slice], s.config.path)
-    if (s.kind === 'array') {
-      // One pass over the array, not one per id.
-      const wanted = new Set(ids.map(String))
-      for (const item of Array.isArray(collection) ? collection : []) {
-        const key = String(s.config.getId(item))
-        if (wanted.has(key)) found.set(key, item)
-      }
-      return found
-    }
-    const record = (s.kind === 'entities' ? (collection as { entities?: Record<string, unknown> } | undefined)?.entities : collection) as
-      | Record<string, unknown>
-      | undefined
-    if (!record) return found
-    for (const id of ids) if (Object.prototype.hasOwnProperty.call(record, String(id))) found.set(String(id), record[String(id)])
-    return found
-  }
-
   // ---------------------------------------------------------------- writing
 
   async function writeBatch(batch: readonly QueueEntry[]): Promise<WriteResult> {

@@ -61,7 +61,16 @@ export async function pushOutbox(ctx: EngineContext, connection: Connection, aga
       .sort((a, b) => a.ops[0]!.seq - b.ops[0]!.seq)
       .slice(0, limit)
     if (candidates.length === 0) return
-    const claimed = await claim(ctx, candidates)
+    let claimed: Claimed[]
+    try {
+      claimed = await claim(ctx, candidates)
+    } catch (caught) {
+      // A local storage failure before anything was sent: keep everything, try again later.
+      if (ctx.disposed) return
+      ctx.host.reportError(toSyncError(caught, 'preparing a push failed'))
+      connection.retryLater(again)
+      return
+    }
     if (claimed.length === 0) continue
     const outcome = await pushBatch(ctx, connection, again, claimed)
     if (outcome === 'stop') return

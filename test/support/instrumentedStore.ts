@@ -9,7 +9,8 @@ export interface InstrumentedStore extends LocalStore {
   /** Only the transactions that wrote slice data (not the library's own stores). */
   sliceCommits(): StorageOp[][]
   /** The next `count` commits reject with `error` (nothing of them is written). */
-  failNext(error: SyncError, count?: number): void
+  /** The next `count` commits (of those `match` accepts, all by default) reject with `error`; nothing of them is written. */
+  failNext(error: SyncError, count?: number, match?: (ops: readonly StorageOp[]) => boolean): void
 }
 
 /** `inner` with its `commit` replaced; every other call goes straight through. */
@@ -29,10 +30,17 @@ export function withCommit(inner: LocalStore, commit: (ops: readonly StorageOp[]
 export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync', openTimeoutMs = 2000): InstrumentedStore {
   const inner = createIdbStore({ dbName, openTimeoutMs, factory, durability: 'default' })
   const commits: StorageOp[][] = []
-  const failures: SyncError[] = []
+  const failures: Array<{ error: SyncError; match: (ops: readonly StorageOp[]) => boolean }> = []
+  /** The failure for a commit of `ops`, if one is due. */
+  const failureFor = (ops: readonly StorageOp[]): SyncError | undefined => {
+    const next = failures[0]
+    if (!next || ops.length === 0 || !next.match(ops)) return undefined
+    failures.shift()
+    return next.error
+  }
   return {
     ...withCommit(inner, async (ops) => {
-      const failure = failures.shift()
+      const failure = failureFor(ops)
       if (failure) throw failure
       await inner.commit(ops)
       commits.push([...ops])
@@ -53,7 +61,7 @@ export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync'
           },
         })
         // An injected failure hits the next transaction that writes (one that only reads commits nothing).
-        const failure = ops.length > 0 ? failures.shift() : undefined
+        const failure = failureFor(ops)
         if (failure) throw failure
         return value
       })
@@ -62,8 +70,8 @@ export function instrumentedStore(factory: IDBFactory, dbName = 'redux-idb-sync'
     },
     commits,
     sliceCommits: () => commits.filter((ops) => ops.some((op) => !op.store.startsWith('__ris_'))),
-    failNext(error, count = 1) {
-      for (let i = 0; i < count; i++) failures.push(error)
+    failNext(error, count = 1, match = () => true) {
+      for (let i = 0; i < count; i++) failures.push({ error, match })
     },
   }
 }
