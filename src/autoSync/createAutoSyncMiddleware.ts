@@ -3,6 +3,7 @@ import { InvalidOptionError, toSyncError, type SyncError } from '../errors'
 import { companionMiddleware } from '../persistence/companion'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
 import type { ItemId } from '../storage/types'
+import { unref } from '../utils/unref'
 import { setDefaultAutoSync, unsetDefaultAutoSync } from './registry'
 import { electLeader, type ChannelLike, type LeaderMode, type LockManagerLike } from './coordination'
 
@@ -197,10 +198,12 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     nextAt = null
     if (disposed || !config.enabled || !leader) return
     nextAt = Date.now() + config.intervalMs
-    intervalTimer = setTimeout(() => {
-      intervalTimer = null
-      void tick()
-    }, config.intervalMs)
+    intervalTimer = unref(
+      setTimeout(() => {
+        intervalTimer = null
+        void tick()
+      }, config.intervalMs),
+    )
   }
 
   async function tick(): Promise<void> {
@@ -352,7 +355,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   const middleware = companionMiddleware((persistence) => {
     if (options.channel !== undefined) channel = options.channel
     else if (typeof BroadcastChannel === 'function' && persistence.usesGlobalIndexedDB) {
-      channel = new BroadcastChannel(`redux-idb-sync:${persistence.dbName}`) as unknown as ChannelLike
+      channel = unref(new BroadcastChannel(`redux-idb-sync:${persistence.dbName}`)) as unknown as ChannelLike
     }
     attach(persistence)
   }, () => disposed)

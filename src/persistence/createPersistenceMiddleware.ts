@@ -33,6 +33,7 @@ import {
 } from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
 import { createEmitter } from '../utils/emitter'
+import { unref } from '../utils/unref'
 import type { ChannelLike } from '../autoSync/coordination'
 import { ACTION_PREFIX, getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from './actions'
 import type { OperationRecord, PersistenceEvent } from './events'
@@ -1009,7 +1010,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   const logoutChannel: ChannelLike | null = !ownsLogoutChannel
     ? (resolved.logoutChannel ?? null)
     : usesGlobalIndexedDB && typeof BroadcastChannel === 'function'
-      ? (new BroadcastChannel(`redux-idb-sync:logout:${dbName}`) as unknown as ChannelLike)
+      ? (unref(new BroadcastChannel(`redux-idb-sync:logout:${dbName}`)) as unknown as ChannelLike)
       : null
   logoutChannel?.addEventListener('message', onLogout)
 
