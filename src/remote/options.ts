@@ -1,4 +1,4 @@
-import type { ApiClientOptions } from './client'
+import type { ApiClientOptions, ApiPaths } from './client'
 import type { ConflictStrategy, SyncConflict } from './conflicts'
 
 /** The `remote` option of `createPersistenceMiddleware`: where and how to sync. */
@@ -44,3 +44,25 @@ export interface RemoteOptions extends ApiClientOptions {
    */
   now?: () => number
 }
+
+/** Every key of {@link RemoteOptions}, so a plain-JS typo (`baseURL`, `timeout`) is refused by name. */
+const remoteKeys: Record<keyof RemoteOptions, true> = {
+  baseUrl: true,
+  paths: true,
+  headers: true,
+  getToken: true,
+  timeoutMs: true,
+  fetch: true,
+  batchSize: true,
+  pullPageSize: true,
+  conflict: true,
+  onConflict: true,
+  retry: true,
+  clientId: true,
+  connectOnStart: true,
+  now: true,
+}
+export const REMOTE_OPTION_KEYS: readonly string[] = Object.keys(remoteKeys)
+
+const pathKeys: Record<keyof ApiPaths, true> = { health: true, item: true, push: true, pull: true, changes: true }
+export const REMOTE_PATH_KEYS: readonly string[] = Object.keys(pathKeys)
