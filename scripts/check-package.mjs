@@ -1,7 +1,8 @@
 // Packaging check: build, pack the tarball exactly as npm would publish it, then
 // run publint (strict) and arethetypeswrong (every resolution: node10, node16 from CJS and ESM,
 // bundler) on that tarball, check that the packed README and CHANGELOG link nothing the tarball
-// lacks, and run size-limit on the built entries. Any failure exits non-zero.
+// lacks, install it into a temporary app (scripts/check-tarball-app.mjs), and run size-limit on
+// the built entries. Any failure exits non-zero.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -46,6 +47,7 @@ try {
   }
   console.log('packed README.md and CHANGELOG.md: every relative link resolves inside the tarball')
 
+  run(process.execPath, [join('scripts', 'check-tarball-app.mjs'), tarball])
   run(bin('size-limit'), [])
 } finally {
   rmSync(dir, { recursive: true, force: true })
