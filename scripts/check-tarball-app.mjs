@@ -54,7 +54,7 @@ try {
     JSON.stringify({ name: 'ris-readme-app', private: true, type: 'module', dependencies: { idb: `file:${join(modules, 'idb')}`, ky: `file:${join(modules, 'ky')}` } }, null, 2),
   )
   execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--legacy-peer-deps', '--ignore-scripts', '--loglevel=error', tarball], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] })
-  for (const name of ['@reduxjs/toolkit', 'fake-indexeddb', 'msw', 'react', 'react-dom', 'react-redux', '@types/react', '@types/node']) {
+  for (const name of ['@reduxjs/toolkit', 'fake-indexeddb', 'msw', 'react', 'react-dom', 'react-redux', '@types/react', '@types/node', 'vitest']) {
     mkdirSync(dirname(join(app, 'node_modules', name)), { recursive: true })
     symlinkSync(join(modules, name), join(app, 'node_modules', name), 'dir')
   }
@@ -75,6 +75,7 @@ declare global {
   const session: { token: string | null }
   function renewSession(): Promise<string>
   function toast(message: string): void
+  function saveFile(file: { id: string; name: string }): UnknownAction
 }
 export {}
 `,
