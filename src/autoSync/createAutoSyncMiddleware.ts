@@ -3,6 +3,8 @@ import { InvalidOptionError, toSyncError, type SyncError } from '../errors'
 import { companionMiddleware } from '../persistence/companion'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
 import type { ItemId } from '../storage/types'
+import { checkOptionKeys } from '../utils/optionKeys'
+import { unref } from '../utils/unref'
 import { setDefaultAutoSync, unsetDefaultAutoSync } from './registry'
 import { electLeader, type ChannelLike, type LeaderMode, type LockManagerLike } from './coordination'
 
@@ -108,6 +110,20 @@ interface ChannelMessage {
   readonly changes: ReadonlyArray<{ slice: string; puts: ItemId[]; deletes: ItemId[] }>
 }
 
+/** Every key of the options and of the runtime settings: plain-JS typos (`interval`) are refused by name. */
+const configKeys: Record<keyof AutoSyncConfig, true> = { enabled: true, intervalMs: true, syncOnChange: true, maxQueueSize: true }
+const optionKeys: Record<keyof AutoSyncOptions, true> = {
+  ...configKeys,
+  settleMs: true,
+  pullWhenIdle: true,
+  leader: true,
+  locks: true,
+  channel: true,
+  flushOnHide: true,
+  onError: true,
+  default: true,
+}
+
 const isPositive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0
 
 function checkConfig(config: Partial<AutoSyncConfig>, prefix: string): void {
@@ -134,6 +150,7 @@ function checkConfig(config: Partial<AutoSyncConfig>, prefix: string): void {
  */
 export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyncMiddleware {
   checkConfig(options, 'options')
+  checkOptionKeys(options, Object.keys(optionKeys), 'options.')
   if (options.settleMs !== undefined && !(typeof options.settleMs === 'number' && options.settleMs >= 0)) {
     throw new InvalidOptionError('options.settleMs', 'must be a number >= 0')
   }
@@ -197,10 +214,12 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     nextAt = null
     if (disposed || !config.enabled || !leader) return
     nextAt = Date.now() + config.intervalMs
-    intervalTimer = setTimeout(() => {
-      intervalTimer = null
-      void tick()
-    }, config.intervalMs)
+    intervalTimer = unref(
+      setTimeout(() => {
+        intervalTimer = null
+        void tick()
+      }, config.intervalMs),
+    )
   }
 
   async function tick(): Promise<void> {
@@ -352,7 +371,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   const middleware = companionMiddleware((persistence) => {
     if (options.channel !== undefined) channel = options.channel
     else if (typeof BroadcastChannel === 'function' && persistence.usesGlobalIndexedDB) {
-      channel = new BroadcastChannel(`redux-idb-sync:${persistence.dbName}`) as unknown as ChannelLike
+      channel = unref(new BroadcastChannel(`redux-idb-sync:${persistence.dbName}`)) as unknown as ChannelLike
     }
     attach(persistence)
   }, () => disposed)
@@ -361,6 +380,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     syncNow: () => runSync(),
     configureAutoSync(next: Partial<AutoSyncConfig>) {
       checkConfig(next, 'configureAutoSync')
+      checkOptionKeys(next, Object.keys(configKeys), 'configureAutoSync.')
       const intervalChanged = (next.intervalMs !== undefined && next.intervalMs !== config.intervalMs) || (next.enabled !== undefined && next.enabled !== config.enabled)
       Object.assign(config, next)
       if (intervalChanged) armInterval()

@@ -1,15 +1,19 @@
 import { InvalidOptionError } from '../errors'
+import { sharedSlot } from '../utils/sharedRegistry'
 import type { AutoSyncConfig, AutoSyncMiddleware } from './createAutoSyncMiddleware'
 
-/** The most recently created live auto-sync instance (unless created with `default: false`). */
-let current: AutoSyncMiddleware | null = null
+/**
+ * The most recently created live auto-sync instance (unless created with `default: false`),
+ * shared by the ESM and CJS copies of the library (see sharedSlot).
+ */
+const registry = sharedSlot('autoSync.default', () => ({ current: null as AutoSyncMiddleware | null }))
 
 export function setDefaultAutoSync(instance: AutoSyncMiddleware): void {
-  current = instance
+  registry.current = instance
 }
 
 export function unsetDefaultAutoSync(instance: AutoSyncMiddleware): void {
-  if (current === instance) current = null
+  if (registry.current === instance) registry.current = null
 }
 
 /**
@@ -22,6 +26,7 @@ export function unsetDefaultAutoSync(instance: AutoSyncMiddleware): void {
  * ```
  */
 export function configureAutoSync(config: Partial<AutoSyncConfig>): void {
+  const { current } = registry
   if (!current) throw new InvalidOptionError('configureAutoSync', 'no auto-sync middleware has been created')
   current.configureAutoSync(config)
 }

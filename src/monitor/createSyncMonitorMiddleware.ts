@@ -6,6 +6,7 @@ import type { OperationRecord } from '../persistence/events'
 import { HISTORY_SIZE, percentile, type SyncMetrics } from './metrics'
 import { setDefaultMonitor, unsetDefaultMonitor } from './registry'
 import { createRingBuffer } from './ringBuffer'
+import { checkOptionKeys } from '../utils/optionKeys'
 
 /** Options of {@link createSyncMonitorMiddleware}. */
 export interface SyncMonitorOptions {
@@ -21,6 +22,9 @@ export interface SyncMonitorOptions {
    */
   default?: boolean
 }
+
+/** Every key of {@link SyncMonitorOptions}: plain-JS typos are refused by name. */
+const optionKeys: Record<keyof SyncMonitorOptions, true> = { onListenerError: true, default: true }
 
 /** The sync monitor: a middleware with the metrics API. */
 export interface SyncMonitorMiddleware extends Middleware {
@@ -51,6 +55,7 @@ export interface SyncMonitorMiddleware extends Middleware {
  */
 export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): SyncMonitorMiddleware {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object')
+  checkOptionKeys(options, Object.keys(optionKeys), 'options.')
   const onListenerError =
     options.onListenerError ?? ((error: unknown) => console.warn('[redux-idb-sync] a sync metrics listener threw:', error))
   const history = createRingBuffer<OperationRecord>(HISTORY_SIZE)

@@ -1,4 +1,5 @@
 import type { SyncMonitorMiddleware } from './createSyncMonitorMiddleware'
+import { sharedSlot } from '../utils/sharedRegistry'
 import type { SyncMetrics } from './metrics'
 
 /**
@@ -6,9 +7,12 @@ import type { SyncMetrics } from './metrics'
  * monitor (one created with `default: false` never is). Listeners subscribed here follow the
  * default monitor, even one created after they subscribed.
  */
-let current: SyncMonitorMiddleware | null = null
-const hubListeners = new Set<(metrics: SyncMetrics) => void>()
-let detach: (() => void) | null = null
+const registry = sharedSlot('monitor.default', () => ({
+  current: null as SyncMonitorMiddleware | null,
+  hubListeners: new Set<(metrics: SyncMetrics) => void>(),
+  detach: null as (() => void) | null,
+}))
+const { hubListeners } = registry
 
 const EMPTY: SyncMetrics = Object.freeze({
   totalOperations: 0,
@@ -38,16 +42,16 @@ function relay(metrics: SyncMetrics): void {
 }
 
 export function setDefaultMonitor(monitor: SyncMonitorMiddleware): void {
-  detach?.()
-  current = monitor
-  detach = monitor.subscribeSyncMetrics(relay)
+  registry.detach?.()
+  registry.current = monitor
+  registry.detach = monitor.subscribeSyncMetrics(relay)
 }
 
 export function unsetDefaultMonitor(monitor: SyncMonitorMiddleware): void {
-  if (current !== monitor) return
-  detach?.()
-  detach = null
-  current = null
+  if (registry.current !== monitor) return
+  registry.detach?.()
+  registry.detach = null
+  registry.current = null
 }
 
 /**
@@ -59,7 +63,7 @@ export function unsetDefaultMonitor(monitor: SyncMonitorMiddleware): void {
  * ```
  */
 export function getSyncMetrics(): SyncMetrics {
-  return current ? current.getSyncMetrics() : EMPTY
+  return registry.current ? registry.current.getSyncMetrics() : EMPTY
 }
 
 /**
@@ -75,5 +79,5 @@ export function subscribeSyncMetrics(listener: (metrics: SyncMetrics) => void): 
 
 /** Zeroes the default monitor's metrics. */
 export function resetSyncMetrics(): void {
-  current?.resetSyncMetrics()
+  registry.current?.resetSyncMetrics()
 }

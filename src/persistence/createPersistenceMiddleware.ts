@@ -35,11 +35,13 @@ import {
 } from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
 import { createEmitter } from '../utils/emitter'
+import { unref } from '../utils/unref'
 import type { ChannelLike } from '../autoSync/coordination'
 import { ACTION_PREFIX, getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from './actions'
 import type { OperationRecord, PersistenceEvent } from './events'
 import {
   checkRuntimeConfig,
+  checkRuntimeKeys,
   resolveOptions,
   type PersistenceOptions,
   type ResolvedSliceConfig,
@@ -59,6 +61,7 @@ import {
   type DiffSink,
   type ShapeKind,
 } from './shapes'
+import { storeWiringErrors } from './storeWiring'
 import { validationError } from './validate'
 import { createStatusStore, type PersistenceStatus, type SliceStatus } from './status'
 
@@ -90,6 +93,8 @@ interface SliceRuntime {
   numericIds: boolean | undefined
   /** Items loaded by the last hydration. */
   hydratedCount: number
+  /** Why this slice cannot work in this store (no enhancer, not in the root state); it never hydrates. */
+  blocked: SyncError | null
 }
 
 /**
@@ -229,6 +234,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       hydrating: null,
       numericIds: config.idType === 'auto' ? undefined : config.idType === 'number',
       hydratedCount: 0,
+      blocked: null,
     })
   }
   /** Enabled slices, as an array: the dispatch path walks it on every action. */
@@ -666,7 +672,19 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     target.dispatch(hydrateSlice({ slice: s.name, collection, count: merged.length }, instanceId))
   }
 
+  /** Slices the store cannot serve: each reports its error once and never hydrates (so writes stay held). */
+  function block(errors: ReadonlyMap<string, SyncError>): void {
+    for (const error of new Set(errors.values())) reportError(error)
+    for (const [name, error] of errors) {
+      const s = slices.get(name)!
+      s.blocked = error
+      s.touched = null
+      setSliceHydration(s, 'error', error)
+    }
+  }
+
   async function hydrate(s: SliceRuntime): Promise<void> {
+    if (s.blocked) return setSliceHydration(s, 'error', s.blocked)
     setSliceHydration(s, 'pending', null)
     s.touched ??= new Set()
     const started = Date.now()
@@ -755,6 +773,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     }
     api = storeApi
     for (const s of slices.values()) remember(s)
+    block(storeWiringErrors(enhancerInstalled, watched.map((s) => s.name), storeApi.getState()))
     void startOnce()
     return (next: (action: unknown) => unknown) => {
       /** Dispatches an action of the app (or a library action that is no command) and notes what it changed. */
@@ -873,6 +892,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         if (s.hydration === 'disabled') {
           s.touched = new Set()
           remember(s)
+          block(storeWiringErrors(enhancerInstalled, [s.name], api.getState()))
           void hydrateOnce(s)
         } else {
           processDiffs()
@@ -909,10 +929,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     configure(slice, config) {
       const s = sliceOrThrow(slice)
       checkRuntimeConfig(`configure("${slice}")`, config)
-      const disallowed = Object.keys(config).filter((k) => !['enabled', 'syncToFlask', 'debounceMs', 'batchSize'].includes(k))
-      if (disallowed.length > 0) {
-        throw new InvalidOptionError(`configure("${slice}").${disallowed[0]}`, 'cannot change after the instance is created')
-      }
+      checkRuntimeKeys(`configure("${slice}")`, config)
       if (config.syncToFlask !== undefined) s.config.syncToFlask = config.syncToFlask
       if (config.batchSize !== undefined) s.config.batchSize = config.batchSize
       if (config.debounceMs !== undefined && config.debounceMs !== s.config.debounceMs) {
@@ -1015,7 +1032,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   const logoutChannel: ChannelLike | null = !ownsLogoutChannel
     ? (resolved.logoutChannel ?? null)
     : usesGlobalIndexedDB && typeof BroadcastChannel === 'function'
-      ? (new BroadcastChannel(`redux-idb-sync:logout:${dbName}`) as unknown as ChannelLike)
+      ? (unref(new BroadcastChannel(`redux-idb-sync:logout:${dbName}`)) as unknown as ChannelLike)
       : null
   logoutChannel?.addEventListener('message', onLogout)
 

@@ -4,7 +4,8 @@ import type { ItemId, LocalStore } from '../storage/types'
 import { RESERVED_PREFIX } from '../storage/types'
 import type { ConflictStrategy } from '../remote/conflicts'
 import type { ChannelLike } from '../autoSync/coordination'
-import type { RemoteOptions } from '../remote/options'
+import { REMOTE_OPTION_KEYS, REMOTE_PATH_KEYS, type RemoteOptions } from '../remote/options'
+import { checkOptionKeys } from '../utils/optionKeys'
 import type { ShapeKind } from './shapes'
 import type { ItemValidator } from './validate'
 
@@ -230,6 +231,53 @@ export interface ResolvedOptions {
   readonly remote: RemoteOptions | undefined
 }
 
+/** Every key of {@link PersistenceOptions}, {@link SlicePersistenceConfig} and `retry`: plain-JS typos are refused by name. */
+const optionKeys: Record<keyof PersistenceOptions, true> = {
+  slices: true,
+  dbName: true,
+  openTimeoutMs: true,
+  retry: true,
+  maxDepth: true,
+  durability: true,
+  onError: true,
+  indexedDB: true,
+  storage: true,
+  logoutChannel: true,
+  remote: true,
+}
+const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
+  storeName: true,
+  enabled: true,
+  syncToFlask: true,
+  debounceMs: true,
+  batchSize: true,
+  getId: true,
+  path: true,
+  shape: true,
+  sortComparer: true,
+  version: true,
+  migrate: true,
+  conflict: true,
+  idType: true,
+  changedIds: true,
+  verifyChangedIds: true,
+  validate: true,
+}
+const retryKeys: Record<keyof NonNullable<PersistenceOptions['retry']>, true> = { initialDelayMs: true, maxDelayMs: true }
+const runtimeKeys: Record<keyof RuntimeSliceConfig, true> = { enabled: true, syncToFlask: true, debounceMs: true, batchSize: true }
+export const SLICE_OPTION_KEYS: readonly string[] = Object.keys(sliceKeys)
+
+/**
+ * Checks the keys given to `configure(slice, config)`: a typo gets the closest runtime setting;
+ * a real slice option that is fixed at creation is refused as such.
+ */
+export function checkRuntimeKeys(prefix: string, config: object): void {
+  const runtime = Object.keys(runtimeKeys)
+  const fixed = Object.keys(config).find((key) => !runtime.includes(key) && SLICE_OPTION_KEYS.includes(key))
+  if (fixed) throw new InvalidOptionError(`${prefix}.${fixed}`, 'cannot change after the instance is created')
+  checkOptionKeys(config, runtime, `${prefix}.`)
+}
+
 const defaultGetId = (item: unknown): unknown =>
   typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined
 
@@ -261,6 +309,7 @@ export function checkRuntimeConfig(prefix: string, config: RuntimeSliceConfig): 
 function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   const prefix = `slices.${name}`
   check(isRecord(config), prefix, 'must be an object')
+  checkOptionKeys(config as object, SLICE_OPTION_KEYS, `${prefix}.`)
   const c = config as SlicePersistenceConfig
   checkRuntimeConfig(prefix, c)
   const storeName = c.storeName ?? name
@@ -312,6 +361,7 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
 /** Validates every option once, up front, and fills in defaults. Throws `InvalidOptionError`. */
 export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
   check(isRecord(options), 'options', 'must be an object')
+  checkOptionKeys(options, Object.keys(optionKeys))
   check(isRecord(options.slices) && Object.keys(options.slices).length > 0, 'slices', 'must name at least one slice')
   const slices = new Map<string, ResolvedSliceConfig>()
   const stores = new Set<string>()
@@ -324,12 +374,18 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
   check(optional(options.dbName, (v) => typeof v === 'string' && v.length > 0), 'dbName', 'must be a non-empty string')
   check(optional(options.openTimeoutMs, (v) => nonNegative(v) && (v as number) > 0), 'openTimeoutMs', 'must be a number > 0')
   check(optional(options.retry, isRecord), 'retry', 'must be an object')
+  if (isRecord(options.retry)) checkOptionKeys(options.retry, Object.keys(retryKeys), 'retry.')
   check(optional(options.retry?.initialDelayMs, nonNegative), 'retry.initialDelayMs', 'must be a finite number >= 0')
   check(optional(options.retry?.maxDelayMs, nonNegative), 'retry.maxDelayMs', 'must be a finite number >= 0')
   check(optional(options.maxDepth, positiveInt), 'maxDepth', 'must be an integer >= 1')
   check(optional(options.durability, (v) => v === 'default' || v === 'strict' || v === 'relaxed'), 'durability', "must be 'default', 'strict' or 'relaxed'")
   check(optional(options.onError, (v) => typeof v === 'function'), 'onError', 'must be a function')
   check(optional(options.remote, isRecord), 'remote', 'must be an object')
+  if (options.remote) {
+    checkOptionKeys(options.remote, REMOTE_OPTION_KEYS, 'remote.')
+    if (isRecord(options.remote.paths)) checkOptionKeys(options.remote.paths, REMOTE_PATH_KEYS, 'remote.paths.')
+    if (isRecord(options.remote.retry)) checkOptionKeys(options.remote.retry, Object.keys(retryKeys), 'remote.retry.')
+  }
   check(
     optional(options.remote?.conflict, (v) => typeof v === 'function' || v === 'server-wins' || v === 'client-wins' || v === 'last-write-wins' || v === 'manual'),
     'remote.conflict',

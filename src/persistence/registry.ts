@@ -1,4 +1,5 @@
 import { FlushError, InvalidOptionError, isFlushError, toSyncError, type SyncError } from '../errors'
+import { sharedSlot } from '../utils/sharedRegistry'
 import type { RuntimeSliceConfig } from './options'
 
 /** What the module-level functions need of an instance. */
@@ -12,10 +13,11 @@ export interface RegisteredInstance {
 }
 
 /**
- * Every live (created and not disposed) persistence instance of this JavaScript realm. The
- * module-level functions act on these; instance methods act on one instance only.
+ * Every live (created and not disposed) persistence instance of this JavaScript realm, shared by
+ * the ESM and CJS copies of the library (see sharedSlot). The module-level functions act on
+ * these; instance methods act on one instance only.
  */
-const live = new Set<RegisteredInstance>()
+const live = sharedSlot('persistence.live', () => new Set<RegisteredInstance>())
 
 export function register(instance: RegisteredInstance): void {
   live.add(instance)

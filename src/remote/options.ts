@@ -1,9 +1,9 @@
 import { InvalidOptionError } from '../errors'
-import type { ApiClientOptions } from './client'
+import type { ApiClientOptions, ApiPaths } from './client'
 import type { ConflictStrategy, SyncConflict } from './conflicts'
 
 /** The `remote` option of `createPersistenceMiddleware`: where and how to sync. */
-export interface RemoteOptions extends ApiClientOptions {
+export interface RemoteOptions extends Omit<ApiClientOptions, 'signal'> {
   /**
    * Max operations per push request.
    * @default 100
@@ -95,3 +95,25 @@ export function checkRemoteOptions(options: RemoteOptions, randomId: () => strin
     now: options.now ?? Date.now,
   }
 }
+
+/** Every key of {@link RemoteOptions}, so a plain-JS typo (`baseURL`, `timeout`) is refused by name. */
+const remoteKeys: Record<keyof RemoteOptions, true> = {
+  baseUrl: true,
+  paths: true,
+  headers: true,
+  getToken: true,
+  timeoutMs: true,
+  fetch: true,
+  batchSize: true,
+  pullPageSize: true,
+  conflict: true,
+  onConflict: true,
+  retry: true,
+  clientId: true,
+  connectOnStart: true,
+  now: true,
+}
+export const REMOTE_OPTION_KEYS: readonly string[] = Object.keys(remoteKeys)
+
+const pathKeys: Record<keyof ApiPaths, true> = { health: true, item: true, push: true, pull: true, changes: true }
+export const REMOTE_PATH_KEYS: readonly string[] = Object.keys(pathKeys)

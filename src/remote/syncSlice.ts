@@ -1,4 +1,4 @@
-import { createAction, createAsyncThunk, createSlice, type PayloadAction } from '@reduxjs/toolkit'
+import { createAction, createAsyncThunk, createSlice, type AsyncThunk, type PayloadAction, type Reducer } from '@reduxjs/toolkit'
 import { RemoteNotConfiguredError, toSyncError, type SerializedSyncError } from '../errors'
 import type { SyncConflict } from './conflicts'
 
@@ -96,22 +96,22 @@ async function run<T>(dispatch: Dispatch, work: (engine: SyncEngineHandle) => Pr
 }
 
 /** Pushes everything not yet on the server: the outbox, plus items that were never synced. */
-export const syncToFlaskBulk = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncToFlaskBulk', (_, { dispatch, rejectWithValue }) =>
+export const syncToFlaskBulk: AsyncThunk<void, void, ThunkConfig> = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncToFlaskBulk', (_, { dispatch, rejectWithValue }) =>
   run(dispatch, (engine) => engine.pushAll(), 'push failed').catch((error) => rejectWithValue(toSyncError(error, 'push failed').toJSON())),
 )
 
 /** Pulls everything from the server into IndexedDB and the store (local unsynced changes are kept and conflict-checked). */
-export const syncFromFlaskBulk = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncFromFlaskBulk', (_, { dispatch, rejectWithValue }) =>
+export const syncFromFlaskBulk: AsyncThunk<void, void, ThunkConfig> = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncFromFlaskBulk', (_, { dispatch, rejectWithValue }) =>
   run(dispatch, (engine) => engine.pullAll(), 'pull failed').catch((error) => rejectWithValue(toSyncError(error, 'pull failed').toJSON())),
 )
 
 /** Pulls only what changed on the server since the last pull (tombstones included). */
-export const pullFlaskChanges = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/pullFlaskChanges', (_, { dispatch, rejectWithValue }) =>
+export const pullFlaskChanges: AsyncThunk<void, void, ThunkConfig> = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/pullFlaskChanges', (_, { dispatch, rejectWithValue }) =>
   run(dispatch, (engine) => engine.pullChanges(), 'pull failed').catch((error) => rejectWithValue(toSyncError(error, 'pull failed').toJSON())),
 )
 
 /** Asks the server's health endpoint; resolves with whether it answered. */
-export const checkFlaskConnection = createAsyncThunk<boolean, void, ThunkConfig>(
+export const checkFlaskConnection: AsyncThunk<boolean, void, ThunkConfig> = createAsyncThunk<boolean, void, ThunkConfig>(
   'redux-idb-sync/checkFlaskConnection',
   (_, { dispatch, rejectWithValue }) =>
     run(dispatch, (engine) => engine.checkConnection(), 'health check failed').catch((error) =>
@@ -182,5 +182,7 @@ export const syncSlice = createSlice({
   },
 })
 
-export const syncReducer = syncSlice.reducer
+// Annotated with RTK's own names: an inferred type would name `redux` and `redux-thunk` in the
+// published .d.ts, packages a user's app does not depend on directly (pnpm does not hoist them).
+export const syncReducer: Reducer<SyncState> = syncSlice.reducer
 export const syncActions = syncSlice.actions

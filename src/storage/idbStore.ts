@@ -1,5 +1,5 @@
-import { unwrap, wrap, type IDBPDatabase } from 'idb'
 import { StorageBlockedError, StorageUnavailableError, isConnectionLostError } from '../errors'
+import { requestResult, unwrapDatabase, unwrapStore, wrapDatabase, type Database } from './idbAdapter'
 import { mapStorageError } from './mapError'
 import { META_STORE, type ItemId, type OpRef, type StorageOp, type StoreTransaction, type TransactionalStore } from './types'
 
@@ -16,8 +16,6 @@ export interface IdbStoreOptions {
   /** Told when another connection forced ours closed or our open is blocked. */
   readonly onConnectionEvent?: (event: 'versionchange' | 'deleted' | 'closed' | 'blocked') => void
 }
-
-type Database = IDBPDatabase<unknown>
 
 /** `IDBObjectStore.getAllRecords()`, newer than TypeScript's DOM types. */
 interface StoredRecord {
@@ -89,7 +87,7 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
         }
         settled = true
         clearTimeout(timer)
-        const handle = wrap(raw) as Database
+        const handle = wrapDatabase(raw)
         raw.onversionchange = (event) => {
           drop(handle)
           // `newVersion: null` is a deleteDatabase(), not another connection's upgrade.
@@ -221,7 +219,7 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
       return withLiveConnection(stores, async (handle) => {
         let tx: IDBTransaction
         try {
-          tx = (unwrap(handle) as IDBDatabase).transaction(stores, 'readwrite', { durability })
+          tx = unwrapDatabase(handle).transaction(stores, 'readwrite', { durability })
         } catch (error) {
           throw mapStorageError(error, { stores })
         }
@@ -271,11 +269,11 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
       return withLiveConnection([name], async (handle) => {
         try {
           const tx = handle.transaction(name, 'readonly')
-          const store = unwrap(tx.store) as IDBObjectStore & WithGetAllRecords
+          const store = unwrapStore(tx.store) as IDBObjectStore & WithGetAllRecords
           // getAllRecords (Chromium 141+, fake-indexeddb 6.1+) reads keys and values in one
           // pass; elsewhere it takes two requests in the same transaction.
           if (typeof store.getAllRecords === 'function') {
-            const [records] = await Promise.all([wrap(store.getAllRecords()) as Promise<StoredRecord[]>, tx.done])
+            const [records] = await Promise.all([requestResult(store.getAllRecords()), tx.done])
             return records.map((record): [ItemId, unknown] => [record.primaryKey as ItemId, record.value])
           }
           const [keys, values] = await Promise.all([tx.store.getAllKeys(), tx.store.getAll(), tx.done])
