@@ -156,9 +156,9 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       text = await response.text()
     } catch (error) {
       if (isTimeoutError(error)) {
-        throw new RequestTimeoutError(`${method} ${path} timed out after ${timeoutMs} ms`, { method, url, timeoutMs, cause: error })
+        throw new RequestTimeoutError(`${method} ${url} timed out after ${timeoutMs} ms`, { method, url, timeoutMs, cause: error })
       }
-      throw new NetworkError(`${method} ${path} failed: no answer from the server`, { method, url, cause: error })
+      throw new NetworkError(`${method} ${url} failed: no answer from the server`, { method, url, cause: error })
     }
     if (response.status === 401 && options.getToken && !isRetry) {
       await refreshToken()
@@ -173,13 +173,13 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     if (response.status === 409) return { status: 409, body, url }
     if (!response.ok) {
       const code = errorCode(body)
-      const message = `${method} ${path} answered ${response.status}${code ? ` (${code})` : ''}`
+      const message = `${method} ${url} answered ${response.status}${code ? ` (${code})` : ''}`
       const context = { status: response.status, code, method, url }
       throw response.status === 401 ? new AuthError(message, context) : new HttpError(message, context)
     }
     if (body === INVALID_JSON || body === undefined) {
       const type = response.headers.get('content-type') ?? 'no content type'
-      throw new MalformedResponseError(`${method} ${path} answered ${response.status} with a body that is not JSON (${type})`, {
+      throw new MalformedResponseError(`${method} ${url} answered ${response.status} with a body that is not JSON (${type})`, {
         status: response.status,
         url,
         problem: 'body is not JSON',
