@@ -8,7 +8,7 @@ import { createMockSyncServer } from '../../src/testing'
 // README, "Testing your app", as a user's test file would do it (no IndexedDB globals, an
 // injected factory, fake timers).
 
-const TO_FAKE = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] as const
+const TO_FAKE = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'] as const
 
 const adapter = createEntityAdapter<{ id: string; name: string }>()
 const files = createSlice({ name: 'files', initialState: adapter.getInitialState(), reducers: { saveFile: adapter.upsertOne } })
