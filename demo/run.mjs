@@ -142,8 +142,29 @@ function makeClient(name, baseUrl, extra = {}) {
     async commit(ops) {
       await idb.commit(ops)
       const local = ops.filter((op) => !op.store.startsWith('__ris_')).length
-      const outbox = ops.filter((op) => op.store === '__ris_outbox' && op.type === 'put').length
+      if (local > 0) commits.push({ local, outbox: 0 })
+    },
+    // Local writes of synced slices are one transaction that reads and writes (items and their
+    // outbox rows): count what it wrote once it committed.
+    async transact(stores, work) {
+      let local = 0
+      let outbox = 0
+      const result = await idb.transact(stores, (tx) =>
+        work({
+          get: (store, key) => tx.get(store, key),
+          put(store, key, value, ref) {
+            tx.put(store, key, value, ref)
+            if (store === '__ris_outbox') outbox++
+            else if (!store.startsWith('__ris_')) local++
+          },
+          delete(store, key) {
+            tx.delete(store, key)
+            if (!store.startsWith('__ris_')) local++
+          },
+        }),
+      )
       if (local > 0) commits.push({ local, outbox })
+      return result
     },
   }
   // This client's network: while `net.offline`, every request fails as a dropped connection.

@@ -66,6 +66,9 @@ export interface OperationQueueOptions {
 const monotonic: () => number =
   typeof performance !== 'undefined' && typeof performance.now === 'function' ? () => performance.now() : () => Date.now()
 
+/** Milliseconds since `started` on the monotonic clock, to 0.1 ms. */
+const elapsed = (started: number): number => Math.round((monotonic() - started) * 10) / 10
+
 /** Keys due within this window of each other are written in the same batch. */
 const BATCH_WINDOW_MS = 10
 
@@ -241,7 +244,7 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
         // newer operation for its key arrived meanwhile.
         for (const entry of batch) if (entries.get(entry.key) === entry) entries.delete(entry.key)
         for (const { entry, error } of result.rejected) for (const sink of failureSinks) sink(error, [entry.key])
-        report({ entries: batch, durationMs: monotonic() - started, error: null, rejected: result.rejected })
+        report({ entries: batch, durationMs: elapsed(started), error: null, rejected: result.rejected })
       } catch (caught) {
         // `write` rejects with SyncErrors only; the mapping guards a broken promise of that rule.
         const error = toSyncError(caught, 'writing a batch failed')
@@ -256,7 +259,7 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
           retrying.set(entry.key, entry)
         }
         for (const sink of failureSinks) sink(error, keys)
-        report({ entries: batch, durationMs: monotonic() - started, error, rejected: [] })
+        report({ entries: batch, durationMs: elapsed(started), error, rejected: [] })
         armRetry()
       }
       sizeChanged()
