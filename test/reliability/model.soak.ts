@@ -24,6 +24,7 @@ import {
   type PersistenceMiddleware,
 } from '../../src'
 import { OUTBOX_STORE, type StorageOp } from '../../src/storage/types'
+import type { OutboxRow } from '../../src/remote/outbox'
 import { createMockSyncServer } from '../../src/testing'
 import { instrumentedStore, readStore, type InstrumentedStore } from '../support/instrumentedStore'
 import { filesSlice, removeItem, saveFile } from '../support/store'
@@ -214,7 +215,10 @@ function localCommit(commits: readonly StorageOp[][], from: number, id: string, 
     if (!write) continue
     if (!same(write.type === 'put' ? write.value : null, value)) continue
     const entry = ops.find((op) => op.type === 'put' && op.store === OUTBOX_STORE && (op.value as { key: string }).key === `${FILES}:${id}`)
-    if (entry && entry.type === 'put') return { index: i, clientTime: (entry.value as { clientTime: number }).clientTime }
+    if (entry && entry.type === 'put') {
+      const row = entry.value as OutboxRow
+      return { index: i, clientTime: row.ops[row.ops.length - 1]!.clientTime }
+    }
   }
   return null
 }
@@ -536,8 +540,13 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
   // in the same transaction as one local change. A change sent again under a new opId (a retry
   // or a rebase that re-created its entry) or sent without being stored fails here.
   const commits = storages.flatMap((s) => s.commits)
-  const entryOf = (op: StorageOp): { key: string; opId: string } | null =>
-    op.type === 'put' && op.store === OUTBOX_STORE ? (op.value as { key: string; opId: string }) : null
+  // The op a local write adds is the newest of its key's row, written in the same transaction.
+  const entryOf = (op: StorageOp): { key: string; opId: string } | null => {
+    if (op.type !== 'put' || op.store !== OUTBOX_STORE) return null
+    const row = op.value as OutboxRow
+    const newest = row.ops[row.ops.length - 1]
+    return newest ? { key: row.key, opId: newest.opId } : null
+  }
   const withLocalChange = new Set<string>()
   for (const ops of commits) {
     const writtenKeys = new Set<string>()
