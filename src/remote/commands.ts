@@ -41,7 +41,7 @@ export async function resolveParked(ctx: EngineContext, key: string, resolution:
   applyEffects(ctx, effects)
   const settled: SyncConflict = { ...parked.conflict, resolution: resolution === 'local' ? 'client' : resolution }
   // Announced when it was parked; settling only updates what the sync slice shows.
-  if (!ctx.disposed) ctx.host.dispatch(syncActions.conflictChanged(settled))
+  if (!ctx.silenced) ctx.host.dispatch(syncActions.conflictChanged(settled))
   return true
 }
 

@@ -110,6 +110,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     epoch: null,
     connected: false,
     disposed: false,
+    silenced: false,
     clockOffset: 0,
     failures: 0,
     // Ordered across reloads without reading every row first.
@@ -373,8 +374,10 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
       ctx.disposed = true
       abort.abort()
       connection.dispose()
-      // Work already under the lock settles (its requests abort; its transactions commit nothing).
+      // Work already under the lock settles (its requests abort; its transactions commit nothing
+      // new, and what committed before is still announced), then the engine falls silent.
       await lock
+      ctx.silenced = true
     },
   }
   return engine

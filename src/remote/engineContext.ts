@@ -88,7 +88,13 @@ export interface EngineContext {
   /** The server database this client last synced with; a new one means a resync. */
   epoch: string | null
   connected: boolean
+  /** Set by dispose(): nothing new starts and no transaction commits any more. */
   disposed: boolean
+  /**
+   * Set once dispose() has let the work under way finish: from then on nothing is reported or
+   * dispatched. (A transaction that committed before dispose() still announces what it decided.)
+   */
+  silenced: boolean
   /** How far the server's clock is ahead of this device's (ms). */
   clockOffset: number
   /** Consecutive failures, for backoff. */
@@ -128,7 +134,7 @@ export const sliceByCollection = (ctx: EngineContext, collection: string): HostS
 export const sliceByName = (ctx: EngineContext, name: string): HostSlice | undefined => ctx.host.slices().find((s) => s.name === name)
 
 export function publishOutbox(ctx: EngineContext): void {
-  if (ctx.disposed) return
+  if (ctx.silenced) return
   ctx.host.dispatch(syncActions.outboxChanged(outboxDepth(ctx)))
   ctx.host.emit({ type: 'depth' })
 }
@@ -142,13 +148,13 @@ export function outboxDepth(ctx: EngineContext): number {
 }
 
 export function publishDeadLetters(ctx: EngineContext): void {
-  if (ctx.disposed) return
+  if (ctx.silenced) return
   ctx.host.dispatch(syncActions.deadLettersChanged([...ctx.deadLetters.values()].map((d) => d.letter)))
 }
 
 /** Reports a finished request (push, pull page, health check) to the monitor. */
 export function reportOperation(ctx: EngineContext, kind: 'push' | 'pull' | 'health', items: number, started: number, error: SyncError | null): void {
-  if (ctx.disposed) return
+  if (ctx.silenced) return
   ctx.host.emit({
     type: 'operation',
     operation: { kind, slice: null, items, durationMs: Date.now() - started, ok: error === null, error: error ? error.toJSON() : null, at: Date.now() },
@@ -156,7 +162,7 @@ export function reportOperation(ctx: EngineContext, kind: 'push' | 'pull' | 'hea
 }
 
 export function announceConflict(ctx: EngineContext, record: SyncConflict): void {
-  if (ctx.disposed) return
+  if (ctx.silenced) return
   ctx.host.dispatch(syncActions.conflictChanged(record))
   try {
     ctx.options.onConflict?.(record)

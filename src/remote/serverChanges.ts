@@ -110,7 +110,8 @@ function sameContent(op: OutboxOp, server: RemoteRecord | null): boolean {
  * known version, so a pending change written by any tab is seen:
  * - known already (its version is not newer): nothing;
  * - our own write (its opId is in the row): the acknowledgement that was lost;
- * - the row's first op is on the wire (or its answer was lost): its answer decides;
+ * - the row's first op is on the wire (or its answer was lost): its answer decides, unless
+ *   the decision would be for the server whichever came first;
  * - other pending changes: a conflict, decided by the slice's strategy;
  * - no pending change: the record is applied, unless a newer local change is still queued.
  */
@@ -128,7 +129,11 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       effects.pushAgain = true
       return
     }
-    if (row.ops[0]!.sent) return
+    // The first op may have been applied (its answer is unknown): was the server's version
+    // written before it or after it? Only a decision for the server is the same either way
+    // (server-wins, or a later server write under last-write-wins); anything else waits for
+    // that op's answer.
+    if (row.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, row, record)) return
     const parked = ctx.parked.get(key)
     if (parked) {
       // Still the same open conflict, now against a newer server version.
@@ -151,6 +156,12 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
   }
   writeItem(tx, effects, slice, id, value)
   writeVersion(tx, key, record.version)
+}
+
+function serverWinsEitherWay(ctx: EngineContext, slice: HostSlice, row: OutboxRow, record: RemoteRecord): boolean {
+  const strategy = strategyOf(ctx, slice)
+  if (strategy === 'server-wins') return true
+  return strategy === 'last-write-wins' && !(latestOp(row)!.clientTime > record.clientTime)
 }
 
 export function strategyOf(ctx: EngineContext, slice: HostSlice): ConflictStrategy {
@@ -339,7 +350,7 @@ export async function cursorBackTo(tx: StoreTransaction, effects: Effects, seq: 
  * change keep it: it is newer), the sync slice, announcements, other tabs.
  */
 export function applyEffects(ctx: EngineContext, effects: Effects): void {
-  if (ctx.disposed) return
+  if (ctx.silenced) return
   for (const [key, row] of effects.rows) {
     if (row) ctx.rows.set(key, row)
     else ctx.rows.delete(key)
