@@ -133,7 +133,6 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
     // written before it or after it? Only a decision for the server is the same either way
     // (server-wins, or a later server write under last-write-wins); anything else waits for
     // that op's answer.
-    if (row.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, row, record)) return
     const parked = ctx.parked.get(key)
     if (parked) {
       // Still the same open conflict, now against a newer server version.
@@ -142,6 +141,7 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
       return
     }
+    if (row.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, row, record)) return
     await decideConflict(ctx, tx, effects, slice, id, row, record, 'pull')
     return
   }
@@ -209,6 +209,9 @@ export async function decideConflict(
     resolution,
   })
   if (strategy === 'manual') {
+    // A conflict answer proves the op was not applied: it is no longer "sent", so pulls keep
+    // the parked conflict's server version current while the app decides.
+    if (row.ops[0]!.sent && phase === 'push') writeRow(tx, effects, key, { ...row, ops: [{ ...row.ops[0]!, sent: false }, ...row.ops.slice(1)] })
     effects.parked.push([key, { conflict: record('pending'), server, throughSeq: latest.seq }])
     return
   }
