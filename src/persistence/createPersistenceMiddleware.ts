@@ -472,7 +472,12 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
             return numeric && remoteId.trim() !== '' && Number.isFinite(Number(remoteId)) ? Number(remoteId) : remoteId
           },
           flushLocal: () => flush(),
-          isQueued: (key) => queue.has(key),
+          isQueued(key) {
+            // A change dispatched in this tick is diffed lazily: count it before answering, or
+            // server data applied now would replace it in the state before it is ever queued.
+            processDiffs()
+            return queue.has(key)
+          },
           reportError,
           emit: (event) => {
             if (event.type === 'operation') emitOperation(event.operation)

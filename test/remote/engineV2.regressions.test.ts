@@ -368,3 +368,27 @@ test('finding 15: last-write-wins compares the time of the edit, not of its comm
   expect(nameOf(record('doc')?.value)).toBe('later write')
   expect(localName(c, 'doc')).toBe('later write')
 })
+
+test('an edit dispatched while pulled data is being applied (not yet diffed) is kept and pushed, never replaced in the state', async () => {
+  const c = client({ strategy: 'client-wins', remote: { connectOnStart: false } })
+  await c.persistence.whenHydrated()
+  // One page: a todo first, then the file the app is about to edit.
+  server.model.writeItem('PUT', 'todos', '1', { opId: 'other-1', value: { id: 1, title: 'remote todo' }, baseVersion: null, clientTime: 0 })
+  server.model.writeItem('PUT', 'files', 'k', { opId: 'other-2', value: { id: 'k', name: 'theirs' }, baseVersion: null, clientTime: 0 })
+  let edited = false
+  // A subscriber reacts to the pulled todo by editing the file, synchronously, while the same
+  // pull is still applying its page (the file's record comes next).
+  const unsubscribe = c.store.subscribe(() => {
+    if (edited || c.store.getState().todos.items.length === 0) return
+    edited = true
+    c.store.dispatch(saveFile({ id: 'k', name: 'mine' }))
+  })
+  await c.store.dispatch(pullFlaskChanges())
+  unsubscribe()
+  expect(edited).toBe(true)
+  expect(localName(c, 'k')).toBe('mine')
+  await c.persistence.flush()
+  await c.store.dispatch(checkFlaskConnection())
+  await settled(c)
+  expect(nameOf(record('k')?.value)).toBe('mine')
+})
