@@ -202,9 +202,25 @@ export function checkConflicts(world: World, s: Snapshot): Violation[] {
   for (const tab of s.tabs) {
     const instance = world.instances.find((t) => t.name === tab.name && t.instance === tab.instance)
     if (!instance) continue
+    // The same conflicts, key by key. An open (manual) conflict follows newer server versions
+    // while the app decides, so the version the state lists may be newer than the announced one,
+    // never older.
+    const versionsByKey = (list: ReadonlyArray<{ key: string; version: number }>): Map<string, number[]> => {
+      const map = new Map<string, number[]>()
+      for (const { key, version } of list) map.set(key, [...(map.get(key) ?? []), version].sort((a, b) => a - b))
+      return map
+    }
+    const announcedBy = versionsByKey(instance.conflicts.map((c) => ({ key: c.conflict.key, version: c.conflict.server?.version ?? 0 })))
+    const listedBy = versionsByKey(tab.conflicts.map((c) => ({ key: c.key, version: c.server?.version ?? 0 })))
+    const matches =
+      [...announcedBy.keys()].sort().join() === [...listedBy.keys()].sort().join() &&
+      [...announcedBy].every(([key, versions]) => {
+        const listedVersions = listedBy.get(key) ?? []
+        return listedVersions.length === versions.length && versions.every((v, i) => listedVersions[i]! >= v)
+      })
     const announced = instance.conflicts.map((c) => `${c.conflict.key}@v${c.conflict.server?.version ?? 0}`).sort()
     const listed = tab.conflicts.map((c) => `${c.key}@v${c.server?.version ?? 0}`).sort()
-    if (announced.length <= 50 && JSON.stringify(announced) !== JSON.stringify(listed)) {
+    if (announced.length <= 50 && !matches) {
       out.push({ invariant: 'd:state-matches-announcements', message: `${tab.name}: onConflict announced [${announced.join(', ')}] but state.sync.conflicts lists [${listed.join(', ')}]` })
     }
   }
