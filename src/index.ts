@@ -13,7 +13,7 @@ export type {
 } from './persistence/options'
 export type { PersistenceStatus, SliceStatus } from './persistence/status'
 export type { ShapeKind } from './persistence/shapes'
-export { hydrateSlice, persistenceFailed } from './persistence/actions'
+export { hydrateSlice, persistenceFailed } from './core/actions'
 export { idsFromPayload } from './persistence/changedIds'
 export type { ItemValidator, StandardSchemaLike } from './persistence/validate'
 export { createMemoryStore } from './storage/memoryStore'
@@ -24,7 +24,7 @@ export * from './errors'
 // Remote sync
 export { createApiClient, type ApiClient, type ApiClientOptions, type ApiPaths, type HeadersOption } from './remote/client'
 export type { RemoteOptions } from './remote/options'
-export type { ConflictContext, ConflictStrategy, MergeFunction, ServerVersion, SyncConflict } from './remote/conflicts'
+export type { ConflictContext, ConflictStrategy, MergeFunction, ServerVersion, SyncConflict } from './core/conflicts'
 export type {
   ChangesResponse,
   HealthResponse,
@@ -52,14 +52,14 @@ export {
   type SyncState,
   type SyncStatus,
 } from './remote/syncSlice'
-export { remoteApplied } from './persistence/actions'
+export { remoteApplied } from './core/actions'
 
 // Sync monitor
 export { createSyncMonitorMiddleware, type SyncMonitorMiddleware, type SyncMonitorOptions } from './monitor/createSyncMonitorMiddleware'
 export { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from './monitor/registry'
 export type { SyncMetrics } from './monitor/metrics'
-export type { OperationKind, OperationRecord, PersistenceEvent } from './persistence/events'
-export { getPersistenceInstance } from './persistence/actions'
+export type { OperationKind, OperationRecord, PersistenceEvent } from './core/events'
+export { getPersistenceInstance } from './core/actions'
 
 // Auto-sync
 export {
@@ -70,6 +70,7 @@ export {
   type AutoSyncStatus,
 } from './autoSync/createAutoSyncMiddleware'
 export { configureAutoSync } from './autoSync/registry'
-export type { ChannelLike, LeaderMode, LockManagerLike } from './autoSync/coordination'
+export type { LeaderMode } from './autoSync/coordination'
+export type { ChannelLike, LockManagerLike } from './core/ports'
 export type { SyncEngine } from './remote/createSyncEngine'
 export type { OutboxOp, OutboxRow } from './remote/outbox'

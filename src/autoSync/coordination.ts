@@ -1,15 +1,6 @@
-/** The part of the Web Locks API leader election uses (`navigator.locks`). */
-export interface LockManagerLike {
-  request(name: string, options: { mode?: 'exclusive' | 'shared'; signal?: AbortSignal }, callback: (lock: unknown) => Promise<unknown>): Promise<unknown>
-}
+import type { LockManagerLike } from '../core/ports'
 
-/** The part of BroadcastChannel cross-tab updates use. */
-export interface ChannelLike {
-  postMessage(message: unknown): void
-  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
-  removeEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
-  close(): void
-}
+export type { ChannelLike, LockManagerLike } from '../core/ports'
 
 /** How a leader is chosen among tabs sharing one database. */
 export type LeaderMode =

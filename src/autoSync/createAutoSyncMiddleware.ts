@@ -2,7 +2,7 @@ import type { Middleware } from '@reduxjs/toolkit'
 import { InvalidOptionError, toSyncError, type SyncError } from '../errors'
 import { companionMiddleware } from '../persistence/companion'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
-import type { ItemId } from '../storage/types'
+import type { ChangeSet } from '../core/events'
 import { checkOptionKeys } from '../utils/optionKeys'
 import { unref } from '../utils/unref'
 import { setDefaultAutoSync, unsetDefaultAutoSync } from './registry'
@@ -107,7 +107,7 @@ export interface AutoSyncMiddleware extends Middleware {
 interface ChannelMessage {
   readonly type: 'redux-idb-sync/committed'
   readonly from: string
-  readonly changes: ReadonlyArray<{ slice: string; puts: ItemId[]; deletes: ItemId[] }>
+  readonly changes: readonly ChangeSet[]
 }
 
 /** Every key of the options and of the runtime settings: plain-JS typos (`interval`) are refused by name. */
@@ -309,7 +309,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
         else if (event.type === 'connection' && event.connected && leader && (changeCounter > 0 || (found.sync?.outboxDepth ?? 0) > 0)) {
           void runSync().catch(() => undefined)
         } else if (event.type === 'committed' && channel) {
-          const message: ChannelMessage = { type: 'redux-idb-sync/committed', from: tabId, changes: event.changes.map((c) => ({ slice: c.slice, puts: [...c.puts], deletes: [...c.deletes] })) }
+          const message: ChannelMessage = { type: 'redux-idb-sync/committed', from: tabId, changes: event.changes }
           try {
             channel.postMessage(message)
           } catch (error) {

@@ -1,4 +1,4 @@
-import type { OperationRecord } from '../persistence/events'
+import type { OperationRecord } from '../core/events'
 
 /** The sync metrics: the seed's, plus what users ask for. Snapshots are frozen and never change. */
 export interface SyncMetrics {

@@ -1,5 +1,5 @@
 import { isAction, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
-import { getPersistenceInstance } from './actions'
+import { getPersistenceInstance } from '../core/actions'
 import type { PersistenceMiddleware } from './createPersistenceMiddleware'
 
 /**

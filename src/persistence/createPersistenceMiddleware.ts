@@ -16,7 +16,7 @@ import {
   toSyncError,
   type SyncError,
 } from '../errors'
-import { createOperationQueue, type QueueEntry, type WriteResult } from '../queue'
+import { createOperationQueue, type QueueEntry, type WriteResult } from './writeQueue'
 import { createIdbStore } from '../storage/idbStore'
 import { guardLocalStore } from '../storage/guard'
 import { createMemoryStore } from '../storage/memoryStore'
@@ -36,9 +36,10 @@ import {
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
 import { createEmitter } from '../utils/emitter'
 import { unref } from '../utils/unref'
-import type { ChannelLike } from '../autoSync/coordination'
-import { ACTION_PREFIX, getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from './actions'
-import type { OperationRecord, PersistenceEvent } from './events'
+import type { ChannelLike } from '../core/ports'
+import { ACTION_PREFIX, getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from '../core/actions'
+import type { ChangeSet, OperationRecord, PersistenceEvent } from '../core/events'
+import { itemKey } from '../core/ids'
 import {
   checkRuntimeConfig,
   checkRuntimeKeys,
@@ -150,7 +151,7 @@ export interface PersistenceMiddleware extends Middleware {
   /** Whether this instance uses the page's own `indexedDB` (so other tabs share its database). */
   readonly usesGlobalIndexedDB: boolean
   /** Applies items another tab committed to the same database (read from IndexedDB, never written back). */
-  applyExternalChanges(changes: ReadonlyArray<{ slice: string; puts: readonly ItemId[]; deletes: readonly ItemId[] }>): Promise<void>
+  applyExternalChanges(changes: readonly ChangeSet[]): Promise<void>
 }
 
 let nextInstanceId = 1
@@ -970,7 +971,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
         const values = puts.length > 0 ? await storage.getMany(s.config.storeName, puts) : []
         processDiffs()
         // A key changed here and not yet written keeps this tab's value: it is newer.
-        const keep = (id: ItemId): boolean => !queue.has(`${slice}:${id}`)
+        const keep = (id: ItemId): boolean => !queue.has(itemKey(slice, id))
         const put: Array<[ItemId, unknown]> = []
         puts.forEach((id, i) => {
           const value = values[i]

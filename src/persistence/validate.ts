@@ -1,3 +1,4 @@
+import { itemKey } from '../core/ids'
 import { ValidationError } from '../errors'
 import type { ItemId } from '../storage/types'
 
@@ -58,7 +59,7 @@ export function validationError(
   const from = source === 'hydration' ? 'stored' : 'server'
   return new ValidationError(`the ${from} item ${slice}:${id} failed validation and was not merged: ${issues.slice(0, 3).join('; ')}`, {
     slice,
-    key: `${slice}:${id}`,
+    key: itemKey(slice, id),
     source,
     issues,
   })

@@ -1,5 +1,5 @@
 import { DEAD_LETTER_STORE } from '../storage/types'
-import type { SyncConflict } from './conflicts'
+import type { SyncConflict } from '../core/conflicts'
 import { randomId, sliceByName, transact, type EngineContext, type StoredDeadLetter } from './engineContext'
 import { rebased, withLocalChange, withoutCovered, type OutboxRow } from './outbox'
 import { applyEffects, newEffects, readRow, readVersion, takeMerged, takeServer, writeRow, writeVersion } from './serverChanges'

@@ -1,3 +1,4 @@
+import { itemKey } from '../core/ids'
 import { toSyncError } from '../errors'
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import { singleFlight } from '../utils/singleFlight'
@@ -6,7 +7,6 @@ import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
 import {
   CURSOR_KEY,
-  keyOf,
   outboxDepth,
   publishDeadLetters,
   publishOutbox,
@@ -257,7 +257,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
         await transact(ctx, async (tx) => {
           for (const slice of syncedSlices(ctx)) {
             for (const [id, item] of host.localEntries(slice.name)) {
-              const key = keyOf(slice.name, id)
+              const key = itemKey(slice.name, id)
               if (ctx.rows.has(key) || host.isQueued(key)) continue
               const [known, row] = await Promise.all([readVersion(tx, key), tx.get(OUTBOX_STORE, key)])
               if (known !== undefined || row !== undefined) continue

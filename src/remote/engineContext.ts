@@ -1,5 +1,5 @@
 import { DisposedError, toSyncError, type SyncError } from '../errors'
-import type { PersistenceEvent } from '../persistence/events'
+import type { HostSlice, SyncHost } from '../core/ports'
 import {
   DEAD_LETTER_STORE,
   META_STORE,
@@ -7,48 +7,15 @@ import {
   VERSIONS_STORE,
   type ItemId,
   type StoreTransaction,
-  type TransactionalStore,
 } from '../storage/types'
 import type { ApiClient } from './client'
-import type { ConflictStrategy, SyncConflict } from './conflicts'
+import type { SyncConflict } from '../core/conflicts'
+
+export type { HostSlice, SyncHost }
 import type { CheckedRemoteOptions } from './options'
 import type { OutboxOp, OutboxRow } from './outbox'
 import type { RemoteRecord } from './protocol'
 import { syncActions, type DeadLetter } from './syncSlice'
-
-/** One slice as the engine sees it. */
-export interface HostSlice {
-  readonly name: string
-  readonly storeName: string
-  readonly syncToFlask: boolean
-  readonly conflict: ConflictStrategy | undefined
-}
-
-/**
- * What the sync engine needs from the persistence instance it belongs to: a port into the
- * local state. Data flows one way through it: the engine reads items and applies server data;
- * it never reaches into the instance otherwise.
- */
-export interface SyncHost {
-  storage(): TransactionalStore
-  slices(): readonly HostSlice[]
-  dispatch(action: { type: string }): void
-  /** Applies server items to the Redux state without queueing them to be written back. */
-  applyToState(slice: string, puts: ReadonlyArray<readonly [ItemId, unknown]>, deletes: readonly ItemId[]): void
-  /** Every `[id, item]` of a slice's collection in the Redux state. */
-  localEntries(slice: string): Array<[ItemId, unknown]>
-  /** Turns a server id (always a string) into the slice's id (a number for numeric-id slices). */
-  localId(slice: string, remoteId: string, value?: unknown): ItemId
-  /** Writes the local queue now. */
-  flushLocal(): Promise<void>
-  /** Whether a local change of this key is queued and not yet committed: it is newer than anything stored. */
-  isQueued(key: string): boolean
-  reportError(error: SyncError): void
-  /** The slice's `validate` verdict on a server item: a `ValidationError`, or `null` when valid. */
-  validate(slice: string, id: ItemId, value: unknown): SyncError | null
-  /** Reports operations (pushes, pulls, health checks), depth and connection changes. */
-  emit(event: PersistenceEvent): void
-}
 
 /** A `manual` conflict waiting for the app; its key is not pushed meanwhile. */
 export interface ParkedConflict {
@@ -126,7 +93,6 @@ export async function transact<T>(ctx: EngineContext, work: (tx: StoreTransactio
   })
 }
 
-export const keyOf = (slice: string, id: ItemId): string => `${slice}:${id}`
 
 export const syncedSlices = (ctx: EngineContext): HostSlice[] => ctx.host.slices().filter((s) => s.syncToFlask)
 export const sliceByCollection = (ctx: EngineContext, collection: string): HostSlice | undefined =>

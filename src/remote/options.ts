@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '../errors'
 import type { ApiClientOptions, ApiPaths } from './client'
-import type { ConflictStrategy, SyncConflict } from './conflicts'
+import type { ConflictStrategy, SyncConflict } from '../core/conflicts'
 
 /** The `remote` option of `createPersistenceMiddleware`: where and how to sync. */
 export interface RemoteOptions extends Omit<ApiClientOptions, 'signal'> {

@@ -1,7 +1,8 @@
+import { itemKey } from '../core/ids'
 import { isHttpError, toSyncError } from '../errors'
 import { VERSIONS_STORE } from '../storage/types'
 import type { Connection } from './connection'
-import { keyOf, reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
+import { reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
 import { isOwn, acknowledged, rebased } from './outbox'
 import type { PullResponse, RemoteRecord } from './protocol'
 import { applyEffects, newEffects, readRow, readVersion, receiveRecord, writeCursor, writeItem, writeRow, writeVersion } from './serverChanges'
@@ -105,11 +106,11 @@ async function deleteUnlisted(ctx: EngineContext, tx: Tx, effects: ReturnType<ty
   const listed = new Set<string>()
   for (const record of everything) {
     const slice = sliceByCollection(ctx, record.collection)
-    if (slice) listed.add(keyOf(slice.name, ctx.host.localId(slice.name, record.id, record.value)))
+    if (slice) listed.add(itemKey(slice.name, ctx.host.localId(slice.name, record.id, record.value)))
   }
   for (const slice of syncedSlices(ctx)) {
     for (const [id] of ctx.host.localEntries(slice.name)) {
-      const key = keyOf(slice.name, id)
+      const key = itemKey(slice.name, id)
       if (listed.has(key) || ctx.host.isQueued(key)) continue
       const [known, row] = await Promise.all([readVersion(tx, key), readRow(tx, key)])
       if (known === undefined || row) continue
@@ -141,7 +142,7 @@ export async function resync(ctx: EngineContext, connection: Connection): Promis
       const slice = sliceByCollection(ctx, record.collection)
       if (!slice) continue
       const id = ctx.host.localId(slice.name, record.id, record.value)
-      const key = keyOf(slice.name, id)
+      const key = itemKey(slice.name, id)
       listed.add(key)
       tx.put(VERSIONS_STORE, key, record.version)
       const row = await readRow(tx, key)
@@ -151,7 +152,7 @@ export async function resync(ctx: EngineContext, connection: Connection): Promis
     }
     for (const slice of syncedSlices(ctx)) {
       for (const [id] of ctx.host.localEntries(slice.name)) {
-        const key = keyOf(slice.name, id)
+        const key = itemKey(slice.name, id)
         if (listed.has(key) || ctx.host.isQueued(key)) continue
         const row = await readRow(tx, key)
         if (row) writeRow(tx, effects, key, rebased(row, null))

@@ -1,11 +1,12 @@
+import type { ChangeSet } from '../core/events'
+import { itemKey } from '../core/ids'
 import { HttpError, toSyncError, type SyncError } from '../errors'
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import { plainEqual } from '../utils/equal'
-import type { ConflictStrategy, ServerVersion, SyncConflict } from './conflicts'
+import type { ConflictStrategy, ServerVersion, SyncConflict } from '../core/conflicts'
 import {
   CURSOR_KEY,
   announceConflict,
-  keyOf,
   publishDeadLetters,
   publishOutbox,
   randomId,
@@ -119,7 +120,7 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
   const slice = sliceByCollection(ctx, record.collection)
   if (!slice) return
   const id = ctx.host.localId(slice.name, record.id, record.value)
-  const key = keyOf(slice.name, id)
+  const key = itemKey(slice.name, id)
   const [known, row] = await Promise.all([readVersion(tx, key), readRow(tx, key)])
   if (known !== undefined && record.version <= known) return
   if (row && row.ops.length > 0) {
@@ -260,7 +261,7 @@ export async function decideConflict(
 
 /** The server's version wins over every op up to `throughSeq`; a newer op is based on it. */
 export function takeServer(tx: StoreTransaction, effects: Effects, slice: HostSlice, id: ItemId, row: OutboxRow | undefined, throughSeq: number, server: RemoteRecord | null): void {
-  const key = keyOf(slice.name, id)
+  const key = itemKey(slice.name, id)
   const base = server ? server.version : null
   const next = row ? withoutCovered(row, throughSeq, base) : null
   if (row) writeRow(tx, effects, key, next)
@@ -359,10 +360,10 @@ export function applyEffects(ctx: EngineContext, effects: Effects): void {
     else ctx.rows.delete(key)
   }
   if (effects.cursor) ctx.cursor = effects.cursor
-  const changes: Array<{ slice: string; puts: ItemId[]; deletes: ItemId[] }> = []
+  const changes: ChangeSet[] = []
   for (const [slice, group] of effects.state) {
-    const puts = group.puts.filter(([id]) => !ctx.host.isQueued(keyOf(slice, id)))
-    const deletes = group.deletes.filter((id) => !ctx.host.isQueued(keyOf(slice, id)))
+    const puts = group.puts.filter(([id]) => !ctx.host.isQueued(itemKey(slice, id)))
+    const deletes = group.deletes.filter((id) => !ctx.host.isQueued(itemKey(slice, id)))
     if (puts.length > 0 || deletes.length > 0) ctx.host.applyToState(slice, puts, deletes)
     if (group.puts.length > 0 || group.deletes.length > 0) changes.push({ slice, puts: group.puts.map(([id]) => id), deletes: group.deletes })
   }

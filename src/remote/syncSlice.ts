@@ -1,6 +1,6 @@
 import { createAction, createAsyncThunk, createSlice, type AsyncThunk, type PayloadAction, type Reducer } from '@reduxjs/toolkit'
 import { RemoteNotConfiguredError, toSyncError, type SerializedSyncError } from '../errors'
-import type { SyncConflict } from './conflicts'
+import type { SyncConflict } from '../core/conflicts'
 
 /** The seed's sync status, exactly. */
 export interface SyncStatus {

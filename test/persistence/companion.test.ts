@@ -1,6 +1,6 @@
 import { configureStore, type Middleware } from '@reduxjs/toolkit'
 import { describe, expect, test, vi } from 'vitest'
-import { getPersistenceInstance } from '../../src/persistence/actions'
+import { getPersistenceInstance } from '../../src/core/actions'
 import { companionMiddleware } from '../../src/persistence/companion'
 import type { PersistenceMiddleware } from '../../src'
 

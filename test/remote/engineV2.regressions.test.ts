@@ -12,7 +12,7 @@ import {
   type ConflictStrategy,
   type RemoteRecord,
 } from '../../src'
-import { createOperationQueue, type QueueEntry } from '../../src/queue'
+import { createOperationQueue, type QueueEntry } from '../../src/persistence/writeQueue'
 import { readStore, until, withCommit } from '../support/instrumentedStore'
 import { createIdbStore } from '../../src/storage/idbStore'
 import type { LocalStore } from '../../src/storage/types'

@@ -1,6 +1,7 @@
-import { FlushError, toSyncError, type SyncError } from './errors'
-import type { ItemId } from './storage/types'
-import { backoffDelay } from './utils/backoff'
+import { itemKey } from '../core/ids'
+import { FlushError, toSyncError, type SyncError } from '../errors'
+import type { ItemId } from '../storage/types'
+import { backoffDelay } from '../utils/backoff'
 
 /** One coalesced operation: the latest change of one key. */
 export interface QueueEntry {
@@ -286,7 +287,7 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
   return {
     enqueue(slice, id, op, value) {
       if (disposed) return
-      const key = `${slice}:${id}`
+      const key = itemKey(slice, id)
       const previous = entries.get(key)
       if (previous) unlink(previous)
       const entry: QueueEntry = {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
-import { TransactionAbortedError, isFlushError, type SyncError } from '../src/errors'
-import { createOperationQueue, type OperationQueueOptions, type QueueEntry } from '../src/queue'
+import { TransactionAbortedError, isFlushError, type SyncError } from '../../src/errors'
+import { createOperationQueue, type OperationQueueOptions, type QueueEntry } from '../../src/persistence/writeQueue'
 
 interface Written {
   at: number

@@ -18,13 +18,20 @@ export interface OperationRecord {
   readonly at: number
 }
 
+/** Which items of one slice a committed batch wrote (`puts`) and removed (`deletes`). */
+export interface ChangeSet {
+  readonly slice: string
+  readonly puts: readonly ItemId[]
+  readonly deletes: readonly ItemId[]
+}
+
 /** Events a persistence instance emits to its companions (monitor, auto-sync, other tabs). */
 export type PersistenceEvent =
   | { readonly type: 'operation'; readonly operation: OperationRecord }
   /** Local writes of synced slices were committed (with their outbox entries). */
   | { readonly type: 'local-change'; readonly count: number }
   /** A batch committed locally (local writes or applied server data): which ids of which slices, for other tabs. */
-  | { readonly type: 'committed'; readonly changes: ReadonlyArray<{ readonly slice: string; readonly puts: readonly ItemId[]; readonly deletes: readonly ItemId[] }> }
+  | { readonly type: 'committed'; readonly changes: readonly ChangeSet[] }
   /** The local queue or the outbox changed size. */
   | { readonly type: 'depth' }
   /** The server became reachable or unreachable. */
