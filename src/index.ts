@@ -22,7 +22,7 @@ export type { ItemId, LocalStore, StorageOp } from './storage/types'
 export * from './errors'
 
 // Remote sync
-export { createApiClient, type ApiClient, type ApiClientOptions, type ApiPaths, type HeadersOption } from './remote/client'
+export { createApiClient, type ApiClient, type ApiClientOptions, type ApiPaths, type HeadersOption } from './remote/http/client'
 export type { RemoteOptions } from './remote/options'
 export type { ConflictContext, ConflictStrategy, MergeFunction, ServerVersion, SyncConflict } from './core/conflicts'
 export type {
@@ -34,24 +34,19 @@ export type {
   PushResult,
   RemoteOperation,
   RemoteRecord,
-} from './remote/protocol'
+} from './remote/http/protocol'
 export {
-  checkFlaskConnection,
-  discardDeadLetter,
   initialSyncState,
-  pullFlaskChanges,
-  resolveConflict,
-  retryDeadLetter,
   syncActions,
-  syncFromFlaskBulk,
   syncReducer,
   syncSlice,
-  syncToFlaskBulk,
   type DeadLetter,
   type SyncProgress,
   type SyncState,
   type SyncStatus,
-} from './remote/syncSlice'
+} from './remote/redux/syncSlice'
+export { checkFlaskConnection, pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from './remote/redux/thunks'
+export { discardDeadLetter, resolveConflict, retryDeadLetter } from './core/actions'
 export { remoteApplied } from './core/actions'
 
 // Sync monitor

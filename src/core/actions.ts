@@ -34,3 +34,15 @@ export const remoteApplied = createAction(
 
 /** Returns the store's persistence instance from `dispatch` (handled by the middleware). Used by companions. */
 export const getPersistenceInstance = createAction('redux-idb-sync/getPersistenceInstance')
+
+/** Returns the sync engine of the store's persistence middleware, or undefined. Handled by the middleware. */
+export const getSyncEngine = createAction('redux-idb-sync/getSyncEngine')
+
+/** Settles a `manual` conflict: keep the local version, take the server's, or write a merge. */
+export const resolveConflict = createAction<{ key: string; resolution: 'local' | 'server' } | { key: string; resolution: 'merged'; value: unknown }>(
+  'redux-idb-sync/resolveConflict',
+)
+/** Moves a dead letter back into the outbox. */
+export const retryDeadLetter = createAction<{ opId: string }>('redux-idb-sync/retryDeadLetter')
+/** Forgets a dead letter for good. */
+export const discardDeadLetter = createAction<{ opId: string }>('redux-idb-sync/discardDeadLetter')

@@ -49,3 +49,12 @@ export interface SyncHost {
   /** Reports operations (pushes, pulls, health checks), depth and connection changes. */
   emit(event: PersistenceEvent): void
 }
+
+/** What the sync thunks need of the engine (`getSyncEngine` answers with it); implemented by the sync engine. */
+export interface SyncEngineHandle {
+  readonly isSyncEngine: true
+  pushAll(): Promise<void>
+  pullAll(): Promise<void>
+  pullChanges(): Promise<void>
+  checkConnection(): Promise<boolean>
+}

@@ -22,7 +22,6 @@ import { guardLocalStore } from '../storage/guard'
 import { createMemoryStore } from '../storage/memoryStore'
 import { createSyncEngine, type HostSlice, type StagedChange, type SyncEngine } from '../remote/createSyncEngine'
 import type { OutboxRow } from '../remote/outbox'
-import { discardDeadLetter, getSyncEngine, resolveConflict, retryDeadLetter } from '../remote/syncSlice'
 import {
   DEAD_LETTER_STORE,
   META_STORE,
@@ -37,7 +36,17 @@ import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
 import { createEmitter } from '../utils/emitter'
 import { unref } from '../utils/unref'
 import type { ChannelLike } from '../core/ports'
-import { ACTION_PREFIX, getPersistenceInstance, hydrateSlice, persistenceFailed, remoteApplied } from '../core/actions'
+import {
+  ACTION_PREFIX,
+  discardDeadLetter,
+  getPersistenceInstance,
+  getSyncEngine,
+  hydrateSlice,
+  persistenceFailed,
+  remoteApplied,
+  resolveConflict,
+  retryDeadLetter,
+} from '../core/actions'
 import type { ChangeSet, OperationRecord, PersistenceEvent } from '../core/events'
 import { itemKey } from '../core/ids'
 import {

@@ -3,7 +3,9 @@ import { useCallback, useEffect, useId, useRef, useState, type CSSProperties } f
 import { useDispatch, useSelector } from 'react-redux'
 import type { OperationRecord } from '../core/events'
 import type { SyncConflict } from '../core/conflicts'
-import { resolveConflict, syncFromFlaskBulk, syncToFlaskBulk, type SyncState } from '../remote/syncSlice'
+import { resolveConflict } from '../core/actions'
+import { syncFromFlaskBulk, syncToFlaskBulk } from '../remote/redux/thunks'
+import type { SyncState } from '../remote/redux/syncSlice'
 import { usePersistenceContext } from './context'
 import { usePersistence } from './usePersistence'
 

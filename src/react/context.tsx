@@ -2,7 +2,7 @@ import { createContext, useContext, useEffect, type ReactNode } from 'react'
 import type { AutoSyncMiddleware } from '../autoSync/createAutoSyncMiddleware'
 import type { SyncMonitorMiddleware } from '../monitor/createSyncMonitorMiddleware'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
-import { initialSyncState, type SyncState } from '../remote/syncSlice'
+import { initialSyncState, type SyncState } from '../remote/redux/syncSlice'
 
 /** What the hooks and the dashboard read from `<PersistenceProvider>`. */
 export interface PersistenceContextValue {

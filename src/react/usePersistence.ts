@@ -6,7 +6,8 @@ import { configureAutoSync as configureDefaultAutoSync } from '../autoSync/regis
 import type { SyncMetrics } from '../monitor/metrics'
 import { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from '../monitor/registry'
 import type { RuntimeSliceConfig } from '../persistence/options'
-import { pullFlaskChanges, syncToFlaskBulk, type SyncStatus } from '../remote/syncSlice'
+import { pullFlaskChanges, syncToFlaskBulk } from '../remote/redux/thunks'
+import type { SyncStatus } from '../remote/redux/syncSlice'
 import { usePersistenceContext } from './context'
 
 /** What `usePersistence()` returns: exactly the seed's shape. */

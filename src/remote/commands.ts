@@ -3,7 +3,7 @@ import type { SyncConflict } from '../core/conflicts'
 import { randomId, sliceByName, transact, type EngineContext, type StoredDeadLetter } from './engineContext'
 import { rebased, withLocalChange, withoutCovered, type OutboxRow } from './outbox'
 import { applyEffects, newEffects, readRow, readVersion, takeMerged, takeServer, writeRow, writeVersion } from './serverChanges'
-import { syncActions } from './syncSlice'
+import { syncActions } from './redux/syncSlice'
 
 /**
  * Settles a parked `manual` conflict. `'server'` drops the ops the conflict saw and writes the

@@ -1,7 +1,7 @@
 import { HttpError, isHttpError, toSyncError, type SyncError } from '../errors'
 import { backoffDelay } from '../utils/backoff'
 import { reportOperation, type EngineContext } from './engineContext'
-import { syncActions } from './syncSlice'
+import { syncActions } from './redux/syncSlice'
 
 /** Health checks, the server's clock offset and the server's epoch. */
 export interface Connection {

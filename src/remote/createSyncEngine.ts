@@ -2,7 +2,7 @@ import { itemKey } from '../core/ids'
 import { toSyncError } from '../errors'
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import { singleFlight } from '../utils/singleFlight'
-import { createApiClient } from './client'
+import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
 import {
@@ -24,7 +24,8 @@ import { fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type Out
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
 import { pushOutbox } from './push'
 import { applyEffects, newEffects, readVersion, writeRow } from './serverChanges'
-import { syncActions, type SyncEngineHandle } from './syncSlice'
+import type { SyncEngineHandle } from '../core/ports'
+import { syncActions } from './redux/syncSlice'
 
 export type { HostSlice, SyncHost } from './engineContext'
 

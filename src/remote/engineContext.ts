@@ -8,14 +8,14 @@ import {
   type ItemId,
   type StoreTransaction,
 } from '../storage/types'
-import type { ApiClient } from './client'
+import type { ApiClient } from './http/client'
 import type { SyncConflict } from '../core/conflicts'
 
 export type { HostSlice, SyncHost }
 import type { CheckedRemoteOptions } from './options'
 import type { OutboxOp, OutboxRow } from './outbox'
-import type { RemoteRecord } from './protocol'
-import { syncActions, type DeadLetter } from './syncSlice'
+import type { RemoteRecord } from './http/protocol'
+import { syncActions, type DeadLetter } from './redux/syncSlice'
 
 /** A `manual` conflict waiting for the app; its key is not pushed meanwhile. */
 export interface ParkedConflict {

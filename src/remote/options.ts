@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../errors'
-import type { ApiClientOptions, ApiPaths } from './client'
+import type { ApiClientOptions, ApiPaths } from './http/client'
 import type { ConflictStrategy, SyncConflict } from '../core/conflicts'
 
 /** The `remote` option of `createPersistenceMiddleware`: where and how to sync. */

@@ -4,9 +4,9 @@ import { VERSIONS_STORE } from '../storage/types'
 import type { Connection } from './connection'
 import { reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
 import { isOwn, acknowledged, rebased } from './outbox'
-import type { PullResponse, RemoteRecord } from './protocol'
+import type { PullResponse, RemoteRecord } from './http/protocol'
 import { applyEffects, newEffects, readRow, readVersion, receiveRecord, writeCursor, writeItem, writeRow, writeVersion } from './serverChanges'
-import { syncActions } from './syncSlice'
+import { syncActions } from './redux/syncSlice'
 
 /** Thrown inside a pull when the server's answer shows it is another database than the one synced with. */
 export class EpochChanged extends Error {

@@ -2,9 +2,9 @@ import { isAuthError, isHttpError, toSyncError, type SyncError } from '../errors
 import { type Connection } from './connection'
 import type { StoreTransaction } from '../storage/types'
 import { randomId, reportOperation, sliceByName, transact, type EngineContext } from './engineContext'
-import { syncActions } from './syncSlice'
+import { syncActions } from './redux/syncSlice'
 import { acknowledged, isOwn, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
-import type { RemoteOperation, RemoteRecord } from './protocol'
+import type { RemoteOperation, RemoteRecord } from './http/protocol'
 import {
   applyEffects,
   bury,

@@ -18,8 +18,8 @@ import {
   type StoredDeadLetter,
 } from './engineContext'
 import { acknowledged, isOwn, isRow, latestOp, rebased, withoutCovered, withoutRejected, type OutboxOp, type OutboxRow } from './outbox'
-import type { RemoteRecord } from './protocol'
-import { syncActions, type DeadLetter } from './syncSlice'
+import type { RemoteRecord } from './http/protocol'
+import { syncActions, type DeadLetter } from './redux/syncSlice'
 
 /**
  * What one transaction decided, applied to memory, the Redux state and the app only after it

@@ -1,4 +1,4 @@
-import type { RemoteRecord } from '../remote/protocol'
+import type { RemoteRecord } from '../remote/http/protocol'
 
 /** A JSON answer: status and body. */
 export interface ModelAnswer {

@@ -2,7 +2,7 @@ import { http, HttpResponse } from 'msw'
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { createApiClient, isHttpError, isMalformedResponseError, isRetryableError } from '../../src'
-import { parseRecord } from '../../src/remote/validate'
+import { parseRecord } from '../../src/remote/http/parse'
 import { createMockSyncServer } from '../../src/testing'
 import { BASE_URL } from '../support/synced'
 

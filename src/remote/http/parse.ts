@@ -1,4 +1,4 @@
-import { stripDangerousKeys } from '../utils/serializable'
+import { stripDangerousKeys } from '../../utils/serializable'
 import type { ChangesResponse, HealthResponse, PullResponse, PushResponse, PushResult, RemoteRecord } from './protocol'
 
 /** Thrown inside validation; the client turns it into a MalformedResponseError. */

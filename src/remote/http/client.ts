@@ -7,7 +7,7 @@ import {
   NetworkError,
   RequestTimeoutError,
   type SyncError,
-} from '../errors'
+} from '../../errors'
 import type {
   ChangesResponse,
   HealthResponse,
@@ -25,7 +25,7 @@ import {
   parsePull,
   parsePush,
   parseRecord,
-} from './validate'
+} from './parse'
 
 /** Paths of the endpoints, relative to `baseUrl`. `:collection` and `:id` are filled in, percent-encoded. */
 export interface ApiPaths {

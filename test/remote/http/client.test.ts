@@ -10,9 +10,9 @@ import {
   isRequestTimeoutError,
   isRetryableError,
   type RemoteOperation,
-} from '../../src'
-import { createMockSyncServer } from '../../src/testing'
-import { BASE_URL } from '../support/synced'
+} from '../../../src'
+import { createMockSyncServer } from '../../../src/testing'
+import { BASE_URL } from '../../support/synced'
 
 const server = createMockSyncServer({ baseUrl: BASE_URL })
 const msw = setupServer(...server.handlers)

@@ -1,6 +1,6 @@
-import { createAction, createAsyncThunk, createSlice, type AsyncThunk, type PayloadAction, type Reducer } from '@reduxjs/toolkit'
-import { RemoteNotConfiguredError, toSyncError, type SerializedSyncError } from '../errors'
-import type { SyncConflict } from '../core/conflicts'
+import { createSlice, type PayloadAction, type Reducer } from '@reduxjs/toolkit'
+import type { SyncConflict } from '../../core/conflicts'
+import { pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from './thunks'
 
 /** The seed's sync status, exactly. */
 export interface SyncStatus {
@@ -55,69 +55,6 @@ export const initialSyncState: SyncState = {
   deadLetters: [],
   conflicts: [],
 }
-
-/** Returns the sync engine of the store's persistence middleware, or undefined. Handled by the middleware. */
-export const getSyncEngine = createAction('redux-idb-sync/getSyncEngine')
-
-/** Settles a `manual` conflict: keep the local version, take the server's, or write a merge. */
-export const resolveConflict = createAction<{ key: string; resolution: 'local' | 'server' } | { key: string; resolution: 'merged'; value: unknown }>(
-  'redux-idb-sync/resolveConflict',
-)
-/** Moves a dead letter back into the outbox. */
-export const retryDeadLetter = createAction<{ opId: string }>('redux-idb-sync/retryDeadLetter')
-/** Forgets a dead letter for good. */
-export const discardDeadLetter = createAction<{ opId: string }>('redux-idb-sync/discardDeadLetter')
-
-/** What the thunks need of the engine; implemented by the middleware's sync engine. */
-export interface SyncEngineHandle {
-  readonly isSyncEngine: true
-  pushAll(): Promise<void>
-  pullAll(): Promise<void>
-  pullChanges(): Promise<void>
-  checkConnection(): Promise<boolean>
-}
-
-type Dispatch = (action: unknown) => unknown
-
-function engineOf(dispatch: Dispatch): SyncEngineHandle {
-  const answer = dispatch(getSyncEngine()) as Partial<SyncEngineHandle> | undefined
-  if (!answer || answer.isSyncEngine !== true) {
-    throw new RemoteNotConfiguredError('no persistence middleware with a `remote` option is installed in this store')
-  }
-  return answer as SyncEngineHandle
-}
-
-type ThunkConfig = { rejectValue: SerializedSyncError }
-
-async function run<T>(dispatch: Dispatch, work: (engine: SyncEngineHandle) => Promise<T>, what: string): Promise<T> {
-  return work(engineOf(dispatch)).catch((error: unknown) => {
-    throw toSyncError(error, what)
-  })
-}
-
-/** Pushes everything not yet on the server: the outbox, plus items that were never synced. */
-export const syncToFlaskBulk: AsyncThunk<void, void, ThunkConfig> = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncToFlaskBulk', (_, { dispatch, rejectWithValue }) =>
-  run(dispatch, (engine) => engine.pushAll(), 'push failed').catch((error) => rejectWithValue(toSyncError(error, 'push failed').toJSON())),
-)
-
-/** Pulls everything from the server into IndexedDB and the store (local unsynced changes are kept and conflict-checked). */
-export const syncFromFlaskBulk: AsyncThunk<void, void, ThunkConfig> = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/syncFromFlaskBulk', (_, { dispatch, rejectWithValue }) =>
-  run(dispatch, (engine) => engine.pullAll(), 'pull failed').catch((error) => rejectWithValue(toSyncError(error, 'pull failed').toJSON())),
-)
-
-/** Pulls only what changed on the server since the last pull (tombstones included). */
-export const pullFlaskChanges: AsyncThunk<void, void, ThunkConfig> = createAsyncThunk<void, void, ThunkConfig>('redux-idb-sync/pullFlaskChanges', (_, { dispatch, rejectWithValue }) =>
-  run(dispatch, (engine) => engine.pullChanges(), 'pull failed').catch((error) => rejectWithValue(toSyncError(error, 'pull failed').toJSON())),
-)
-
-/** Asks the server's health endpoint; resolves with whether it answered. */
-export const checkFlaskConnection: AsyncThunk<boolean, void, ThunkConfig> = createAsyncThunk<boolean, void, ThunkConfig>(
-  'redux-idb-sync/checkFlaskConnection',
-  (_, { dispatch, rejectWithValue }) =>
-    run(dispatch, (engine) => engine.checkConnection(), 'health check failed').catch((error) =>
-      rejectWithValue(toSyncError(error, 'health check failed').toJSON()),
-    ),
-)
 
 const bulkThunks = [syncToFlaskBulk, syncFromFlaskBulk, pullFlaskChanges] as const
 

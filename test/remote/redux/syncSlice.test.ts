@@ -8,11 +8,11 @@ import {
   syncReducer,
   syncToFlaskBulk,
   type SyncProgress,
-} from '../../src'
-import { advance, useFakeClock } from '../support/clock'
-import { until } from '../support/instrumentedStore'
-import { addItem, addTodo, filesSlice, setFiles } from '../support/store'
-import { BASE_URL, useMockSync } from '../support/synced'
+} from '../../../src'
+import { advance, useFakeClock } from '../../support/clock'
+import { until } from '../../support/instrumentedStore'
+import { addItem, addTodo, filesSlice, setFiles } from '../../support/store'
+import { BASE_URL, useMockSync } from '../../support/synced'
 
 const { server, client, forget } = useMockSync()
 // Registered after useMockSync's, so it runs before the instances are disposed.
