@@ -5,7 +5,7 @@ export {
   disablePersistence,
   enablePersistence,
   flushPersistence,
-} from './persistence/registry'
+} from './persistence/liveInstances'
 export type {
   PersistenceOptions,
   RuntimeSliceConfig,
@@ -65,7 +65,7 @@ export {
   type AutoSyncStatus,
 } from './autoSync/createAutoSyncMiddleware'
 export { configureAutoSync } from './autoSync/registry'
-export type { LeaderMode } from './autoSync/coordination'
+export type { LeaderMode } from './tabs/leader'
 export type { ChannelLike, LockManagerLike } from './core/ports'
 export type { SyncEngine } from './remote/createSyncEngine'
 export type { OutboxOp, OutboxRow } from './remote/outbox'

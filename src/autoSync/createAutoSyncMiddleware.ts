@@ -6,7 +6,7 @@ import type { ChangeSet } from '../core/events'
 import { checkOptionKeys } from '../utils/optionKeys'
 import { unref } from '../utils/unref'
 import { setDefaultAutoSync, unsetDefaultAutoSync } from './registry'
-import { electLeader, type ChannelLike, type LeaderMode, type LockManagerLike } from './coordination'
+import { electLeader, type ChannelLike, type LeaderMode, type LockManagerLike } from '../tabs/leader'
 
 /** The seed's auto-sync settings. */
 export interface AutoSyncConfig {

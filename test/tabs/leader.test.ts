@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
-import { electLeader, type LeaderMode, type LockManagerLike } from '../../src/autoSync/coordination'
+import { electLeader, type LeaderMode, type LockManagerLike } from '../../src/tabs/leader'
 import { memoryLocks } from '../support/coordination'
 
 const NAME = 'redux-idb-sync:leader:test'

@@ -19,11 +19,11 @@ export interface RegisteredInstance {
  */
 const live = sharedSlot('persistence.live', () => new Set<RegisteredInstance>())
 
-export function register(instance: RegisteredInstance): void {
+export function addLiveInstance(instance: RegisteredInstance): void {
   live.add(instance)
 }
 
-export function unregister(instance: RegisteredInstance): void {
+export function removeLiveInstance(instance: RegisteredInstance): void {
   live.delete(instance)
 }
 
