@@ -51,7 +51,7 @@ export { remoteApplied } from './core/actions'
 
 // Sync monitor
 export { createSyncMonitorMiddleware, type SyncMonitorMiddleware, type SyncMonitorOptions } from './monitor/createSyncMonitorMiddleware'
-export { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from './monitor/registry'
+export { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from './monitor/defaultMonitor'
 export type { SyncMetrics } from './monitor/metrics'
 export type { OperationKind, OperationRecord, PersistenceEvent } from './core/events'
 export { getPersistenceInstance } from './core/actions'
@@ -64,7 +64,7 @@ export {
   type AutoSyncOptions,
   type AutoSyncStatus,
 } from './autoSync/createAutoSyncMiddleware'
-export { configureAutoSync } from './autoSync/registry'
+export { configureAutoSync } from './autoSync/defaultAutoSync'
 export type { LeaderMode } from './tabs/leader'
 export type { ChannelLike, LockManagerLike } from './core/ports'
 export type { SyncEngine } from './remote/createSyncEngine'

@@ -1,89 +1,18 @@
 import type { Middleware } from '@reduxjs/toolkit'
-import { InvalidOptionError, toSyncError, type SyncError } from '../errors'
-import { companionMiddleware } from '../persistence/companion'
-import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
-import type { ChangeSet } from '../core/events'
+import { companionMiddleware } from '../core/companion'
+import { REPORT_ERROR, type LockManagerLike, type PersistenceInstancePort } from '../core/ports'
+import { toSyncError, type SyncError } from '../errors'
+import { electLeader } from '../tabs/leader'
+import { createChangeRelay, type ChangeRelay } from '../tabs/relay'
+import { createEmitter } from '../utils/emitter'
 import { checkOptionKeys } from '../utils/optionKeys'
+import { onPageHide } from '../utils/pageHide'
+import { singleFlight } from '../utils/singleFlight'
 import { unref } from '../utils/unref'
-import { setDefaultAutoSync, unsetDefaultAutoSync } from './registry'
-import { electLeader, type ChannelLike, type LeaderMode, type LockManagerLike } from '../tabs/leader'
+import { setDefaultAutoSync, unsetDefaultAutoSync } from './defaultAutoSync'
+import { checkConfig, configKeys, resolveAutoSyncOptions, type AutoSyncConfig, type AutoSyncOptions, type AutoSyncStatus } from './options'
 
-/** The seed's auto-sync settings. */
-export interface AutoSyncConfig {
-  /**
-   * Whether the interval runs.
-   * @default true
-   */
-  enabled: boolean
-  /**
-   * Sync every this many ms when changes are pending.
-   * @default 30000
-   */
-  intervalMs: number
-  /**
-   * Sync once local changes have settled (`settleMs` after the last one) instead of waiting for the interval.
-   * @default true
-   */
-  syncOnChange: boolean
-  /**
-   * This many changes since the last sync force a sync at once.
-   * @default 50
-   */
-  maxQueueSize: number
-}
-
-/** Options of {@link createAutoSyncMiddleware}. */
-export interface AutoSyncOptions extends Partial<AutoSyncConfig> {
-  /**
-   * With `syncOnChange`, how long after the last change to sync.
-   * @default 1000
-   */
-  settleMs?: number
-  /**
-   * When the interval fires without local changes, still pull what changed on the server.
-   * @default true
-   */
-  pullWhenIdle?: boolean
-  /**
-   * Leader election among tabs sharing the database: only the leader runs auto-sync.
-   * @default 'auto' (Web Locks; see LeaderMode)
-   */
-  leader?: LeaderMode
-  /**
-   * The lock manager for leader election.
-   * @default globalThis.navigator?.locks
-   */
-  locks?: LockManagerLike | null
-  /**
-   * The channel that carries committed changes to the other tabs, so their stores update without
-   * writing anything back. `null` turns it off.
-   * @default a BroadcastChannel named `redux-idb-sync:<dbName>` when the instance uses the global indexedDB
-   */
-  channel?: ChannelLike | null
-  /**
-   * Flush and push when the page is hidden or unloaded (`visibilitychange`, `pagehide`).
-   * @default true
-   */
-  flushOnHide?: boolean
-  /** Receives failed syncs. @default the persistence instance's onError path (console.warn) */
-  onError?: (error: SyncError) => void
-  /**
-   * Whether module-level `configureAutoSync()` acts on this instance (the most recent default wins).
-   * @default true
-   */
-  default?: boolean
-}
-
-/** The seed's auto-sync status. */
-export interface AutoSyncStatus {
-  readonly enabled: boolean
-  /** When the last auto or manual sync finished successfully (ms since epoch); 0 before the first. */
-  readonly lastSyncTime: number
-  /** Local changes since the last sync. */
-  readonly changeCounter: number
-  /** Ms until the interval fires next; `null` when disabled or not the leader. */
-  readonly nextSyncIn: number | null
-}
+export type { AutoSyncConfig, AutoSyncOptions, AutoSyncStatus } from './options'
 
 /** The auto-sync middleware and its controls. */
 export interface AutoSyncMiddleware extends Middleware {
@@ -104,38 +33,6 @@ export interface AutoSyncMiddleware extends Middleware {
   dispose(): void
 }
 
-interface ChannelMessage {
-  readonly type: 'redux-idb-sync/committed'
-  readonly from: string
-  readonly changes: readonly ChangeSet[]
-}
-
-/** Every key of the options and of the runtime settings: plain-JS typos (`interval`) are refused by name. */
-const configKeys: Record<keyof AutoSyncConfig, true> = { enabled: true, intervalMs: true, syncOnChange: true, maxQueueSize: true }
-const optionKeys: Record<keyof AutoSyncOptions, true> = {
-  ...configKeys,
-  settleMs: true,
-  pullWhenIdle: true,
-  leader: true,
-  locks: true,
-  channel: true,
-  flushOnHide: true,
-  onError: true,
-  default: true,
-}
-
-const isPositive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0
-
-function checkConfig(config: Partial<AutoSyncConfig>, prefix: string): void {
-  if (typeof config !== 'object' || config === null) throw new InvalidOptionError(prefix, 'must be an object')
-  if (config.enabled !== undefined && typeof config.enabled !== 'boolean') throw new InvalidOptionError(`${prefix}.enabled`, 'must be a boolean')
-  if (config.syncOnChange !== undefined && typeof config.syncOnChange !== 'boolean') throw new InvalidOptionError(`${prefix}.syncOnChange`, 'must be a boolean')
-  if (config.intervalMs !== undefined && !isPositive(config.intervalMs)) throw new InvalidOptionError(`${prefix}.intervalMs`, 'must be a number > 0')
-  if (config.maxQueueSize !== undefined && !(Number.isInteger(config.maxQueueSize) && config.maxQueueSize >= 1)) {
-    throw new InvalidOptionError(`${prefix}.maxQueueSize`, 'must be an integer >= 1')
-  }
-}
-
 /**
  * Creates the auto-sync middleware: syncs with the server every `intervalMs` when changes are
  * pending, soon after changes settle (`syncOnChange`), or at once when `maxQueueSize` changes
@@ -149,22 +46,9 @@ function checkConfig(config: Partial<AutoSyncConfig>, prefix: string): void {
  * ```
  */
 export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyncMiddleware {
-  checkConfig(options, 'options')
-  checkOptionKeys(options, Object.keys(optionKeys), 'options.')
-  if (options.settleMs !== undefined && !(typeof options.settleMs === 'number' && options.settleMs >= 0)) {
-    throw new InvalidOptionError('options.settleMs', 'must be a number >= 0')
-  }
-  const config: AutoSyncConfig = {
-    enabled: options.enabled ?? true,
-    intervalMs: options.intervalMs ?? 30_000,
-    syncOnChange: options.syncOnChange ?? true,
-    maxQueueSize: options.maxQueueSize ?? 50,
-  }
-  const settleMs = options.settleMs ?? 1000
-  const pullWhenIdle = options.pullWhenIdle ?? true
-  const tabId = Math.random().toString(36).slice(2)
+  const { config, settleMs, pullWhenIdle } = resolveAutoSyncOptions(options)
 
-  let instance: PersistenceMiddleware | null = null
+  let instance: PersistenceInstancePort | null = null
   let leader = false
   let disposed = false
   let changeCounter = 0
@@ -172,31 +56,27 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   let nextAt: number | null = null
   let intervalTimer: ReturnType<typeof setTimeout> | null = null
   let settleTimer: ReturnType<typeof setTimeout> | null = null
-  let running: Promise<void> | null = null
-  let again = false
   let snapshot: AutoSyncStatus | null = null
-  const listeners = new Set<(status: AutoSyncStatus) => void>()
+  let relay: ChangeRelay | null = null
   const cleanups: Array<() => void> = []
 
+  /** `onError`, else the attached instance's error path; a throwing reporter never stops the timers. */
   const report = (error: SyncError): void => {
     try {
+      const viaInstance = instance?.[REPORT_ERROR]
       if (options.onError) options.onError(error)
+      else if (viaInstance) viaInstance(error)
       else console.warn(`[redux-idb-sync] auto-sync: ${error.name}: ${error.message}`)
     } catch {
       // A throwing onError must not stop the timers.
     }
   }
 
+  const listeners = createEmitter<AutoSyncStatus>((error) => report(toSyncError(error, 'an auto-sync status listener threw')))
+
   function changed(): void {
     snapshot = null
-    const current = getStatus()
-    for (const listener of [...listeners]) {
-      try {
-        listener(current)
-      } catch (error) {
-        report(toSyncError(error, 'an auto-sync status listener threw'))
-      }
-    }
+    listeners.emit(getStatus())
   }
 
   function getStatus(): AutoSyncStatus {
@@ -258,24 +138,8 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     }
   }
 
-  /** Single flight: two syncs never run at the same time. */
-  function runSync(): Promise<void> {
-    if (running) {
-      again = true
-      return running
-    }
-    running = (async () => {
-      try {
-        do {
-          again = false
-          await sync()
-        } while (again && !disposed)
-      } finally {
-        running = null
-      }
-    })()
-    return running
-  }
+  /** Two syncs never run at the same time; one asked for during a sync runs after it. */
+  const runSync = singleFlight(sync, () => !disposed)
 
   function onLocalChange(count: number): void {
     changeCounter += count
@@ -294,7 +158,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     }
   }
 
-  function attach(found: PersistenceMiddleware): void {
+  function attach(found: PersistenceInstancePort): void {
     instance = found
     if (found.sync) found.sync.autoPush = false // pushes are ours to schedule now
     // The persistence instance is gone for good (a logout, a test's teardown): so is our work.
@@ -308,10 +172,9 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
         if (event.type === 'local-change') onLocalChange(event.count)
         else if (event.type === 'connection' && event.connected && leader && (changeCounter > 0 || (found.sync?.outboxDepth ?? 0) > 0)) {
           void runSync().catch(() => undefined)
-        } else if (event.type === 'committed' && channel) {
-          const message: ChannelMessage = { type: 'redux-idb-sync/committed', from: tabId, changes: event.changes }
+        } else if (event.type === 'committed' && relay) {
           try {
-            channel.postMessage(message)
+            relay.post(event.changes)
           } catch (error) {
             report(toSyncError(error, 'posting to other tabs failed'))
           }
@@ -336,43 +199,27 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       onError: (error) => report(toSyncError(error, 'leader election failed')),
     })
     cleanups.push(() => election.stop())
-    if (channel) {
-      const onMessage = (event: { data: unknown }): void => {
-        const data = event.data as Partial<ChannelMessage> | null
-        if (!data || data.type !== 'redux-idb-sync/committed' || data.from === tabId || !Array.isArray(data.changes)) return
-        found.applyExternalChanges(data.changes).catch((error: unknown) => report(toSyncError(error, 'applying changes from another tab failed')))
-      }
-      channel.addEventListener('message', onMessage)
-      cleanups.push(() => channel?.removeEventListener('message', onMessage))
-    }
     if (options.flushOnHide !== false) {
-      const doc = (globalThis as { document?: EventTarget & { visibilityState?: string } }).document
-      const win = globalThis as { addEventListener?: EventTarget['addEventListener']; removeEventListener?: EventTarget['removeEventListener'] }
-      const flushNow = (): void => {
-        found
-          .flush()
-          .then(() => found.sync?.drain())
-          .catch((error: unknown) => report(toSyncError(error, 'flush on page hide failed')))
-      }
-      const onVisibility = (): void => {
-        if (doc?.visibilityState === 'hidden') flushNow()
-      }
-      doc?.addEventListener('visibilitychange', onVisibility)
-      win.addEventListener?.('pagehide', flushNow)
-      cleanups.push(() => {
-        doc?.removeEventListener('visibilitychange', onVisibility)
-        win.removeEventListener?.('pagehide', flushNow)
-      })
+      cleanups.push(
+        onPageHide(() => {
+          found
+            .flush()
+            .then(() => found.sync?.drain())
+            .catch((error: unknown) => report(toSyncError(error, 'flush on page hide failed')))
+        }),
+      )
     }
   }
 
-  let channel: ChannelLike | null = null
-
   const middleware = companionMiddleware((persistence) => {
-    if (options.channel !== undefined) channel = options.channel
-    else if (typeof BroadcastChannel === 'function' && persistence.usesGlobalIndexedDB) {
-      channel = unref(new BroadcastChannel(`redux-idb-sync:${persistence.dbName}`)) as unknown as ChannelLike
-    }
+    relay = createChangeRelay({
+      dbName: persistence.dbName,
+      channel: options.channel,
+      sharedDatabase: persistence.usesGlobalIndexedDB,
+      onChanges: (changes) => {
+        persistence.applyExternalChanges(changes).catch((error: unknown) => report(toSyncError(error, 'applying changes from another tab failed')))
+      },
+    })
     attach(persistence)
   }, () => disposed)
 
@@ -387,12 +234,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       changed()
     },
     getAutoSyncStatus: getStatus,
-    subscribeAutoSyncStatus(listener: (status: AutoSyncStatus) => void) {
-      listeners.add(listener)
-      return () => {
-        listeners.delete(listener)
-      }
-    },
+    subscribeAutoSyncStatus: (listener: (status: AutoSyncStatus) => void) => listeners.subscribe(listener),
     isLeader: () => leader,
     nextSyncAt: () => (config.enabled && leader ? nextAt : null),
     getAutoSyncConfig: () => ({ ...config }),
@@ -406,8 +248,8 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       leader = false
       for (const cleanup of cleanups.splice(0)) cleanup()
       if (instance?.sync) instance.sync.autoPush = true
-      if (options.channel === undefined) channel?.close()
-      channel = null
+      relay?.close()
+      relay = null
       unsetDefaultAutoSync(autoSync)
       listeners.clear()
     },

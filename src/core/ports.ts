@@ -1,7 +1,7 @@
 import type { SyncError } from '../errors'
 import type { ItemId, TransactionalStore } from '../storage/types'
 import type { ConflictStrategy } from './conflicts'
-import type { PersistenceEvent } from './events'
+import type { ChangeSet, PersistenceEvent } from './events'
 
 /** The part of the Web Locks API leader election uses (`navigator.locks`). */
 export interface LockManagerLike {
@@ -57,4 +57,36 @@ export interface SyncEngineHandle {
   pullAll(): Promise<void>
   pullChanges(): Promise<void>
   checkConnection(): Promise<boolean>
+}
+
+/** The part of the sync engine companions drive and read. */
+export interface CompanionEngine {
+  /** Whether the engine pushes on its own after local writes; auto-sync turns it off to schedule pushes itself. */
+  autoPush: boolean
+  readonly connected: boolean
+  readonly outboxDepth: number
+  readonly deadLetterCount: number
+  reload(): Promise<void>
+  drain(): Promise<void>
+  pullChanges(): Promise<void>
+}
+
+/**
+ * Where a persistence instance keeps its error reporter for companions: a companion without its
+ * own `onError` reports through the instance (its `onError`, status and `persistenceFailed`). A
+ * symbol keyed with `Symbol.for`, so the ESM and CJS copies of the library agree on it.
+ */
+export const REPORT_ERROR: unique symbol = Symbol.for('redux-idb-sync.reportError')
+
+/** What a companion (the monitor, auto-sync) uses of the store's persistence instance. */
+export interface PersistenceInstancePort {
+  readonly dbName: string
+  readonly usesGlobalIndexedDB: boolean
+  readonly sync: CompanionEngine | null
+  flush(): Promise<void>
+  getStatus(): { readonly pendingOperations: number }
+  subscribe(listener: (status: { readonly disposed: boolean }) => void): () => void
+  subscribeEvents(listener: (event: PersistenceEvent) => void): () => void
+  applyExternalChanges(changes: readonly ChangeSet[]): Promise<void>
+  readonly [REPORT_ERROR]?: (error: SyncError) => void
 }

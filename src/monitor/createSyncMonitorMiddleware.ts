@@ -1,11 +1,12 @@
 import type { Middleware } from '@reduxjs/toolkit'
 import { InvalidOptionError } from '../errors'
-import { companionMiddleware } from '../persistence/companion'
-import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
+import { companionMiddleware } from '../core/companion'
+import type { PersistenceInstancePort } from '../core/ports'
 import type { OperationRecord } from '../core/events'
 import { HISTORY_SIZE, percentile, type SyncMetrics } from './metrics'
-import { setDefaultMonitor, unsetDefaultMonitor } from './registry'
+import { setDefaultMonitor, unsetDefaultMonitor } from './defaultMonitor'
 import { createRingBuffer } from './ringBuffer'
+import { createEmitter } from '../utils/emitter'
 import { checkOptionKeys } from '../utils/optionKeys'
 
 /** Options of {@link createSyncMonitorMiddleware}. */
@@ -65,12 +66,12 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
   let durationSum = 0
   let lastOperationTime = 0
   let lastSuccessTime: number | null = null
-  let instance: PersistenceMiddleware | null = null
+  let instance: PersistenceInstancePort | null = null
   let unsubscribe: (() => void) | null = null
   let snapshot: SyncMetrics | null = null
   let notifyScheduled = false
   let disposed = false
-  const listeners = new Set<(metrics: SyncMetrics) => void>()
+  const listeners = createEmitter<SyncMetrics>(onListenerError)
 
   function build(): SyncMetrics {
     const operationHistory = Object.freeze(history.toArray())
@@ -102,14 +103,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
   function notify(): void {
     notifyScheduled = false
     if (listeners.size === 0) return
-    const current = get()
-    for (const listener of [...listeners]) {
-      try {
-        listener(current)
-      } catch (error) {
-        onListenerError(error)
-      }
-    }
+    listeners.emit(get())
   }
 
   /** Drops the snapshot and notifies once per microtask, i.e. once per recorded batch. */
@@ -135,7 +129,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
     changed()
   }
 
-  function attach(found: PersistenceMiddleware): void {
+  function attach(found: PersistenceInstancePort): void {
     instance = found
     unsubscribe = found.subscribeEvents((event) => {
       if (event.type === 'operation') record(event.operation)
@@ -148,12 +142,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
 
   const monitor: SyncMonitorMiddleware = Object.assign(middleware, {
     getSyncMetrics: get,
-    subscribeSyncMetrics(listener: (metrics: SyncMetrics) => void) {
-      listeners.add(listener)
-      return () => {
-        listeners.delete(listener)
-      }
-    },
+    subscribeSyncMetrics: (listener: (metrics: SyncMetrics) => void) => listeners.subscribe(listener),
     resetSyncMetrics() {
       history.clear()
       total = ok = failed = durationSum = lastOperationTime = 0

@@ -1,6 +1,6 @@
 import type { OperationRecord } from '../core/events'
 
-/** The sync metrics: the seed's, plus what users ask for. Snapshots are frozen and never change. */
+/** The sync metrics: counts, timings, depths and history. Snapshots are frozen and never change. */
 export interface SyncMetrics {
   /** Operations recorded: IndexedDB batches, hydrations, pushes, pulls and health checks. */
   readonly totalOperations: number

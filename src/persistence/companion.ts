@@ -1,27 +1,6 @@
-import { isAction, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
-import { getPersistenceInstance } from '../core/actions'
-import type { PersistenceMiddleware } from './createPersistenceMiddleware'
+import type { Middleware } from '@reduxjs/toolkit'
+import { companionMiddleware as findPersistence } from '../core/companion'
+import type { PersistenceMiddleware } from './types'
 
-/**
- * Builds the middleware of a companion (the monitor, auto-sync): it finds the store's
- * persistence instance through the store itself, by dispatching `getPersistenceInstance`, which
- * the persistence middleware answers. Dispatching while middleware is being built is not
- * allowed, so the look-up happens in a microtask, or on the first action if that comes sooner.
- * Companions thus share the instance's queue and outbox, never a copy.
- */
-export function companionMiddleware(onFound: (persistence: PersistenceMiddleware) => void, isDisposed: () => boolean): Middleware {
-  return ((api: { dispatch(action: UnknownAction): unknown }) => {
-    let looked = false
-    const lookUp = (): void => {
-      if (looked || isDisposed()) return
-      looked = true
-      const found = api.dispatch(getPersistenceInstance()) as Partial<PersistenceMiddleware> | undefined
-      if (found && typeof found.subscribeEvents === 'function') onFound(found as PersistenceMiddleware)
-    }
-    queueMicrotask(lookUp)
-    return (next: (action: unknown) => unknown) => (action: unknown) => {
-      if (!looked && isAction(action) && !getPersistenceInstance.match(action)) lookUp()
-      return next(action)
-    }
-  }) as Middleware
-}
+/** `companionMiddleware` (core/companion.ts) for code that holds the full instance type. */
+export const companionMiddleware: (onFound: (persistence: PersistenceMiddleware) => void, isDisposed: () => boolean) => Middleware = findPersistence

@@ -22,6 +22,7 @@ import {
   toSyncError,
   type SyncError,
 } from '../errors'
+import { REPORT_ERROR } from '../core/ports'
 import { createSyncEngine, type SyncEngine } from '../remote/createSyncEngine'
 import { createMemoryStore } from '../storage/memoryStore'
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE } from '../storage/types'
@@ -372,6 +373,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
 
   const enhancer = createEnhancer(ctx)
   const instance = Object.assign(middleware, controls, { dbName, enhancer, sync: engine, usesGlobalIndexedDB })
+  Object.defineProperty(instance, REPORT_ERROR, { value: reportError })
   addLiveInstance(instance)
   return instance
 }

@@ -10,7 +10,7 @@ import type { ShapeKind } from './shapes'
 import type { ItemValidator } from './validate'
 
 /**
- * Per-slice configuration: the seed's `{ storeName, enabled, syncToFlask, debounceMs, batchSize }`
+ * Per-slice configuration: `{ storeName, enabled, syncToFlask, debounceMs, batchSize }`
  * plus how to find items inside the slice.
  *
  * @example
@@ -40,7 +40,7 @@ export interface SlicePersistenceConfig<Item = unknown> {
    */
   debounceMs?: number
   /**
-   * Max operations per IndexedDB transaction. The seed's default was 10; benchmark B3 measured a
+   * Max operations per IndexedDB transaction. Benchmark B3 measured a
    * burst of 1,000 keys in Chromium at 2.5× the one-transaction limit with 10 and 1.26× with
    * 100, so the default is 100 (docs/benchmarks.md). Smaller batches commit sooner each.
    * @default 100

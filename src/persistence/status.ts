@@ -1,3 +1,4 @@
+import { createEmitter } from '../utils/emitter'
 import type { SerializedSyncError } from '../errors'
 
 /** Where one slice stands. */
@@ -40,7 +41,8 @@ export function createStatusStore(initial: PersistenceStatus) {
   let snapshot: PersistenceStatus = Object.freeze({ ...initial })
   let dirty = false
   let notifyScheduled = false
-  const listeners = new Set<(status: PersistenceStatus) => void>()
+  // One failing listener must not starve the others.
+  const listeners = createEmitter<PersistenceStatus>()
 
   const get = (): PersistenceStatus => {
     if (dirty) {
@@ -52,14 +54,7 @@ export function createStatusStore(initial: PersistenceStatus) {
 
   const notify = (): void => {
     notifyScheduled = false
-    const current = get()
-    for (const listener of [...listeners]) {
-      try {
-        listener(current)
-      } catch {
-        // One failing listener must not starve the others.
-      }
-    }
+    listeners.emit(get())
   }
 
   return {
@@ -77,11 +72,6 @@ export function createStatusStore(initial: PersistenceStatus) {
       if (!current) return
       this.update({ slices: { ...fields.slices, [name]: Object.freeze({ ...current, ...patch }) } })
     },
-    subscribe(listener: (status: PersistenceStatus) => void): () => void {
-      listeners.add(listener)
-      return () => {
-        listeners.delete(listener)
-      }
-    },
+    subscribe: (listener: (status: PersistenceStatus) => void): (() => void) => listeners.subscribe(listener),
   }
 }

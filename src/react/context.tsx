@@ -3,6 +3,7 @@ import type { AutoSyncMiddleware } from '../autoSync/createAutoSyncMiddleware'
 import type { SyncMonitorMiddleware } from '../monitor/createSyncMonitorMiddleware'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
 import { initialSyncState, type SyncState } from '../remote/redux/syncSlice'
+import { onPageHide } from '../utils/pageHide'
 
 /** What the hooks and the dashboard read from `<PersistenceProvider>`. */
 export interface PersistenceContextValue {
@@ -64,7 +65,7 @@ export function usePersistenceContext(): PersistenceContextValue {
 }
 
 /**
- * The seed's "automatic flush on component unmount": flushes `persistence` when the calling
+ * Automatic flush on component unmount: flushes `persistence` when the calling
  * component unmounts, and whenever the page is hidden (`visibilitychange`) or unloaded
  * (`pagehide`). Flush failures go to the instance's `onError`, never to React.
  */
@@ -74,14 +75,9 @@ export function useFlushOnHide(persistence: Pick<PersistenceMiddleware, 'flush'>
     const flush = (): void => {
       persistence.flush().catch(() => undefined)
     }
-    const onVisibility = (): void => {
-      if (document.visibilityState === 'hidden') flush()
-    }
-    document.addEventListener('visibilitychange', onVisibility)
-    window.addEventListener('pagehide', flush)
+    const stop = onPageHide(flush)
     return () => {
-      document.removeEventListener('visibilitychange', onVisibility)
-      window.removeEventListener('pagehide', flush)
+      stop()
       flush()
     }
   }, [persistence])

@@ -2,19 +2,19 @@ import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from 
 import type { ThunkDispatch, UnknownAction } from '@reduxjs/toolkit'
 import { useDispatch, useSelector } from 'react-redux'
 import type { AutoSyncConfig, AutoSyncMiddleware, AutoSyncStatus } from '../autoSync/createAutoSyncMiddleware'
-import { configureAutoSync as configureDefaultAutoSync } from '../autoSync/registry'
+import { configureAutoSync as configureDefaultAutoSync } from '../autoSync/defaultAutoSync'
 import type { SyncMetrics } from '../monitor/metrics'
-import { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from '../monitor/registry'
+import { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from '../monitor/defaultMonitor'
 import type { RuntimeSliceConfig } from '../persistence/options'
 import { pullFlaskChanges, syncToFlaskBulk } from '../remote/redux/thunks'
 import type { SyncStatus } from '../remote/redux/syncSlice'
 import { usePersistenceContext } from './context'
 
-/** What `usePersistence()` returns: exactly the seed's shape. */
+/** What `usePersistence()` returns. */
 export interface UsePersistenceResult {
   /** The sync slice's status: `{ enabled, lastSyncTime, syncStatus, error, flaskConnected }`. */
   status: SyncStatus
-  /** The monitor's metrics (a superset of the seed's: p50/p95, depths, success rate, history). */
+  /** The monitor's metrics (counts and times, p50/p95, depths, success rate, history). */
   metrics: SyncMetrics
   /** `{ enabled, lastSyncTime, changeCounter, nextSyncIn }`; `nextSyncIn` counts down live. */
   autoSyncStatus: AutoSyncStatus

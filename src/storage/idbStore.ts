@@ -29,7 +29,7 @@ interface WithGetAllRecords {
 /**
  * The IndexedDB backend. One connection per instance, opened lazily, reopened after loss.
  *
- * Rules this file keeps (see FIELD-NOTES.md):
+ * Rules this file keeps:
  * - Every open has a timeout: a blocked upgrade otherwise hangs forever and `blocked` cannot
  *   reject the open promise.
  * - On `versionchange` we close at once, so we never block another connection's upgrade.

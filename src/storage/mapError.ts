@@ -15,7 +15,7 @@ export interface FailureContext {
   readonly ref?: OpRef | undefined
 }
 
-/** Texts browsers use when a connection died under a live handle (see FIELD-NOTES). */
+/** Texts browsers use when a connection died under a live handle (Chromium, Firefox and WebKit each word it differently). */
 const lostConnection = /connection is closing|connection to indexed database server lost|database.*(closed|closing)/i
 
 /** True when the handle that produced this error must be dropped and reopened before retrying. */

@@ -1,8 +1,14 @@
-/** A minimal synchronous event emitter whose listeners can never break the emitter or each other. */
+/**
+ * The one listener fan-out of the library: a synchronous emitter whose listeners can never break
+ * the emitter or each other. A listener that throws is passed to `onListenerError` and the others
+ * still run; each emit calls the listeners subscribed when it began.
+ */
 export interface Emitter<E> {
   emit(event: E): void
   /** Returns an unsubscribe function. */
   subscribe(listener: (event: E) => void): () => void
+  /** Drops every listener. */
+  clear(): void
   readonly size: number
 }
 
@@ -10,7 +16,7 @@ export function createEmitter<E>(onListenerError?: (error: unknown) => void): Em
   const listeners = new Set<(event: E) => void>()
   return {
     emit(event) {
-      for (const listener of listeners) {
+      for (const listener of [...listeners]) {
         try {
           listener(event)
         } catch (error) {
@@ -23,6 +29,9 @@ export function createEmitter<E>(onListenerError?: (error: unknown) => void): Em
       return () => {
         listeners.delete(listener)
       }
+    },
+    clear() {
+      listeners.clear()
     },
     get size() {
       return listeners.size

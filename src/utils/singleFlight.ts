@@ -1,9 +1,10 @@
 /**
  * One run at a time: a call while a run is going asks for one more run after it (however many
  * calls came), and resolves when the run that includes it is over. A failed run rejects the
- * calls it covered; the next call starts afresh.
+ * calls it covered; the next call starts afresh. `mayRepeat` can refuse the extra run (an
+ * instance disposed meanwhile).
  */
-export function singleFlight(run: () => Promise<void>): () => Promise<void> {
+export function singleFlight(run: () => Promise<void>, mayRepeat: () => boolean = () => true): () => Promise<void> {
   let current: Promise<void> | null = null
   let again = false
   return function start(): Promise<void> {
@@ -16,7 +17,7 @@ export function singleFlight(run: () => Promise<void>): () => Promise<void> {
         do {
           again = false
           await run()
-        } while (again)
+        } while (again && mayRepeat())
       } finally {
         current = null
       }

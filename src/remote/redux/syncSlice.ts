@@ -2,7 +2,7 @@ import { createSlice, type PayloadAction, type Reducer } from '@reduxjs/toolkit'
 import type { SyncConflict } from '../../core/conflicts'
 import { pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from './thunks'
 
-/** The seed's sync status, exactly. */
+/** The sync status: whether sync is on, the last sync and its outcome, the server's reachability. */
 export interface SyncStatus {
   /** Whether remote sync is configured and on. */
   enabled: boolean

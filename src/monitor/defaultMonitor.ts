@@ -1,4 +1,5 @@
 import type { SyncMonitorMiddleware } from './createSyncMonitorMiddleware'
+import { createEmitter } from '../utils/emitter'
 import { sharedSlot } from '../utils/sharedRegistry'
 import type { SyncMetrics } from './metrics'
 
@@ -7,9 +8,9 @@ import type { SyncMetrics } from './metrics'
  * monitor (one created with `default: false` never is). Listeners subscribed here follow the
  * default monitor, even one created after they subscribed.
  */
-const registry = sharedSlot('monitor.default', () => ({
+const registry = sharedSlot('monitor.default.2', () => ({
   current: null as SyncMonitorMiddleware | null,
-  hubListeners: new Set<(metrics: SyncMetrics) => void>(),
+  hubListeners: createEmitter<SyncMetrics>((error) => console.warn('[redux-idb-sync] a sync metrics listener threw:', error)),
   detach: null as (() => void) | null,
 }))
 const { hubListeners } = registry
@@ -31,15 +32,7 @@ const EMPTY: SyncMetrics = Object.freeze({
   deadLetterCount: 0,
 })
 
-function relay(metrics: SyncMetrics): void {
-  for (const listener of [...hubListeners]) {
-    try {
-      listener(metrics)
-    } catch (error) {
-      console.warn('[redux-idb-sync] a sync metrics listener threw:', error)
-    }
-  }
-}
+const relay = (metrics: SyncMetrics): void => hubListeners.emit(metrics)
 
 export function setDefaultMonitor(monitor: SyncMonitorMiddleware): void {
   registry.detach?.()
@@ -71,10 +64,7 @@ export function getSyncMetrics(): SyncMetrics {
  * Returns an unsubscribe function.
  */
 export function subscribeSyncMetrics(listener: (metrics: SyncMetrics) => void): () => void {
-  hubListeners.add(listener)
-  return () => {
-    hubListeners.delete(listener)
-  }
+  return hubListeners.subscribe(listener)
 }
 
 /** Zeroes the default monitor's metrics. */

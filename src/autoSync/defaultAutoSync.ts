@@ -1,6 +1,7 @@
 import { InvalidOptionError } from '../errors'
 import { sharedSlot } from '../utils/sharedRegistry'
-import type { AutoSyncConfig, AutoSyncMiddleware } from './createAutoSyncMiddleware'
+import type { AutoSyncMiddleware } from './createAutoSyncMiddleware'
+import type { AutoSyncConfig } from './options'
 
 /**
  * The most recently created live auto-sync instance (unless created with `default: false`),
