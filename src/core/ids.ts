@@ -12,6 +12,15 @@ export function isWellFormed(text: string): boolean {
   return typeof native === 'function' ? native.call(text) : !LONE_SURROGATE.test(text)
 }
 
+/** The wire protocol's longest id (docs/protocol.md). */
+export const MAX_WIRE_ID_LENGTH = 512
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+/** Whether a string holds a control character, which the wire protocol refuses in ids. */
+export const hasControlCharacter = (text: string): boolean => CONTROL.test(text)
+
 /**
  * The id rule of every slice: a non-empty, well-formed string, or a finite number. (The wire
  * protocol adds at most 512 characters and no control characters, which the server checks.)

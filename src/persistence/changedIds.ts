@@ -1,6 +1,6 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
 import type { ItemId } from '../storage/types'
-import { validId } from './shapes'
+import { validId } from '../core/ids'
 
 const idOf = (value: unknown): ItemId | undefined => {
   if (validId(value)) return value

@@ -3,7 +3,7 @@ import { guardLocalStore } from '../storage/guard'
 import { createIdbStore } from '../storage/idbStore'
 import { createMemoryStore } from '../storage/memoryStore'
 import type { TransactionalStore } from '../storage/types'
-import type { ResolvedOptions } from './options'
+import type { ResolvedOptions } from './resolveOptions'
 
 /** The storage an instance writes to, and what it tells about the environment. */
 export interface StorageChoice {

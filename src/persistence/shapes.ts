@@ -1,3 +1,4 @@
+import { isObject } from '../utils/isObject'
 import type { ItemId } from '../storage/types'
 import { validId } from '../core/ids'
 import { defineData } from '../utils/serializable'
@@ -21,8 +22,6 @@ type Collection = unknown
 
 const hasOwn = (object: object, key: PropertyKey): boolean => Object.prototype.hasOwnProperty.call(object, key)
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** Guesses the layout of a collection; `undefined` while there is nothing to guess from. */
 export function detectShape(collection: unknown): ShapeKind | undefined {

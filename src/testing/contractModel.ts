@@ -1,4 +1,7 @@
+import { MAX_VALUE_DEPTH, deeperThan } from '../core/depth'
+import { MAX_WIRE_ID_LENGTH, hasControlCharacter, isWellFormed } from '../core/ids'
 import type { RemoteRecord } from '../remote/http/protocol'
+import { isObject } from '../utils/isObject'
 
 /** A JSON answer: status and body. */
 export interface ModelAnswer {
@@ -9,17 +12,10 @@ export interface ModelAnswer {
 /** The protocol version of docs/protocol.md that this model speaks. */
 export const PROTOCOL = 2
 const COLLECTION = /^[A-Za-z0-9_-]{1,64}$/
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/
-/** An unpaired surrogate: the string is not well-formed UTF-16. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 const CURSOR = /^[0-9]{1,19}$/
 const LIMIT = /^[0-9]{1,4}$/
 const MAX_CURSOR = 2n ** 63n - 1n
 const MAX_CLIENT_TIME = 2 ** 53
-const MAX_DEPTH = 100
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v)
 
 const error = (status: number, code: string, message: string, extra: Record<string, unknown> = {}): ModelAnswer => ({
@@ -27,37 +23,18 @@ const error = (status: number, code: string, message: string, extra: Record<stri
   body: { error: code, message, ...extra },
 })
 
-/**
- * The depth rule of docs/protocol.md: the largest number of property/index steps from the value's
- * root to anything inside it (a primitive, `{}` or `[]` is 0; `{"a":1}` and `[1]` are 1). Values of
- * depth MAX_DEPTH are accepted, deeper ones refused. Stops counting past MAX_DEPTH, and is
- * iterative, so a hostile body cannot overflow the stack.
- */
-function depth(value: unknown): number {
-  let max = 0
-  const stack: Array<[unknown, number]> = [[value, 0]]
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!
-    max = Math.max(max, d)
-    if (max > MAX_DEPTH) return max
-    if (Array.isArray(v)) for (const x of v) stack.push([x, d + 1])
-    else if (isObject(v)) for (const x of Object.values(v)) stack.push([x, d + 1])
-  }
-  return max
-}
-
 /** Why `value` is not a well-formed string of 1 to `maxLength` characters, or null. */
 function badString(value: unknown, name: string, maxLength: number): string | null {
   if (typeof value !== 'string' || value.length < 1 || value.length > maxLength) return `${name} must be a string of 1 to ${maxLength} characters`
-  if (LONE_SURROGATE.test(value)) return `${name} must be well-formed UTF-16 (no unpaired surrogates)`
+  if (!isWellFormed(value)) return `${name} must be well-formed UTF-16 (no unpaired surrogates)`
   return null
 }
 
 /** Why an id is invalid, or null. */
 export function invalidId(id: unknown): string | null {
-  const problem = badString(id, 'id', 512)
+  const problem = badString(id, 'id', MAX_WIRE_ID_LENGTH)
   if (problem) return problem
-  if (CONTROL.test(id as string)) return 'id must not contain control characters'
+  if (hasControlCharacter(id as string)) return 'id must not contain control characters'
   return null
 }
 
@@ -140,7 +117,7 @@ export function createContractModel() {
     if (op.force !== undefined && typeof op.force !== 'boolean') return 'force must be a boolean'
     if (op.type === 'put' && (op.value === null || op.value === undefined)) return 'value is required for put'
     if (op.type === 'delete' && op.value !== null && op.value !== undefined) return 'value must be absent for delete'
-    if (depth(op.value) > MAX_DEPTH) return `value is nested deeper than ${MAX_DEPTH}`
+    if (deeperThan(op.value, MAX_VALUE_DEPTH)) return `value is nested deeper than ${MAX_VALUE_DEPTH}`
     return {
       opId: op.opId as string,
       collection: op.collection,

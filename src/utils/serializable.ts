@@ -30,8 +30,8 @@ export function findNonSerializable(value: unknown, maxDepth: number): Serializa
       continue
     }
     const { value: current, path } = item
-    // One depth rule with the server (docs/protocol.md): the steps from the item to anything in
-    // it, a primitive leaf included, are at most maxDepth.
+    // The depth rule of core/depth.ts, checked inside this walk: the steps from the item to
+    // anything in it, a primitive leaf included, are at most maxDepth.
     if (path.length > maxDepth) return { path, reason: `nested deeper than maxDepth (${maxDepth})` }
     switch (typeof current) {
       case 'string':

@@ -1,3 +1,6 @@
+import { MAX_VALUE_DEPTH, deeperThan } from '../../core/depth'
+import { MAX_WIRE_ID_LENGTH, hasControlCharacter } from '../../core/ids'
+import { isObject } from '../../utils/isObject'
 import { stripDangerousKeys } from '../../utils/serializable'
 import type { ChangesResponse, HealthResponse, PullResponse, PushResponse, PushResult, RemoteRecord } from './protocol'
 
@@ -10,38 +13,11 @@ export class ShapeError extends Error {
 
 type Json = Record<string, unknown>
 
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value)
-
 function expect(condition: boolean, problem: string): asserts condition {
   if (!condition) throw new ShapeError(problem)
 }
 
 const isInt = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value)
-
-/** docs/protocol.md: ids are 1 to 512 characters without control characters. */
-// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
-const CONTROL = /[\u0000-\u001f\u007f]/
-/** docs/protocol.md: values of depth at most 100 are accepted. */
-export const MAX_VALUE_DEPTH = 100
-
-/**
- * Whether the depth of `value` exceeds `limit`. The depth rule of docs/protocol.md: the largest
- * number of property/index steps from the value's root to anything inside it (a primitive, `{}`
- * or `[]` is 0; `{"a":1}` and `[1]` are 1). Iterative, so a hostile answer cannot overflow the stack.
- */
-function deeperThan(value: unknown, limit: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]]
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop()!
-    if (current === null || typeof current !== 'object') continue
-    // Each child is one step further from the root than `current`.
-    for (const child of Object.values(current)) {
-      if (depth + 1 > limit) return true
-      stack.push([child, depth + 1])
-    }
-  }
-  return false
-}
 
 /**
  * Checks a record and returns a copy whose value has no prototype-reaching keys. Every field the
@@ -51,7 +27,7 @@ export function parseRecord(value: unknown, where: string): RemoteRecord {
   expect(isObject(value), `${where} is not an object`)
   expect(typeof value.collection === 'string', `${where}.collection is not a string`)
   expect(typeof value.id === 'string', `${where}.id is not a string`)
-  expect(value.id.length >= 1 && value.id.length <= 512 && !CONTROL.test(value.id), `${where}.id is not 1 to 512 characters without control characters`)
+  expect(value.id.length >= 1 && value.id.length <= MAX_WIRE_ID_LENGTH && !hasControlCharacter(value.id), `${where}.id is not 1 to 512 characters without control characters`)
   expect(isInt(value.version) && value.version >= 0, `${where}.version is not a non-negative integer`)
   expect(typeof value.updatedAt === 'number', `${where}.updatedAt is not a number`)
   expect(typeof value.deleted === 'boolean', `${where}.deleted is not a boolean`)
