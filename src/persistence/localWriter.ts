@@ -1,7 +1,6 @@
 import type { ChangeSet } from '../core/events'
 import { NonSerializableError, isNonSerializableError, type SyncError } from '../errors'
-import type { StagedChange } from '../remote/createSyncEngine'
-import type { OutboxRow } from '../remote/outbox'
+import type { OutboxRow, StagedChange } from '../remote/createSyncEngine'
 import type { ItemId, StorageOp, StoreTransaction } from '../storage/types'
 import { findNonSerializable } from '../utils/serializable'
 import { emitOperation, reportError, type PersistenceContext } from './instanceContext'

@@ -28,6 +28,7 @@ import type { SyncEngineHandle } from '../core/ports'
 import { syncActions } from './redux/syncSlice'
 
 export type { HostSlice, SyncHost } from './engineContext'
+export type { OutboxRow } from './outbox'
 
 /** A local change as the writer hands it over, inside the transaction that writes the item. */
 export interface StagedChange {
