@@ -45,7 +45,7 @@ import { createLocalWriter } from './localWriter'
 import type { PersistenceOptions } from './options'
 import { checkRuntimeConfig, checkRuntimeKeys, resolveOptions } from './resolveOptions'
 import { createSliceTracker } from './sliceTracker'
-import { createStatusStore, type SliceStatus } from './status'
+import { createStatusStore, initialStatus } from './status'
 import { storeWiringErrors } from './storeWiring'
 import type { PersistenceMiddleware } from './types'
 import { createOperationQueue } from './writeQueue'
@@ -87,7 +87,6 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
 
   const slices = new Map<string, SliceRuntime>()
   for (const [name, config] of resolved.slices) slices.set(name, createSliceRuntime(name, config))
-  const enabledAtStart = [...slices.values()].filter((s) => s.config.enabled)
 
   const ctx = createPersistenceContext({
     options: resolved,
@@ -95,23 +94,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     dbName,
     slices,
     storage: chosen.storage,
-    status: createStatusStore({
-      dbName,
-      storage: resolved.storage ? 'custom' : chosen.storage.kind,
-      persistent: chosen.storage.persistent,
-      hydrated: enabledAtStart.length === 0,
-      slices: Object.fromEntries(
-        [...slices.values()].map((s): [string, SliceStatus] => [
-          s.name,
-          { storeName: s.config.storeName, enabled: s.config.enabled, hydration: s.hydration, version: s.config.version, error: null },
-        ]),
-      ),
-      pendingOperations: 0,
-      lastCommitTime: null,
-      lastError: null,
-      errorCount: 0,
-      disposed: false,
-    }),
+    status: createStatusStore(initialStatus(dbName, resolved.storage ? 'custom' : chosen.storage.kind, chosen.storage.persistent, [...slices.values()])),
   })
   const { status, events, instanceId } = ctx
 

@@ -75,3 +75,29 @@ export function createStatusStore(initial: PersistenceStatus) {
     subscribe: (listener: (status: PersistenceStatus) => void): (() => void) => listeners.subscribe(listener),
   }
 }
+
+/** The status of an instance before it started: nothing pending, hydrated only when no slice is enabled. */
+export function initialStatus(
+  dbName: string,
+  storage: PersistenceStatus['storage'],
+  persistent: boolean,
+  slices: ReadonlyArray<{ readonly name: string; readonly hydration: SliceStatus['hydration']; readonly config: { readonly storeName: string; readonly enabled: boolean; readonly version: number } }>,
+): PersistenceStatus {
+  return {
+    dbName,
+    storage,
+    persistent,
+    hydrated: slices.every((s) => !s.config.enabled),
+    slices: Object.fromEntries(
+      slices.map((s): [string, SliceStatus] => [
+        s.name,
+        { storeName: s.config.storeName, enabled: s.config.enabled, hydration: s.hydration, version: s.config.version, error: null },
+      ]),
+    ),
+    pendingOperations: 0,
+    lastCommitTime: null,
+    lastError: null,
+    errorCount: 0,
+    disposed: false,
+  }
+}

@@ -1,28 +1,25 @@
 import { itemKey } from '../core/ids'
 import { toSyncError } from '../errors'
-import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
+import { OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import { singleFlight } from '../utils/singleFlight'
 import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
 import {
-  CURSOR_KEY,
   outboxDepth,
-  publishDeadLetters,
   publishOutbox,
   randomId,
   sliceByName,
   syncedSlices,
   transact,
   type EngineContext,
-  type StoredCursor,
-  type StoredDeadLetter,
   type SyncHost,
 } from './engineContext'
 import { checkRemoteOptions, type RemoteOptions } from './options'
 import { fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
 import { pushOutbox } from './push'
+import { loadOutbox } from './loadOutbox'
 import { applyEffects, newEffects, readVersion, writeRow } from './serverChanges'
 import type { SyncEngineHandle } from '../core/ports'
 import { syncActions } from './redux/syncSlice'
@@ -154,48 +151,9 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
 
   // ------------------------------------------------------------ loading
 
-  async function load(): Promise<void> {
-    const storage = host.storage()
-    const [stored, dead, cursor] = await Promise.all([storage.readAll(OUTBOX_STORE), storage.readAll(DEAD_LETTER_STORE), storage.get(META_STORE, CURSOR_KEY)])
-    ctx.rows.clear()
-    const legacy = stored.filter(([, value]) => !isRow(value) && isLegacyEntry(value))
-    if (legacy.length > 0) await convertLegacy(legacy.map(([, value]) => value).filter(isLegacyEntry))
-    for (const [key, value] of stored) {
-      if (!isRow(value) || value.ops.length === 0) continue
-      ctx.rows.set(String(key), value)
-      for (const op of value.ops) ctx.seq = Math.max(ctx.seq, op.seq)
-    }
-    ctx.deadLetters.clear()
-    for (const [opId, value] of dead) {
-      const letter = value as Partial<StoredDeadLetter> | undefined
-      if (letter?.letter && letter.op) ctx.deadLetters.set(String(opId), letter as StoredDeadLetter)
-    }
-    const saved = cursor as StoredCursor | undefined
-    if (saved && typeof saved.cursor === 'string') {
-      ctx.cursor = saved
-      if (typeof saved.epoch === 'string') ctx.epoch = saved.epoch
-    }
-    publishOutbox(ctx)
-    if (ctx.deadLetters.size > 0) publishDeadLetters(ctx)
-  }
-
-  /** Entries an older version stored (without their values) become rows holding the local item. */
-  async function convertLegacy(entries: ReadonlyArray<Parameters<typeof fromLegacy>[0]>): Promise<void> {
-    const effects = newEffects()
-    await transact(ctx, async (tx) => {
-      for (const entry of entries) {
-        const slice = sliceByName(ctx, entry.slice)
-        if (!slice) continue
-        const [local, known] = await Promise.all([tx.get(slice.storeName, entry.id), readVersion(tx, entry.key)])
-        writeRow(tx, effects, entry.key, fromLegacy(entry, local, known ?? null))
-      }
-    })
-    applyEffects(ctx, effects)
-  }
-
   let loaded: Promise<void> | null = null
   function ensureLoaded(): Promise<void> {
-    loaded ??= load().catch((error: unknown) => {
+    loaded ??= loadOutbox(ctx).catch((error: unknown) => {
       loaded = null
       throw error
     })
@@ -331,7 +289,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     drain,
     async reload() {
       await ensureLoaded()
-      await exclusive(load)
+      await exclusive(() => loadOutbox(ctx))
     },
     pushAll,
     pullAll: () =>
