@@ -2,7 +2,8 @@ import { DEAD_LETTER_STORE } from '../storage/types'
 import type { SyncConflict } from '../core/conflicts'
 import { randomId, sliceByName, transact, type EngineContext, type StoredDeadLetter } from './engineContext'
 import { rebased, withLocalChange, withoutCovered, type OutboxRow } from './outbox'
-import { applyEffects, newEffects, readRow, readVersion, takeMerged, takeServer, writeRow, writeVersion } from './serverChanges'
+import { newEffects, readRow, readVersion, writeRow, writeVersion } from './effects'
+import { applyEffects, takeMerged, takeServer } from './serverChanges'
 import { syncActions } from './redux/syncSlice'
 
 /**

@@ -20,7 +20,8 @@ import { fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type Out
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
 import { pushOutbox } from './push'
 import { loadOutbox } from './loadOutbox'
-import { applyEffects, newEffects, readVersion, writeRow } from './serverChanges'
+import { newEffects, readVersion, writeRow } from './effects'
+import { applyEffects } from './serverChanges'
 import type { SyncEngineHandle } from '../core/ports'
 import { syncActions } from './redux/syncSlice'
 

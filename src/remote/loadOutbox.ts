@@ -1,7 +1,8 @@
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE } from '../storage/types'
 import { CURSOR_KEY, publishDeadLetters, publishOutbox, sliceByName, transact, type EngineContext, type StoredCursor, type StoredDeadLetter } from './engineContext'
 import { fromLegacy, isLegacyEntry, isRow } from './outbox'
-import { applyEffects, newEffects, readVersion, writeRow } from './serverChanges'
+import { newEffects, readVersion, writeRow } from './effects'
+import { applyEffects } from './serverChanges'
 
 /**
  * Reads what the engine keeps in storage into memory: the outbox rows, the dead letters and the

@@ -5,7 +5,8 @@ import type { Connection } from './connection'
 import { reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
 import { isOwn, acknowledged, rebased } from './outbox'
 import type { PullResponse, RemoteRecord } from './http/protocol'
-import { applyEffects, newEffects, readRow, readVersion, receiveRecord, writeCursor, writeItem, writeRow, writeVersion } from './serverChanges'
+import { newEffects, readRow, readVersion, writeItem, writeRow, writeVersion } from './effects'
+import { applyEffects, receiveRecord, writeCursor } from './serverChanges'
 import { syncActions } from './redux/syncSlice'
 
 /** Thrown inside a pull when the server's answer shows it is another database than the one synced with. */

@@ -5,17 +5,8 @@ import { randomId, reportOperation, sliceByName, transact, type EngineContext } 
 import { syncActions } from './redux/syncSlice'
 import { acknowledged, isOwn, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
 import type { RemoteOperation, RemoteRecord } from './http/protocol'
-import {
-  applyEffects,
-  bury,
-  cursorBackTo,
-  decideConflict,
-  newEffects,
-  readRow,
-  writeRow,
-  writeVersion,
-  type Effects,
-} from './serverChanges'
+import { newEffects, readRow, writeRow, writeVersion, type Effects } from './effects'
+import { applyEffects, bury, cursorBackTo, decideConflict } from './serverChanges'
 
 type Outcome = 'ok' | 'split' | 'stop'
 

@@ -1,0 +1,78 @@
+import type { SyncConflict } from '../core/conflicts'
+import type { SyncError } from '../errors'
+import { OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
+import type { HostSlice, ParkedConflict, StoredCursor, StoredDeadLetter } from './engineContext'
+import { isRow, type OutboxRow } from './outbox'
+
+/**
+ * What one transaction decided, applied to memory, the Redux state and the app only after it
+ * committed: if the commit fails, none of it happened.
+ */
+export interface Effects {
+  /** Server data for the Redux state, by slice. */
+  readonly state: Map<string, { puts: Array<[ItemId, unknown]>; deletes: ItemId[] }>
+  /** The outbox rows as the transaction left them (`null`: gone). */
+  readonly rows: Map<string, OutboxRow | null>
+  /** Conflicts decided now: shown in the sync slice and announced once. */
+  readonly decided: SyncConflict[]
+  /** `manual` conflicts to park (announced once, when parked). */
+  readonly parked: Array<[string, ParkedConflict]>
+  readonly buried: StoredDeadLetter[]
+  readonly unburied: string[]
+  readonly errors: SyncError[]
+  cursor: StoredCursor | null
+  /** Something new waits to be pushed. */
+  pushAgain: boolean
+}
+
+export const newEffects = (): Effects => ({
+  state: new Map(),
+  rows: new Map(),
+  decided: [],
+  parked: [],
+  buried: [],
+  unburied: [],
+  errors: [],
+  cursor: null,
+  pushAgain: false,
+})
+
+const stateOf = (effects: Effects, slice: string): { puts: Array<[ItemId, unknown]>; deletes: ItemId[] } => {
+  let group = effects.state.get(slice)
+  if (!group) effects.state.set(slice, (group = { puts: [], deletes: [] }))
+  return group
+}
+
+/** Writes the row (or its removal) and remembers it for the mirror. */
+export function writeRow(tx: StoreTransaction, effects: Effects, key: string, row: OutboxRow | null): void {
+  if (row) tx.put(OUTBOX_STORE, key, row)
+  else tx.delete(OUTBOX_STORE, key)
+  effects.rows.set(key, row)
+}
+
+export function writeVersion(tx: StoreTransaction, key: string, version: number | null | undefined): void {
+  if (typeof version === 'number') tx.put(VERSIONS_STORE, key, version)
+  else tx.delete(VERSIONS_STORE, key)
+}
+
+/** Writes server data into the slice's store, and into the Redux state after the commit. */
+export function writeItem(tx: StoreTransaction, effects: Effects, slice: HostSlice, id: ItemId, value: unknown): void {
+  const group = stateOf(effects, slice.name)
+  if (value === undefined || value === null) {
+    tx.delete(slice.storeName, id)
+    group.deletes.push(id)
+  } else {
+    tx.put(slice.storeName, id, value)
+    group.puts.push([id, value])
+  }
+}
+
+export async function readRow(tx: StoreTransaction, key: string): Promise<OutboxRow | undefined> {
+  const stored = await tx.get(OUTBOX_STORE, key)
+  return isRow(stored) ? stored : undefined
+}
+
+export async function readVersion(tx: StoreTransaction, key: string): Promise<number | undefined> {
+  const stored = await tx.get(VERSIONS_STORE, key)
+  return typeof stored === 'number' ? stored : undefined
+}
