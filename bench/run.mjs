@@ -35,12 +35,22 @@ const rows = []
 let chromiumVersion = null
 
 if (!args.includes('--browser-only')) {
-  await build({ ...common, entryPoints: [join(root, 'bench/node/index.ts')], outfile: join(out, 'node.mjs'), platform: 'node', target: 'node20', packages: 'external' })
+  await build({
+    ...common,
+    entryPoints: [join(root, 'bench/node/index.ts')],
+    outfile: join(out, 'node.mjs'),
+    platform: 'node',
+    target: 'node20',
+    packages: 'external',
+  })
   const json = join(out, 'node-results.json')
   // Production mode for the packages left external (redux, immer), as an app ships them;
   // the bundled code gets the same through `define`.
   const nodeArgs = ['--expose-gc', join(out, 'node.mjs'), ...(quick ? ['--quick'] : []), ...only]
-  const node = spawnSync(process.execPath, nodeArgs, { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production', RIS_REPO_ROOT: root, BENCH_JSON: json } })
+  const node = spawnSync(process.execPath, nodeArgs, {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_ENV: 'production', RIS_REPO_ROOT: root, BENCH_JSON: json },
+  })
   if (node.status !== 0) process.exit(node.status ?? 1)
   rows.push(...JSON.parse(readFileSync(json, 'utf8')).rows.map((row) => row.replace(/^\| (B\d) \|/, '| $1 (Node) |')))
 }

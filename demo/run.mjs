@@ -20,7 +20,18 @@ import {
 } from '../dist/index.js'
 
 // idb recognises IndexedDB objects by their global classes, as in a browser.
-for (const name of ['IDBCursor', 'IDBCursorWithValue', 'IDBDatabase', 'IDBIndex', 'IDBKeyRange', 'IDBObjectStore', 'IDBOpenDBRequest', 'IDBRequest', 'IDBTransaction', 'IDBVersionChangeEvent']) {
+for (const name of [
+  'IDBCursor',
+  'IDBCursorWithValue',
+  'IDBDatabase',
+  'IDBIndex',
+  'IDBKeyRange',
+  'IDBObjectStore',
+  'IDBOpenDBRequest',
+  'IDBRequest',
+  'IDBTransaction',
+  'IDBVersionChangeEvent',
+]) {
   globalThis[name] = fake[name]
 }
 
@@ -60,7 +71,10 @@ async function startFlask() {
   let port = 0
   const launch = () =>
     new Promise((resolve, reject) => {
-      const proc = spawn(process.env.PYTHON ?? 'python3', [...args, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } })
+      const proc = spawn(process.env.PYTHON ?? 'python3', [...args, '--port', String(port)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PYTHONUNBUFFERED: '1' },
+      })
       let out = ''
       proc.stdout.on('data', (d) => {
         out += d
@@ -127,8 +141,7 @@ const filesSlice = createSlice({
 const { saveFile } = filesSlice.actions
 
 /** Bob's merge: both versions survive, the server's body first. */
-const mergeBodies = (ctx) =>
-  ctx.local && ctx.server ? { ...ctx.server, body: `${ctx.server.body} + ${ctx.local.body}` } : (ctx.local ?? ctx.server)
+const mergeBodies = (ctx) => (ctx.local && ctx.server ? { ...ctx.server, body: `${ctx.server.body} + ${ctx.local.body}` } : (ctx.local ?? ctx.server))
 
 function makeClient(name, baseUrl, extra = {}) {
   const factory = new fake.IDBFactory()
@@ -180,7 +193,11 @@ function makeClient(name, baseUrl, extra = {}) {
       retry: { initialDelayMs: 200, maxDelayMs: 1000 },
       fetch: (input, init) => (net.offline ? Promise.reject(new TypeError(`fetch failed: ${name} is offline`)) : fetch(input, init)),
       onConflict: (conflict) =>
-        log(yellow(`${name} conflict on ${conflict.key}, found while ${conflict.phase === 'push' ? 'pushing' : 'pulling'}: strategy ${conflict.strategy} → ${conflict.resolution}`)),
+        log(
+          yellow(
+            `${name} conflict on ${conflict.key}, found while ${conflict.phase === 'push' ? 'pushing' : 'pulling'}: strategy ${conflict.strategy} → ${conflict.resolution}`,
+          ),
+        ),
       ...extra.remote,
     },
   })
@@ -195,7 +212,15 @@ function makeClient(name, baseUrl, extra = {}) {
   // Alice runs all three middleware; the others only persistence (each works alone too).
   const monitor = extra.companions ? createSyncMonitorMiddleware({ default: name === 'alice' }) : null
   const autoSync = extra.companions
-    ? createAutoSyncMiddleware({ intervalMs: 2000, syncOnChange: true, settleMs: 150, maxQueueSize: 50, leader: 'always', default: name === 'alice', onError: () => {} })
+    ? createAutoSyncMiddleware({
+        intervalMs: 2000,
+        syncOnChange: true,
+        settleMs: 150,
+        maxQueueSize: 50,
+        leader: 'always',
+        default: name === 'alice',
+        onError: () => {},
+      })
     : null
   const store = configureStore({
     reducer: { files: filesSlice.reducer, sync: syncReducer },
@@ -281,7 +306,9 @@ try {
   }
   log(`60 dispatches (5 rounds over 12 files) → ${a.persistence.getStatus().pendingOperations} keys pending: each key keeps only its latest change`)
   await until(() => a.persistence.getStatus().pendingOperations === 0 && a.commits.length > 0, 'the debounced write')
-  log(`300 ms after the last change, IndexedDB transactions: ${a.commits.map((x) => `${x.local} items (+${x.outbox} outbox entries, in the same transaction)`).join(', ')} — at most batchSize 10 per transaction`)
+  log(
+    `300 ms after the last change, IndexedDB transactions: ${a.commits.map((x) => `${x.local} items (+${x.outbox} outbox entries, in the same transaction)`).join(', ')} — at most batchSize 10 per transaction`,
+  )
   await until(() => state(a).sync.outboxDepth === 0, 'the push')
   log(green(`pushed: alice's outbox is empty; the server has applied ${(await server.stats()).appliedOps} operations (one per file)`))
   log(metricsLine(a))
@@ -303,7 +330,11 @@ try {
   await server.up()
   const back = Date.now()
   await until(() => state(a).sync.outboxDepth === 0 && state(a).sync.status.flaskConnected, 'the drain')
-  log(green(`reconnected and drained ${Date.now() - back} ms after the server was back (health checks back off from 200 ms to 1 s); the server has applied ${(await server.stats()).appliedOps} operations in total (12 + 8)`))
+  log(
+    green(
+      `reconnected and drained ${Date.now() - back} ms after the server was back (health checks back off from 200 ms to 1 s); the server has applied ${(await server.stats()).appliedOps} operations in total (12 + 8)`,
+    ),
+  )
   log(metricsLine(a))
 
   step('4. Two clients edit the same file: a conflict, settled by the strategy')
@@ -328,8 +359,16 @@ try {
   const conflict = state(a).sync.conflicts.find((c) => c.key === 'files:file-1')
   log(`alice is back online; her push was based on a version the server no longer has, so the server refused it as a conflict`)
   log(`alice uses server-wins (the default): she now shows "${body(a, 'file-1')}" (server version ${conflict.server?.version})`)
-  log(yellow(`her own version is not lost: state.sync.conflicts holds it (key ${conflict.key}, resolution "${conflict.resolution}", local.body "${conflict.local?.body}")`))
-  log(dim(`  with conflict: 'manual' she would keep "${conflict.local?.body}" on screen until resolveConflict({ key, resolution: 'local' | 'server' | 'merged', value });`))
+  log(
+    yellow(
+      `her own version is not lost: state.sync.conflicts holds it (key ${conflict.key}, resolution "${conflict.resolution}", local.body "${conflict.local?.body}")`,
+    ),
+  )
+  log(
+    dim(
+      `  with conflict: 'manual' she would keep "${conflict.local?.body}" on screen until resolveConflict({ key, resolution: 'local' | 'server' | 'merged', value });`,
+    ),
+  )
   log(dim('  with a merge function, both are combined and pushed. Bob uses one: (ctx) => ({ ...ctx.server, body: `${ctx.server.body} + ${ctx.local.body}` })'))
 
   b.net.offline = true
@@ -362,11 +401,18 @@ try {
   log('carol, a new device, dispatches syncFromFlaskBulk(): one download, then applied to her store and IndexedDB in chunks of 500:')
   await c3.store.dispatch(syncFromFlaskBulk())
   await until(() => c3.persistence.getStatus().pendingOperations === 0, "carol's local writes")
-  log(green(`carol has ${state(c3).files.ids.length} files, in her IndexedDB too (pulled data is written directly, never queued: pending writes ${c3.persistence.getStatus().pendingOperations})`))
+  log(
+    green(
+      `carol has ${state(c3).files.ids.length} files, in her IndexedDB too (pulled data is written directly, never queued: pending writes ${c3.persistence.getStatus().pendingOperations})`,
+    ),
+  )
 
   step('6. What the metrics say now')
   log(`alice ${metricsLine(a)}`)
-  const recent = a.monitor.getSyncMetrics().operationHistory.slice(-6).map((o) => `${o.kind} ${o.items} item(s) in ${o.durationMs} ms${o.ok ? '' : ' (failed)'}`)
+  const recent = a.monitor
+    .getSyncMetrics()
+    .operationHistory.slice(-6)
+    .map((o) => `${o.kind} ${o.items} item(s) in ${o.durationMs} ms${o.ok ? '' : ' (failed)'}`)
   log(`alice's last 6 operations (of the monitor's history of 100): ${recent.join('; ')}`)
   log(dim('  a pull lists every change on the server since her last pull, her own pushes included (500 + 488 = her 988 files); a pull of 0 found nothing new'))
   for (const client of clients) {
@@ -392,9 +438,15 @@ try {
     () => null,
     (error) => error,
   )
-  log(`flush() rejected with ${failure?.name}: ${failure?.errors?.map((e) => e.name).join(', ')}; status.lastError = ${a.persistence.getStatus().lastError?.name}`)
+  log(
+    `flush() rejected with ${failure?.name}: ${failure?.errors?.map((e) => e.name).join(', ')}; status.lastError = ${a.persistence.getStatus().lastError?.name}`,
+  )
   await until(async () => (await server.stats()).appliedOps > final.appliedOps && state(a).sync.outboxDepth === 0, 'the good file on the server')
-  log(green(`the good file is in IndexedDB and on the server; the bad one stays in the Redux state only (pending writes: ${a.persistence.getStatus().pendingOperations})`))
+  log(
+    green(
+      `the good file is in IndexedDB and on the server; the bad one stays in the Redux state only (pending writes: ${a.persistence.getStatus().pendingOperations})`,
+    ),
+  )
   await a.persistence.clear()
   log(`alice logs out: persistence.clear() dropped the outbox, disposed (${a.persistence.getStatus().disposed}) and deleted her database`)
 } catch (error) {

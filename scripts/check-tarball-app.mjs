@@ -36,7 +36,11 @@ function readmeBlocks() {
     const open = /^```(ts|tsx)\s*$/.exec(lines[i])
     if (!open) continue
     const end = lines.indexOf('```', i + 1)
-    const heading = lines.slice(0, i).reverse().find((l) => l.startsWith('## ')) ?? '## (top)'
+    const heading =
+      lines
+        .slice(0, i)
+        .reverse()
+        .find((l) => l.startsWith('## ')) ?? '## (top)'
     if (!/readme-check: skip/.test(lines[i - 1] ?? '') && !/readme-check: skip/.test(lines[i - 2] ?? '')) {
       blocks.push({ lang: open[1], line: i + 1, section: heading.slice(3), code: lines.slice(i + 1, end).join('\n') })
     }
@@ -51,9 +55,16 @@ const app = mkdtempSync(join(tmpdir(), 'ris-app-'))
 try {
   writeFileSync(
     join(app, 'package.json'),
-    JSON.stringify({ name: 'ris-readme-app', private: true, type: 'module', dependencies: { idb: `file:${join(modules, 'idb')}`, ky: `file:${join(modules, 'ky')}` } }, null, 2),
+    JSON.stringify(
+      { name: 'ris-readme-app', private: true, type: 'module', dependencies: { idb: `file:${join(modules, 'idb')}`, ky: `file:${join(modules, 'ky')}` } },
+      null,
+      2,
+    ),
   )
-  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--legacy-peer-deps', '--ignore-scripts', '--loglevel=error', tarball], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--legacy-peer-deps', '--ignore-scripts', '--loglevel=error', tarball], {
+    cwd: app,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
   for (const name of ['@reduxjs/toolkit', 'fake-indexeddb', 'msw', 'react', 'react-dom', 'react-redux', '@types/react', '@types/node', 'vitest']) {
     mkdirSync(dirname(join(app, 'node_modules', name)), { recursive: true })
     symlinkSync(join(modules, name), join(app, 'node_modules', name), 'dir')
@@ -145,13 +156,20 @@ export {}
   const epilogue = `
 console.log(JSON.stringify({ files: store.getState().files.ids, pending: persistence.getStatus().pendingOperations, errors: persistence.getStatus().errorCount }))
 `
-  const js = (source, module) => ts.transpileModule(source, { compilerOptions: { module, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false } }).outputText
+  const js = (source, module) =>
+    ts.transpileModule(source, { compilerOptions: { module, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false } }).outputText
   const imports = localOnly.split('\n').filter((l) => l.startsWith('import '))
-  const body = localOnly.split('\n').filter((l) => !l.startsWith('import ')).join('\n')
+  const body = localOnly
+    .split('\n')
+    .filter((l) => !l.startsWith('import '))
+    .join('\n')
   const scripts = {
     'quick-start.mjs': js(`import 'fake-indexeddb/auto'\n${localOnly}\n${epilogue}`, ts.ModuleKind.ES2022),
     // CommonJS has no top-level await: the same code in an async main().
-    'quick-start.cjs': js(`import 'fake-indexeddb/auto'\n${imports.join('\n')}\nasync function main() {\n${body.replace(/^export /gm, '')}\n${epilogue}}\nvoid main()\n`, ts.ModuleKind.CommonJS),
+    'quick-start.cjs': js(
+      `import 'fake-indexeddb/auto'\n${imports.join('\n')}\nasync function main() {\n${body.replace(/^export /gm, '')}\n${epilogue}}\nvoid main()\n`,
+      ts.ModuleKind.CommonJS,
+    ),
     // The `indexedDB` option alone: fake-indexeddb's factory, no IndexedDB globals at all.
     'injected-factory.mjs': js(
       `import { IDBFactory } from 'fake-indexeddb'\n${localOnly.replace("dbName: 'my-app',", "dbName: 'my-app', indexedDB: new IDBFactory(),")}\n` +

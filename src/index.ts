@@ -1,16 +1,6 @@
 export { createPersistenceMiddleware, type PersistenceMiddleware } from './persistence/createPersistenceMiddleware'
-export {
-  clearPersistence,
-  configurePersistence,
-  disablePersistence,
-  enablePersistence,
-  flushPersistence,
-} from './persistence/liveInstances'
-export type {
-  PersistenceOptions,
-  RuntimeSliceConfig,
-  SlicePersistenceConfig,
-} from './persistence/options'
+export { clearPersistence, configurePersistence, disablePersistence, enablePersistence, flushPersistence } from './persistence/liveInstances'
+export type { PersistenceOptions, RuntimeSliceConfig, SlicePersistenceConfig } from './persistence/options'
 export type { PersistenceStatus, SliceStatus } from './persistence/status'
 export type { ShapeKind } from './persistence/shapes'
 export { hydrateSlice, persistenceFailed } from './core/actions'

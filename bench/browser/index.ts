@@ -18,7 +18,12 @@ window.runBench = async ({ quick, only }) => {
   // Redux-persist at 100k items costs seconds per change here; B2 stops at 10k.
   const settings = { ...base, b1Sizes: base.b1Sizes.filter((n) => n <= 10_000) }
   const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
-    B2: async () => (await b1(settings)).map((r) => ({ ...r, id: 'B2', ...(r.title.startsWith('one item changes among 10,000') ? { target: { op: '>=' as const, value: 20 }, met: r.ratio >= 20 } : {}) })),
+    B2: async () =>
+      (await b1(settings)).map((r) => ({
+        ...r,
+        id: 'B2',
+        ...(r.title.startsWith('one item changes among 10,000') ? { target: { op: '>=' as const, value: 20 }, met: r.ratio >= 20 } : {}),
+      })),
     B3: () => burst(settings),
     B5: () => b5(settings),
     B7: () => b7(settings),

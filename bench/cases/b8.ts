@@ -69,7 +69,15 @@ export async function b8(settings: Settings): Promise<Array<Result | Fact>> {
         run: async () => {
           round++
           for (let i = 0; i < n; i++) {
-            await oneByOne.putItem({ opId: `b8-${round}-${i}`, collection: 'one-by-one', id: `k${i}`, type: 'put', value: makeItem(i, round), baseVersion: null, clientTime: Date.now() })
+            await oneByOne.putItem({
+              opId: `b8-${round}-${i}`,
+              collection: 'one-by-one',
+              id: `k${i}`,
+              type: 'put',
+              value: makeItem(i, round),
+              baseVersion: null,
+              clientTime: Date.now(),
+            })
           }
         },
       },

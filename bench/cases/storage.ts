@@ -1,7 +1,19 @@
 import { openDB } from 'idb'
 import { createIdbStore } from 'redux-idb-sync'
 import { compare, type Fact, type Result } from '../lib/harness'
-import { bareStore, counting, dropReplay, items, makeItem, oursStore, persistStoreOf, prepareReplay, replayWalker, uniqueName, type replay } from '../lib/fixtures'
+import {
+  bareStore,
+  counting,
+  dropReplay,
+  items,
+  makeItem,
+  oursStore,
+  persistStoreOf,
+  prepareReplay,
+  replayWalker,
+  uniqueName,
+  type replay,
+} from '../lib/fixtures'
 import type { Settings } from '../lib/settings'
 
 // Cases that run both in Node (fake-indexeddb) and in Chromium (real IndexedDB).
@@ -62,10 +74,7 @@ export async function b5(settings: Settings): Promise<Array<Result | Fact>> {
   raw.close()
   await ours.persistence.dispose()
   dropReplay(1)
-  return [
-    result,
-    { id: 'B5', title: 'puts per burst of 1,000 updates of one key', value: `${putsPerBurst} put`, target: 'exactly 1', met: putsPerBurst === 1 },
-  ]
+  return [result, { id: 'B5', title: 'puts per burst of 1,000 updates of one key', value: `${putsPerBurst} put`, target: 'exactly 1', met: putsPerBurst === 1 }]
 }
 
 /** B7: hydration of n items, against a raw getAll and against redux-persist's rehydrate. */
@@ -126,4 +135,3 @@ export async function b7(settings: Settings): Promise<Result[]> {
   )
   return results
 }
-

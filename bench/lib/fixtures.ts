@@ -126,7 +126,12 @@ function makeStore(persistence: Middleware & { enhancer: PersistenceMiddleware['
 /** Our store: the `items` slice persisted with the seed's defaults unless overridden. */
 export async function oursStore(
   n: number,
-  options: { factory?: IDBFactory; slice?: Record<string, unknown>; extra?: (p: PersistenceMiddleware) => Middleware[]; persistence?: Partial<PersistenceOptions> } = {},
+  options: {
+    factory?: IDBFactory
+    slice?: Record<string, unknown>
+    extra?: (p: PersistenceMiddleware) => Middleware[]
+    persistence?: Partial<PersistenceOptions>
+  } = {},
 ): Promise<OursStore> {
   const persistence = createPersistenceMiddleware({
     dbName: uniqueName('ours'),

@@ -4,12 +4,7 @@ import { configureStore, createEntityAdapter, createSlice, type PayloadAction } 
 import { StrictMode, useState } from 'react'
 import { createRoot } from 'react-dom/client'
 import { Provider, useDispatch, useSelector } from 'react-redux'
-import {
-  createAutoSyncMiddleware,
-  createPersistenceMiddleware,
-  createSyncMonitorMiddleware,
-  syncReducer,
-} from 'redux-idb-sync'
+import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, syncReducer } from 'redux-idb-sync'
 import { PersistenceDashboard, PersistenceProvider } from 'redux-idb-sync/react'
 
 interface Note {

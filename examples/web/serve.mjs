@@ -68,7 +68,8 @@ export function startFlask(port = 0, db = join(mkdtempSync(join(tmpdir(), 'ris-w
     child.on('error', (error) => reject(new Error(`cannot run ${python}: ${error.message}`)))
     child.on('exit', (code) => {
       if (started) return
-      if (/Address already in use/i.test(err)) reject(new Error(`port ${port} is already in use: set API_PORT to a free port, or leave API_PORT unset to pick one`))
+      if (/Address already in use/i.test(err))
+        reject(new Error(`port ${port} is already in use: set API_PORT to a free port, or leave API_PORT unset to pick one`))
       else reject(new Error(`the Flask server exited with ${code} before listening:\n${err.trim().split('\n').slice(-3).join('\n')}`))
     })
   })

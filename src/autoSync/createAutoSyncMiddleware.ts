@@ -181,8 +181,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
         }
       }),
     )
-    const locks =
-      options.locks !== undefined ? options.locks : ((globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks ?? null)
+    const locks = options.locks !== undefined ? options.locks : ((globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks ?? null)
     const election = electLeader({
       name: `redux-idb-sync:${found.dbName}:auto-sync`,
       mode: options.leader ?? 'auto',
@@ -211,24 +210,28 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     }
   }
 
-  const middleware = companionMiddleware((persistence) => {
-    relay = createChangeRelay({
-      dbName: persistence.dbName,
-      channel: options.channel,
-      sharedDatabase: persistence.usesGlobalIndexedDB,
-      onChanges: (changes) => {
-        persistence.applyExternalChanges(changes).catch((error: unknown) => report(toSyncError(error, 'applying changes from another tab failed')))
-      },
-    })
-    attach(persistence)
-  }, () => disposed)
+  const middleware = companionMiddleware(
+    (persistence) => {
+      relay = createChangeRelay({
+        dbName: persistence.dbName,
+        channel: options.channel,
+        sharedDatabase: persistence.usesGlobalIndexedDB,
+        onChanges: (changes) => {
+          persistence.applyExternalChanges(changes).catch((error: unknown) => report(toSyncError(error, 'applying changes from another tab failed')))
+        },
+      })
+      attach(persistence)
+    },
+    () => disposed,
+  )
 
   const autoSync: AutoSyncMiddleware = Object.assign(middleware, {
     syncNow: () => runSync(),
     configureAutoSync(next: Partial<AutoSyncConfig>) {
       checkConfig(next, 'configureAutoSync')
       checkOptionKeys(next, Object.keys(configKeys), 'configureAutoSync.')
-      const intervalChanged = (next.intervalMs !== undefined && next.intervalMs !== config.intervalMs) || (next.enabled !== undefined && next.enabled !== config.enabled)
+      const intervalChanged =
+        (next.intervalMs !== undefined && next.intervalMs !== config.intervalMs) || (next.enabled !== undefined && next.enabled !== config.enabled)
       Object.assign(config, next)
       if (intervalChanged) armInterval()
       changed()

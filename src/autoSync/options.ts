@@ -111,7 +111,6 @@ export function checkConfig(config: Partial<AutoSyncConfig>, prefix: string): vo
   }
 }
 
-
 /** Checks the options and fills in the defaults. Throws `InvalidOptionError` naming the option. */
 export function resolveAutoSyncOptions(options: AutoSyncOptions): { config: AutoSyncConfig; settleMs: number; pullWhenIdle: boolean } {
   checkConfig(options, 'options')

@@ -9,13 +9,10 @@ export const ACTION_PREFIX = 'redux-idb-sync/'
  * changed before loading finished). Applied by `persistence.enhancer`; slices may also observe
  * it in `extraReducers`. Serializable: its payload is plain data.
  */
-export const hydrateSlice = createAction(
-  'redux-idb-sync/hydrate',
-  (payload: { slice: string; collection: unknown; count: number }, instanceId: number) => ({
-    payload,
-    meta: { instanceId },
-  }),
-)
+export const hydrateSlice = createAction('redux-idb-sync/hydrate', (payload: { slice: string; collection: unknown; count: number }, instanceId: number) => ({
+  payload,
+  meta: { instanceId },
+}))
 
 /** Announces a background persistence failure, so it is visible in Redux DevTools and reducers. */
 export const persistenceFailed = createAction<{ error: SerializedSyncError }>('redux-idb-sync/persistenceFailed')

@@ -9,7 +9,10 @@ import type { PersistenceInstancePort } from './ports'
  * allowed, so the look-up happens in a microtask, or on the first action if that comes sooner.
  * Companions thus share the instance's queue and outbox, never a copy.
  */
-export function companionMiddleware<T extends PersistenceInstancePort = PersistenceInstancePort>(onFound: (persistence: T) => void, isDisposed: () => boolean): Middleware {
+export function companionMiddleware<T extends PersistenceInstancePort = PersistenceInstancePort>(
+  onFound: (persistence: T) => void,
+  isDisposed: () => boolean,
+): Middleware {
   return ((api: { dispatch(action: UnknownAction): unknown }) => {
     let looked = false
     const lookUp = (): void => {

@@ -10,10 +10,7 @@ export class FlushError extends SyncError {
 
   constructor(errors: readonly SyncError[]) {
     const first = errors[0]
-    super(
-      `flush failed: ${errors.length} error(s)${first ? `; first: ${first.name}: ${first.message}` : ''}`,
-      { cause: first },
-    )
+    super(`flush failed: ${errors.length} error(s)${first ? `; first: ${first.name}: ${first.message}` : ''}`, { cause: first })
     this.errors = errors
   }
 }

@@ -13,10 +13,7 @@ export class HttpError extends SyncError {
   readonly url: string
   readonly retryable: boolean
 
-  constructor(
-    message: string,
-    context: SyncErrorContext & { status: number; code?: string | undefined; method: string; url: string },
-  ) {
+  constructor(message: string, context: SyncErrorContext & { status: number; code?: string | undefined; method: string; url: string }) {
     super(message, context)
     this.status = context.status
     this.code = context.code

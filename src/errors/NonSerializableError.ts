@@ -12,10 +12,7 @@ export class NonSerializableError extends SyncError {
   /** What is wrong, e.g. `'function'`, `'circular reference'`. */
   readonly reason: string
 
-  constructor(
-    message: string,
-    context: SyncErrorContext & { path?: readonly (string | number)[]; reason: string },
-  ) {
+  constructor(message: string, context: SyncErrorContext & { path?: readonly (string | number)[]; reason: string }) {
     super(message, context)
     this.path = context.path ?? []
     this.reason = context.reason

@@ -12,10 +12,7 @@ export class StorageBlockedError extends StorageError {
   /** True when the browser reported `blocked`, false when the open just never finished. */
   readonly blocked: boolean
 
-  constructor(
-    message: string,
-    context: StorageErrorContext & { dbName: string; timeoutMs: number; blocked: boolean },
-  ) {
+  constructor(message: string, context: StorageErrorContext & { dbName: string; timeoutMs: number; blocked: boolean }) {
     super(message, context)
     this.dbName = context.dbName
     this.timeoutMs = context.timeoutMs

@@ -56,9 +56,7 @@ type ErrorClass<T> = abstract new (...args: never[]) => T
  */
 function guard<T extends Error>(cls: ErrorClass<T>, ...names: string[]): (error: unknown) => error is T {
   const known = new Set(names)
-  return (error: unknown): error is T =>
-    error instanceof cls ||
-    (error instanceof Error && known.has(error.name))
+  return (error: unknown): error is T => error instanceof cls || (error instanceof Error && known.has(error.name))
 }
 
 const storageNames = ['StorageError', 'StorageQuotaError', 'TransactionAbortedError', 'ConnectionLostError', 'StorageBlockedError', 'DatabaseDeletedError']

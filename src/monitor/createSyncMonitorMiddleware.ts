@@ -57,8 +57,7 @@ export interface SyncMonitorMiddleware extends Middleware {
 export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): SyncMonitorMiddleware {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'must be an object')
   checkOptionKeys(options, Object.keys(optionKeys), 'options.')
-  const onListenerError =
-    options.onListenerError ?? ((error: unknown) => console.warn('[redux-idb-sync] a sync metrics listener threw:', error))
+  const onListenerError = options.onListenerError ?? ((error: unknown) => console.warn('[redux-idb-sync] a sync metrics listener threw:', error))
   const history = createRingBuffer<OperationRecord>(HISTORY_SIZE)
   let total = 0
   let ok = 0

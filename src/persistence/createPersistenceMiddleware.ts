@@ -175,7 +175,13 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     }
     ctx.api = storeApi
     for (const s of slices.values()) tracker.resetBaseline(s)
-    hydration.block(storeWiringErrors(ctx.enhancerInstalled, ctx.watched.map((s) => s.name), storeApi.getState()))
+    hydration.block(
+      storeWiringErrors(
+        ctx.enhancerInstalled,
+        ctx.watched.map((s) => s.name),
+        storeApi.getState(),
+      ),
+    )
     void startOnce()
     return (next: (action: unknown) => unknown) => {
       /** Dispatches an action of the app (or a library action that is no command) and notes what it changed. */
@@ -256,9 +262,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     const { held } = await queue.flush()
     if (held.length > 0) {
       const errors = [...new Set(held.map((e) => e.slice))].map(
-        (slice) =>
-          slices.get(slice)?.error ??
-          new HydrationError(`slice "${slice}" is not hydrated yet; its operations stay queued`, { slice }),
+        (slice) => slices.get(slice)?.error ?? new HydrationError(`slice "${slice}" is not hydrated yet; its operations stay queued`, { slice }),
       )
       throw new FlushError(errors)
     }

@@ -36,7 +36,10 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
     }
     let items: unknown
     try {
-      items = await run(records.map(([, value]) => value), fromVersion)
+      items = await run(
+        records.map(([, value]) => value),
+        fromVersion,
+      )
     } catch (error) {
       throw new MigrationError(`migrate of slice "${s.name}" from ${fromVersion} to ${toVersion} threw`, { ...context, cause: error })
     }
@@ -44,7 +47,7 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
     const out: Array<[ItemId, unknown]> = []
     const ops: StorageOp[] = [{ type: 'clear', store: storeName }]
     for (const item of items) {
-      const id = s.kind === 'record' ? (item as { id?: unknown } | null)?.id ?? getId(item) : getId(item)
+      const id = s.kind === 'record' ? ((item as { id?: unknown } | null)?.id ?? getId(item)) : getId(item)
       if (!validId(id)) throw new MigrationError(`migrate of slice "${s.name}" returned an item without a valid id`, context)
       const problem = findNonSerializable(item, ctx.options.maxDepth)
       if (problem) throw new MigrationError(`migrate of slice "${s.name}" returned a non-serializable item: ${problem.reason}`, context)

@@ -93,7 +93,9 @@ export interface PersistenceContext {
 }
 
 /** Builds the shared context; `queue` and `engine` are filled in by the assembly. */
-export function createPersistenceContext(init: Omit<PersistenceContext, 'events' | 'api' | 'enhancerInstalled' | 'disposed' | 'queue' | 'engine' | 'watched'>): PersistenceContext {
+export function createPersistenceContext(
+  init: Omit<PersistenceContext, 'events' | 'api' | 'enhancerInstalled' | 'disposed' | 'queue' | 'engine' | 'watched'>,
+): PersistenceContext {
   return {
     ...init,
     watched: [...init.slices.values()].filter((s) => s.config.enabled),

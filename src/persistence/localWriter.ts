@@ -78,14 +78,23 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
         entries.map((entry): StorageOp => {
           const storeName = storeOf(entry)
           const ref = { slice: entry.slice, key: entry.key }
-          return entry.op === 'delete' ? { type: 'delete', store: storeName, key: entry.id, ref } : { type: 'put', store: storeName, key: entry.id, value: entry.value, ref }
+          return entry.op === 'delete'
+            ? { type: 'delete', store: storeName, key: entry.id, ref }
+            : { type: 'put', store: storeName, key: entry.id, value: entry.value, ref }
         }),
       )
       return []
     }
     const stores = new Set(entries.map(storeOf))
     for (const store of engine.stagingStores) stores.add(store)
-    const changes: StagedChange[] = synced.map((entry) => ({ key: entry.key, slice: entry.slice, id: entry.id, type: entry.op, value: entry.value, observedAt: entry.observedAt }))
+    const changes: StagedChange[] = synced.map((entry) => ({
+      key: entry.key,
+      slice: entry.slice,
+      id: entry.id,
+      type: entry.op,
+      value: entry.value,
+      observedAt: entry.observedAt,
+    }))
     return storage.transact([...stores], async (tx: StoreTransaction) => {
       for (const entry of entries) {
         if (entry.op === 'delete') tx.delete(storeOf(entry), entry.id)

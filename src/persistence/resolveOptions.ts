@@ -92,14 +92,12 @@ export function checkRuntimeKeys(prefix: string, config: object): void {
   checkOptionKeys(config, runtime, `${prefix}.`)
 }
 
-const defaultGetId = (item: unknown): unknown =>
-  typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined
+const defaultGetId = (item: unknown): unknown => (typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined)
 
 const defaultOnError = (error: SyncError): void => {
   // Only the name and message: payloads are never logged.
   console.warn(`[redux-idb-sync] ${error.name}: ${error.message}`)
 }
-
 
 function check(condition: boolean, option: string, message: string): void {
   if (!condition) throw new InvalidOptionError(option, message)
@@ -115,8 +113,16 @@ const CONFLICT_STRATEGY_MESSAGE = "must be 'server-wins', 'client-wins', 'last-w
 /** Checks the runtime-changeable fields of a slice config. */
 export function checkRuntimeConfig(prefix: string, config: RuntimeSliceConfig): void {
   check(isObject(config), prefix, 'must be an object')
-  check(optional(config.enabled, (v) => typeof v === 'boolean'), `${prefix}.enabled`, 'must be a boolean')
-  check(optional(config.syncToFlask, (v) => typeof v === 'boolean'), `${prefix}.syncToFlask`, 'must be a boolean')
+  check(
+    optional(config.enabled, (v) => typeof v === 'boolean'),
+    `${prefix}.enabled`,
+    'must be a boolean',
+  )
+  check(
+    optional(config.syncToFlask, (v) => typeof v === 'boolean'),
+    `${prefix}.syncToFlask`,
+    'must be a boolean',
+  )
   check(optional(config.debounceMs, nonNegative), `${prefix}.debounceMs`, 'must be a finite number >= 0')
   check(optional(config.batchSize, positiveInt), `${prefix}.batchSize`, 'must be an integer >= 1')
 }
@@ -130,25 +136,58 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   const storeName = c.storeName ?? name
   check(typeof storeName === 'string' && storeName.length > 0, `${prefix}.storeName`, 'must be a non-empty string')
   check(!storeName.startsWith(RESERVED_PREFIX), `${prefix}.storeName`, `must not start with "${RESERVED_PREFIX}"`)
-  check(optional(c.getId, (v) => typeof v === 'function'), `${prefix}.getId`, 'must be a function')
+  check(
+    optional(c.getId, (v) => typeof v === 'function'),
+    `${prefix}.getId`,
+    'must be a function',
+  )
   check(
     optional(c.path, (v) => Array.isArray(v) && v.every((k) => typeof k === 'string' && k.length > 0)),
     `${prefix}.path`,
     'must be an array of non-empty strings',
   )
-  check(optional(c.shape, (v) => v === 'auto' || v === 'entities' || v === 'record' || v === 'array'), `${prefix}.shape`, "must be 'auto', 'entities', 'record' or 'array'")
-  check(optional(c.sortComparer, (v) => typeof v === 'function'), `${prefix}.sortComparer`, 'must be a function')
-  check(optional(c.version, positiveInt), `${prefix}.version`, 'must be an integer >= 1')
-  check(optional(c.migrate, (v) => typeof v === 'function'), `${prefix}.migrate`, 'must be a function')
-  check(optional(c.conflict, isConflictStrategy), `${prefix}.conflict`, CONFLICT_STRATEGY_MESSAGE)
-  check(optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'), `${prefix}.idType`, "must be 'auto', 'string' or 'number'")
-  check(optional(c.changedIds, (v) => typeof v === 'function'), `${prefix}.changedIds`, 'must be a function')
   check(
-    optional(c.validate, (v) => typeof v === 'function' || (typeof v === 'object' && v !== null && typeof (v as { '~standard'?: { validate?: unknown } })['~standard']?.validate === 'function')),
+    optional(c.shape, (v) => v === 'auto' || v === 'entities' || v === 'record' || v === 'array'),
+    `${prefix}.shape`,
+    "must be 'auto', 'entities', 'record' or 'array'",
+  )
+  check(
+    optional(c.sortComparer, (v) => typeof v === 'function'),
+    `${prefix}.sortComparer`,
+    'must be a function',
+  )
+  check(optional(c.version, positiveInt), `${prefix}.version`, 'must be an integer >= 1')
+  check(
+    optional(c.migrate, (v) => typeof v === 'function'),
+    `${prefix}.migrate`,
+    'must be a function',
+  )
+  check(optional(c.conflict, isConflictStrategy), `${prefix}.conflict`, CONFLICT_STRATEGY_MESSAGE)
+  check(
+    optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'),
+    `${prefix}.idType`,
+    "must be 'auto', 'string' or 'number'",
+  )
+  check(
+    optional(c.changedIds, (v) => typeof v === 'function'),
+    `${prefix}.changedIds`,
+    'must be a function',
+  )
+  check(
+    optional(
+      c.validate,
+      (v) =>
+        typeof v === 'function' ||
+        (typeof v === 'object' && v !== null && typeof (v as { '~standard'?: { validate?: unknown } })['~standard']?.validate === 'function'),
+    ),
     `${prefix}.validate`,
     'must be a function or a Standard Schema (an object with ~standard.validate)',
   )
-  check(optional(c.verifyChangedIds, (v) => typeof v === 'boolean'), `${prefix}.verifyChangedIds`, 'must be a boolean')
+  check(
+    optional(c.verifyChangedIds, (v) => typeof v === 'boolean'),
+    `${prefix}.verifyChangedIds`,
+    'must be a boolean',
+  )
   return {
     storeName,
     enabled: c.enabled ?? true,
@@ -182,15 +221,31 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
     stores.add(resolved.storeName)
     slices.set(name, resolved)
   }
-  check(optional(options.dbName, (v) => typeof v === 'string' && v.length > 0), 'dbName', 'must be a non-empty string')
-  check(optional(options.openTimeoutMs, (v) => nonNegative(v) && (v as number) > 0), 'openTimeoutMs', 'must be a number > 0')
+  check(
+    optional(options.dbName, (v) => typeof v === 'string' && v.length > 0),
+    'dbName',
+    'must be a non-empty string',
+  )
+  check(
+    optional(options.openTimeoutMs, (v) => nonNegative(v) && (v as number) > 0),
+    'openTimeoutMs',
+    'must be a number > 0',
+  )
   check(optional(options.retry, isObject), 'retry', 'must be an object')
   if (isObject(options.retry)) checkOptionKeys(options.retry, Object.keys(retryKeys), 'retry.')
   check(optional(options.retry?.initialDelayMs, nonNegative), 'retry.initialDelayMs', 'must be a finite number >= 0')
   check(optional(options.retry?.maxDelayMs, nonNegative), 'retry.maxDelayMs', 'must be a finite number >= 0')
   check(optional(options.maxDepth, positiveInt), 'maxDepth', 'must be an integer >= 1')
-  check(optional(options.durability, (v) => v === 'default' || v === 'strict' || v === 'relaxed'), 'durability', "must be 'default', 'strict' or 'relaxed'")
-  check(optional(options.onError, (v) => typeof v === 'function'), 'onError', 'must be a function')
+  check(
+    optional(options.durability, (v) => v === 'default' || v === 'strict' || v === 'relaxed'),
+    'durability',
+    "must be 'default', 'strict' or 'relaxed'",
+  )
+  check(
+    optional(options.onError, (v) => typeof v === 'function'),
+    'onError',
+    'must be a function',
+  )
   check(optional(options.remote, isObject), 'remote', 'must be an object')
   if (options.remote) {
     checkOptionKeys(options.remote, REMOTE_OPTION_KEYS, 'remote.')
@@ -198,8 +253,16 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
     if (isObject(options.remote.retry)) checkOptionKeys(options.remote.retry, Object.keys(retryKeys), 'remote.retry.')
   }
   check(optional(options.remote?.conflict, isConflictStrategy), 'remote.conflict', CONFLICT_STRATEGY_MESSAGE)
-  check(optional(options.remote?.now, (v) => typeof v === 'function'), 'remote.now', 'must be a function returning milliseconds')
-  check(optional(options.indexedDB, (v) => isObject(v) || typeof v === 'object'), 'indexedDB', 'must be an IDBFactory')
+  check(
+    optional(options.remote?.now, (v) => typeof v === 'function'),
+    'remote.now',
+    'must be a function returning milliseconds',
+  )
+  check(
+    optional(options.indexedDB, (v) => isObject(v) || typeof v === 'object'),
+    'indexedDB',
+    'must be an IDBFactory',
+  )
   const baseMs = options.retry?.initialDelayMs ?? 250
   return {
     slices,

@@ -22,7 +22,6 @@ type Collection = unknown
 
 const hasOwn = (object: object, key: PropertyKey): boolean => Object.prototype.hasOwnProperty.call(object, key)
 
-
 /** Guesses the layout of a collection; `undefined` while there is nothing to guess from. */
 export function detectShape(collection: unknown): ShapeKind | undefined {
   if (Array.isArray(collection)) return 'array'
@@ -89,7 +88,10 @@ export function diffCollection(
     }
     const other = byText.get(String(id))
     if (other !== undefined && other !== id) {
-      sink.invalid(item, `has the id ${JSON.stringify(id)}, which cannot be told from the id ${JSON.stringify(other)} of another item (ids of one slice must be all numbers or all strings)`)
+      sink.invalid(
+        item,
+        `has the id ${JSON.stringify(id)}, which cannot be told from the id ${JSON.stringify(other)} of another item (ids of one slice must be all numbers or all strings)`,
+      )
       continue
     }
     byText.set(String(id), id)

@@ -122,11 +122,18 @@ export function createSliceTracker(ctx: PersistenceContext): SliceTracker {
       missed.push(id)
       write()
     }
-    diffCollection(s.kind!, previous, collection, s.config.getId, {
-      put: (id, item) => check(id, () => sink.put(id, item)),
-      delete: (id) => check(id, () => sink.delete(id)),
-      invalid: (item) => sink.invalid(item),
-    }, null)
+    diffCollection(
+      s.kind!,
+      previous,
+      collection,
+      s.config.getId,
+      {
+        put: (id, item) => check(id, () => sink.put(id, item)),
+        delete: (id) => check(id, () => sink.delete(id)),
+        invalid: (item) => sink.invalid(item),
+      },
+      null,
+    )
     if (missed.length > 0) {
       reportError(
         ctx,

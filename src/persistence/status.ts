@@ -81,7 +81,11 @@ export function initialStatus(
   dbName: string,
   storage: PersistenceStatus['storage'],
   persistent: boolean,
-  slices: ReadonlyArray<{ readonly name: string; readonly hydration: SliceStatus['hydration']; readonly config: { readonly storeName: string; readonly enabled: boolean; readonly version: number } }>,
+  slices: ReadonlyArray<{
+    readonly name: string
+    readonly hydration: SliceStatus['hydration']
+    readonly config: { readonly storeName: string; readonly enabled: boolean; readonly version: number }
+  }>,
 ): PersistenceStatus {
   return {
     dbName,

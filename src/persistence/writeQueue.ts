@@ -64,8 +64,7 @@ export interface OperationQueueOptions {
  * Deadlines use a monotonic clock: after the wall clock jumps back an hour, a debounce still
  * ends on time instead of an hour later.
  */
-const monotonic: () => number =
-  typeof performance !== 'undefined' && typeof performance.now === 'function' ? () => performance.now() : () => Date.now()
+const monotonic: () => number = typeof performance !== 'undefined' && typeof performance.now === 'function' ? () => performance.now() : () => Date.now()
 
 /** Milliseconds since `started` on the monotonic clock, to 0.1 ms. */
 const elapsed = (started: number): number => Math.round((monotonic() - started) * 10) / 10
@@ -187,19 +186,22 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
     if (retryTimer && earliest >= retryAt) return
     if (retryTimer) clearTimeout(retryTimer)
     retryAt = earliest
-    retryTimer = setTimeout(() => {
-      retryTimer = null
-      retryAt = Infinity
-      const now = monotonic()
-      for (const entry of retrying.values()) {
-        if (entry.dueAt > now) continue
-        retrying.delete(entry.key)
-        entry.state = 'ready'
-        ready.set(entry.key, entry)
-      }
-      armRetry()
-      scheduleDrain()
-    }, Math.max(0, earliest - monotonic()))
+    retryTimer = setTimeout(
+      () => {
+        retryTimer = null
+        retryAt = Infinity
+        const now = monotonic()
+        for (const entry of retrying.values()) {
+          if (entry.dueAt > now) continue
+          retrying.delete(entry.key)
+          entry.state = 'ready'
+          ready.set(entry.key, entry)
+        }
+        armRetry()
+        scheduleDrain()
+      },
+      Math.max(0, earliest - monotonic()),
+    )
   }
 
   const backoff = (attempts: number): number => backoffDelay(attempts, options.retry.baseMs, options.retry.maxMs, random)

@@ -328,9 +328,7 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
             }}
           />
         </label>
-        <span data-testid="next-sync">
-          Next sync: {autoSyncStatus.nextSyncIn === null ? '—' : `${Math.ceil(autoSyncStatus.nextSyncIn / 1000)} s`}
-        </span>
+        <span data-testid="next-sync">Next sync: {autoSyncStatus.nextSyncIn === null ? '—' : `${Math.ceil(autoSyncStatus.nextSyncIn / 1000)} s`}</span>
         <span>Changes pending: {autoSyncStatus.changeCounter}</span>
       </fieldset>
 
@@ -344,9 +342,7 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
                 conflict={conflict}
                 onResolve={(resolution, value) =>
                   dispatch(
-                    resolution === 'merged'
-                      ? resolveConflict({ key: conflict.key, resolution, value })
-                      : resolveConflict({ key: conflict.key, resolution }),
+                    resolution === 'merged' ? resolveConflict({ key: conflict.key, resolution, value }) : resolveConflict({ key: conflict.key, resolution }),
                   )
                 }
               />

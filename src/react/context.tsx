@@ -17,8 +17,7 @@ export interface PersistenceContextValue {
 const PersistenceContext = createContext<PersistenceContextValue | null>(null)
 
 /** The default `selectSync`: the slice mounted under `sync`, or the initial state when absent. */
-export const selectSyncAtSync = (state: unknown): SyncState =>
-  ((state as { sync?: SyncState } | null)?.sync ?? initialSyncState) as SyncState
+export const selectSyncAtSync = (state: unknown): SyncState => ((state as { sync?: SyncState } | null)?.sync ?? initialSyncState) as SyncState
 
 /** Props of {@link PersistenceProvider}. */
 export interface PersistenceProviderProps {

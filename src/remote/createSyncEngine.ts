@@ -5,16 +5,7 @@ import { singleFlight } from '../utils/singleFlight'
 import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
-import {
-  outboxDepth,
-  publishOutbox,
-  randomId,
-  sliceByName,
-  syncedSlices,
-  transact,
-  type EngineContext,
-  type SyncHost,
-} from './engineContext'
+import { outboxDepth, publishOutbox, randomId, sliceByName, syncedSlices, transact, type EngineContext, type SyncHost } from './engineContext'
 import { checkRemoteOptions, type RemoteOptions } from './options'
 import { fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
@@ -176,7 +167,16 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
       if (!ctx.connected || ctx.disposed || !pushable()) return
       host.dispatch(syncActions.syncActivity({ phase: 'start' }))
       let pushed = 0
-      await exclusive(() => withEpoch(() => pushOutbox(ctx, connection, () => void drain(), (count) => (pushed += count))))
+      await exclusive(() =>
+        withEpoch(() =>
+          pushOutbox(
+            ctx,
+            connection,
+            () => void drain(),
+            (count) => (pushed += count),
+          ),
+        ),
+      )
       // A background push is a sync too: report it like the thunks do.
       if (pushed > 0 && ctx.connected && !pushable() && !ctx.disposed) host.dispatch(syncActions.syncActivity({ phase: 'success', time: Date.now() }))
       if (pushable() && ctx.connected && !ctx.disposed) void Promise.resolve().then(drain)
@@ -222,7 +222,15 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
               if (ctx.rows.has(key) || host.isQueued(key)) continue
               const [known, row] = await Promise.all([readVersion(tx, key), tx.get(OUTBOX_STORE, key)])
               if (known !== undefined || row !== undefined) continue
-              const change = { key, slice: slice.name, collection: slice.storeName, id, type: 'put' as const, value: item, clientTime: Math.round(options.now() + ctx.clockOffset) }
+              const change = {
+                key,
+                slice: slice.name,
+                collection: slice.storeName,
+                id,
+                type: 'put' as const,
+                value: item,
+                clientTime: Math.round(options.now() + ctx.clockOffset),
+              }
               writeRow(tx, effects, key, withLocalChange(undefined, change, null, randomId(), ++ctx.seq))
             }
           }

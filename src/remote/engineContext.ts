@@ -1,13 +1,6 @@
 import { DisposedError, toSyncError, type SyncError } from '../errors'
 import type { HostSlice, SyncHost } from '../core/ports'
-import {
-  DEAD_LETTER_STORE,
-  META_STORE,
-  OUTBOX_STORE,
-  VERSIONS_STORE,
-  type ItemId,
-  type StoreTransaction,
-} from '../storage/types'
+import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import type { ApiClient } from './http/client'
 import type { SyncConflict } from '../core/conflicts'
 
@@ -92,7 +85,6 @@ export async function transact<T>(ctx: EngineContext, work: (tx: StoreTransactio
     return result
   })
 }
-
 
 export const syncedSlices = (ctx: EngineContext): HostSlice[] => ctx.host.slices().filter((s) => s.syncToFlask)
 export const sliceByCollection = (ctx: EngineContext, collection: string): HostSlice | undefined =>

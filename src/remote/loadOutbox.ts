@@ -1,5 +1,14 @@
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE } from '../storage/types'
-import { CURSOR_KEY, publishDeadLetters, publishOutbox, sliceByName, transact, type EngineContext, type StoredCursor, type StoredDeadLetter } from './engineContext'
+import {
+  CURSOR_KEY,
+  publishDeadLetters,
+  publishOutbox,
+  sliceByName,
+  transact,
+  type EngineContext,
+  type StoredCursor,
+  type StoredDeadLetter,
+} from './engineContext'
 import { fromLegacy, isLegacyEntry, isRow } from './outbox'
 import { newEffects, readVersion, writeRow } from './effects'
 import { applyEffects } from './serverChanges'

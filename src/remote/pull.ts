@@ -16,7 +16,10 @@ export class EpochChanged extends Error {
   }
 }
 
-export const collectionsOf = (ctx: EngineContext): string[] => syncedSlices(ctx).map((s) => s.storeName).sort()
+export const collectionsOf = (ctx: EngineContext): string[] =>
+  syncedSlices(ctx)
+    .map((s) => s.storeName)
+    .sort()
 
 /** Whether an answer's epoch is another server database than the one this client synced with. */
 export function isNewEpoch(ctx: EngineContext, epoch: string | undefined): boolean {
@@ -57,7 +60,12 @@ export async function pullChanges(ctx: EngineContext, connection: Connection): P
   let since = ctx.cursor && ctx.cursor.collections.join(',') === wanted.join(',') ? ctx.cursor.cursor : '0'
   for (;;) {
     const from = since
-    const page = await request(ctx, connection, (p) => p.changes.length, () => ctx.client.changes(from, { limit: ctx.options.pullPageSize, collections: wanted }))
+    const page = await request(
+      ctx,
+      connection,
+      (p) => p.changes.length,
+      () => ctx.client.changes(from, { limit: ctx.options.pullPageSize, collections: wanted }),
+    )
     if (isNewEpoch(ctx, page.epoch)) throw new EpochChanged(page.epoch ?? null)
     const effects = newEffects()
     await transact(ctx, async (tx) => {
@@ -78,7 +86,14 @@ export async function pullChanges(ctx: EngineContext, connection: Connection): P
  */
 export async function pullEverything(ctx: EngineContext, connection: Connection, fetched?: PullResponse): Promise<void> {
   const wanted = collectionsOf(ctx)
-  const full = fetched ?? (await request(ctx, connection, (p) => p.items.length, () => ctx.client.pull(wanted)))
+  const full =
+    fetched ??
+    (await request(
+      ctx,
+      connection,
+      (p) => p.items.length,
+      () => ctx.client.pull(wanted),
+    ))
   if (isNewEpoch(ctx, full.epoch)) throw new EpochChanged(full.epoch ?? null)
   const total = full.items.length
   ctx.host.dispatch(syncActions.progressChanged({ operation: 'pull', done: 0, total }))
@@ -131,7 +146,12 @@ async function deleteUnlisted(ctx: EngineContext, tx: Tx, effects: ReturnType<ty
  */
 export async function resync(ctx: EngineContext, connection: Connection): Promise<void> {
   const wanted = collectionsOf(ctx)
-  const full = await request(ctx, connection, (p) => p.items.length, () => ctx.client.pull(wanted))
+  const full = await request(
+    ctx,
+    connection,
+    (p) => p.items.length,
+    () => ctx.client.pull(wanted),
+  )
   const before = new Set<string>()
   for (const [key, version] of await ctx.host.storage().readAll(VERSIONS_STORE)) if (typeof version === 'number') before.add(String(key))
   const effects = newEffects()
@@ -166,7 +186,9 @@ export async function resync(ctx: EngineContext, connection: Connection): Promis
   applyEffects(ctx, effects)
   ctx.host.reportError(
     toSyncError(
-      new Error('the server is another database than the one this client synced with (wiped, replaced or restored); everything was pulled again and pending changes are pushed again'),
+      new Error(
+        'the server is another database than the one this client synced with (wiped, replaced or restored); everything was pulled again and pending changes are pushed again',
+      ),
       'resync',
     ),
   )

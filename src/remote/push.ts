@@ -174,7 +174,8 @@ async function pushFailed(ctx: EngineContext, connection: Connection, again: () 
     const effects = newEffects()
     await transact(ctx, async (tx) => {
       const stored = await readRow(tx, row.key)
-      if (stored && latestAttempt(stored, op)) await bury(ctx, tx, effects, stored, op, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message })
+      if (stored && latestAttempt(stored, op))
+        await bury(ctx, tx, effects, stored, op, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message })
     })
     applyEffects(ctx, effects)
     return 'ok'
@@ -189,4 +190,3 @@ async function pushFailed(ctx: EngineContext, connection: Connection, again: () 
   connection.set(false, error)
   return 'stop'
 }
-

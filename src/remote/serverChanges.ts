@@ -187,7 +187,15 @@ export async function decideConflict(
 }
 
 /** The server's version wins over every op up to `throughSeq`; a newer op is based on it. */
-export function takeServer(tx: StoreTransaction, effects: Effects, slice: HostSlice, id: ItemId, row: OutboxRow | undefined, throughSeq: number, server: RemoteRecord | null): void {
+export function takeServer(
+  tx: StoreTransaction,
+  effects: Effects,
+  slice: HostSlice,
+  id: ItemId,
+  row: OutboxRow | undefined,
+  throughSeq: number,
+  server: RemoteRecord | null,
+): void {
   const key = itemKey(slice.name, id)
   const base = server ? server.version : null
   const next = row ? withoutCovered(row, throughSeq, base) : null

@@ -1,11 +1,4 @@
-import {
-  ConnectionLostError,
-  NonSerializableError,
-  StorageError,
-  StorageQuotaError,
-  SyncError,
-  TransactionAbortedError,
-} from '../errors'
+import { ConnectionLostError, NonSerializableError, StorageError, StorageQuotaError, SyncError, TransactionAbortedError } from '../errors'
 import type { OpRef } from './types'
 
 /** Context of the transaction that failed. */
@@ -39,10 +32,10 @@ export function mapStorageError(error: unknown, context: FailureContext, txError
     return new StorageQuotaError(`storage quota exceeded while writing to ${stores.join(', ')}`, base)
   }
   if (named(error) === 'DataCloneError') {
-    return new NonSerializableError(
-      `value could not be cloned into IndexedDB${context.ref ? ` (${context.ref.key})` : ''}`,
-      { ...base, reason: 'DataCloneError' },
-    )
+    return new NonSerializableError(`value could not be cloned into IndexedDB${context.ref ? ` (${context.ref.key})` : ''}`, {
+      ...base,
+      reason: 'DataCloneError',
+    })
   }
   if (isLostConnection(error) || isLostConnection(txError)) {
     return new ConnectionLostError(`the database connection was lost`, base)

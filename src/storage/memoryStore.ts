@@ -1,7 +1,6 @@
 import type { ItemId, StorageOp, StoreTransaction, TransactionalStore } from './types'
 
-const clone: <T>(value: T) => T =
-  typeof structuredClone === 'function' ? (value) => structuredClone(value) : (value) => value
+const clone: <T>(value: T) => T = typeof structuredClone === 'function' ? (value) => structuredClone(value) : (value) => value
 
 function compareKeys(a: ItemId, b: ItemId): number {
   // IndexedDB orders numbers before strings; mirror that so both backends hydrate alike.

@@ -130,9 +130,7 @@ export function createContractModel() {
     }
   }
 
-  type Outcome =
-    | { status: 'applied' | 'duplicate'; record: RemoteRecord }
-    | { status: 'conflict'; current: RemoteRecord | null }
+  type Outcome = { status: 'applied' | 'duplicate'; record: RemoteRecord } | { status: 'conflict'; current: RemoteRecord | null }
 
   function apply(op: Op): Outcome {
     const done = decided.get(op.opId)
@@ -218,9 +216,7 @@ export function createContractModel() {
         return error(410, 'cursor_ahead', 'since is beyond the end of the change feed; pull in full', { epoch })
       }
       const from = Number(sinceText)
-      const all = [...items.values()]
-        .filter((r) => r.seq > from && (!collections || collections.includes(r.collection)))
-        .sort((a, b) => a.seq - b.seq)
+      const all = [...items.values()].filter((r) => r.seq > from && (!collections || collections.includes(r.collection))).sort((a, b) => a.seq - b.seq)
       const page = all.slice(0, max)
       const cursor = page.length > 0 ? String(page[page.length - 1]!.seq) : String(from)
       return { status: 200, body: { changes: page, cursor, hasMore: all.length > max, epoch } }

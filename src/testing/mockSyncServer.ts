@@ -122,7 +122,10 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
   const handler = http.all(`${base}/*`, async ({ request }) => {
     const url = new URL(request.url)
     // Percent-decoding per segment keeps an id containing "/" (sent as %2F) in one piece.
-    const raw = url.pathname.slice(basePath.length).split('/').filter((s) => s !== '')
+    const raw = url.pathname
+      .slice(basePath.length)
+      .split('/')
+      .filter((s) => s !== '')
     let segments: string[]
     try {
       segments = raw.map((s) => decodeURIComponent(s))

@@ -56,7 +56,10 @@ function tab(options: AutoSyncOptions & { factory?: IDBFactory; dbName?: string 
     middleware: (g) => g().concat(persistence, autoSync),
     enhancers: (g) => g().concat(persistence.enhancer),
   })
-  cleanups.push(() => persistence.dispose(), () => autoSync.dispose())
+  cleanups.push(
+    () => persistence.dispose(),
+    () => autoSync.dispose(),
+  )
   return { store, persistence, autoSync, factory }
 }
 
@@ -105,7 +108,12 @@ describe('auto-sync', () => {
     await advance(300)
     expect(server.model.records()).toHaveLength(0)
     await advance(250)
-    expect(server.model.records().map((r) => r.id).sort()).toEqual(['a', 'b'])
+    expect(
+      server.model
+        .records()
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(['a', 'b'])
   })
 
   test('reaching maxQueueSize forces a sync at once', async () => {
@@ -247,7 +255,11 @@ describe('auto-sync', () => {
       middleware: (g) => g().concat(persistence, monitor, autoSync),
       enhancers: (g) => g().concat(persistence.enhancer),
     })
-    cleanups.push(() => persistence.dispose(), () => monitor.dispose(), () => autoSync.dispose())
+    cleanups.push(
+      () => persistence.dispose(),
+      () => monitor.dispose(),
+      () => autoSync.dispose(),
+    )
     const hydrated = persistence.whenHydrated()
     await settle()
     await hydrated
@@ -282,7 +294,12 @@ describe('multiple tabs', () => {
     expect(b.autoSync.isLeader()).toBe(true)
     await change(b, 'after-handover')
     await advance(1000)
-    expect(server.model.records().map((r) => r.id).sort()).toEqual(['after-handover', 'from-b'])
+    expect(
+      server.model
+        .records()
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(['after-handover', 'from-b'])
   })
 
   test('a change committed in one tab reaches the other tab’s store without being written back', async () => {

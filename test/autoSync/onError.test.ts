@@ -34,7 +34,10 @@ function setup(autoSyncOnError?: (error: SyncError) => void) {
     middleware: (g) => g().concat(persistence, autoSync),
     enhancers: (g) => g().concat(persistence.enhancer),
   })
-  cleanups.push(() => persistence.dispose(), () => autoSync.dispose())
+  cleanups.push(
+    () => persistence.dispose(),
+    () => autoSync.dispose(),
+  )
   return { store, persistence, persistenceErrors }
 }
 

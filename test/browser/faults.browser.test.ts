@@ -68,7 +68,9 @@ async function load(): Promise<void> {
 async function serverTexts(): Promise<Record<string, string | null>> {
   const response = await fetch(`${flask.baseUrl}/sync/changes?since=0&limit=1000`)
   const body = (await response.json()) as { changes: Array<{ id: string; deleted: boolean; value: { text: string } | null }> }
-  return Object.fromEntries(body.changes.map((c) => [c.id, c.deleted ? null : (c.value?.text.length ?? 0) > 40 ? `${c.value!.text.length} characters` : (c.value?.text ?? null)]))
+  return Object.fromEntries(
+    body.changes.map((c) => [c.id, c.deleted ? null : (c.value?.text.length ?? 0) > 40 ? `${c.value!.text.length} characters` : (c.value?.text ?? null)]),
+  )
 }
 
 test('the quota runs out: StorageQuotaError, visibly; what fits is kept and synced; the rest lands once there is room', async () => {

@@ -77,7 +77,13 @@ test('notes persist in real IndexedDB, survive the server going away, drain when
   await addNote('first')
   await addNote('second')
   await editNote('first', 'first, edited')
-  await eventually(async () => Object.values(await serverNotes()).sort().join('|') === 'first, edited|second', 'the push')
+  await eventually(
+    async () =>
+      Object.values(await serverNotes())
+        .sort()
+        .join('|') === 'first, edited|second',
+    'the push',
+  )
   await eventually(async () => (await text('outbox-depth')) === '0', 'an empty outbox')
 
   // 2. Stop the server, reload: the notes come back from IndexedDB (the server cannot serve them).
@@ -94,7 +100,11 @@ test('notes persist in real IndexedDB, survive the server going away, drain when
 
   // 4. Restart the server: the outbox drains to it.
   await flask.start()
-  await eventually(async () => (await serverNotes())['x'] !== undefined || Object.values(await serverNotes()).includes('third, written offline'), 'the drain', 30_000)
+  await eventually(
+    async () => (await serverNotes())['x'] !== undefined || Object.values(await serverNotes()).includes('third, written offline'),
+    'the drain',
+    30_000,
+  )
   await eventually(async () => (await text('outbox-depth')) === '0' && /Connected/.test((await text('connection')) ?? ''), 'reconnection')
 
   // 5. Another device changes "second" on the server; this tab edits it too: a manual conflict.
@@ -103,7 +113,12 @@ test('notes persist in real IndexedDB, survive the server going away, drain when
   const other = await fetch(`${flask.baseUrl}/items/notes/${second.id}`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ opId: 'other-device-1', value: { id: second.id, text: 'second, from another device' }, baseVersion: current.version, clientTime: Date.now() }),
+    body: JSON.stringify({
+      opId: 'other-device-1',
+      value: { id: second.id, text: 'second, from another device' },
+      baseVersion: current.version,
+      clientTime: Date.now(),
+    }),
   })
   expect(other.status).toBe(200)
   await editNote('second', 'second, edited here')

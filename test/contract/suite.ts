@@ -73,7 +73,7 @@ export function contractSuite(name: string, target: ContractTarget): void {
       expect((b.body.results as Json[])[0]!.status).toBe('duplicate')
       expect(((b.body.results as Json[])[0]!.record as Json).version).toBe(((a.body.results as Json[])[0]!.record as Json).version)
       const pulled = await call('GET', '/sync/pull')
-      expect((pulled.body.items as Json[])).toHaveLength(1)
+      expect(pulled.body.items as Json[]).toHaveLength(1)
     })
 
     test('a stale baseVersion is a conflict carrying the current record; force overrides it', async () => {
@@ -119,7 +119,7 @@ export function contractSuite(name: string, target: ContractTarget): void {
         expect((conflict.body.current as Json).version).toBe(1)
         const del = await call('DELETE', path, { opId: `del-${n++}`, baseVersion: 1, clientTime: 7 })
         expect(del.status).toBe(200)
-        expect((del.body.record as Json)).toMatchObject({ deleted: true, value: null, version: 2 })
+        expect(del.body.record as Json).toMatchObject({ deleted: true, value: null, version: 2 })
       }
     })
 
@@ -184,7 +184,17 @@ export function contractSuite(name: string, target: ContractTarget): void {
     })
 
     test('since and limit are ASCII decimal within int64, else 400', async () => {
-      for (const query of ['since=%C2%B2', 'since=%D9%A1', `since=${'9'.repeat(30)}`, 'since=9223372036854775808', 'since=-1', 'since=1.0', 'limit=%C2%B2', 'limit=1e2', 'limit=0']) {
+      for (const query of [
+        'since=%C2%B2',
+        'since=%D9%A1',
+        `since=${'9'.repeat(30)}`,
+        'since=9223372036854775808',
+        'since=-1',
+        'since=1.0',
+        'limit=%C2%B2',
+        'limit=1e2',
+        'limit=0',
+      ]) {
         const answer = await call('GET', `/sync/changes?${query}`)
         expect(answer.status, query).toBe(400)
         expect(answer.body.error, query).toBe('bad_request')
@@ -250,7 +260,15 @@ export function contractSuite(name: string, target: ContractTarget): void {
         expect(answer.body.error).toBe('bad_request')
       }
       expect((await call('GET', '/sync/pull')).body.items).toEqual([])
-      const same = await call('PUT', '/items/docs/a', { opId: `path-${n++}`, collection: 'docs', id: 'a', type: 'put', value: { v: 1 }, baseVersion: null, clientTime: 1 })
+      const same = await call('PUT', '/items/docs/a', {
+        opId: `path-${n++}`,
+        collection: 'docs',
+        id: 'a',
+        type: 'put',
+        value: { v: 1 },
+        baseVersion: null,
+        clientTime: 1,
+      })
       expect(same.status).toBe(200)
     })
 
@@ -293,7 +311,11 @@ export function contractSuite(name: string, target: ContractTarget): void {
       const history = await call('GET', '/_test/history')
       expect(history.status).toBe(200)
       const ops = history.body.ops as Json[]
-      expect(ops.map((r) => [r.id, r.version, r.deleted])).toEqual([['h1', 1, false], ['h2', 1, false], ['h1', 2, true]])
+      expect(ops.map((r) => [r.id, r.version, r.deleted])).toEqual([
+        ['h1', 1, false],
+        ['h2', 1, false],
+        ['h1', 2, true],
+      ])
       expect(ops.map((r) => r.seq)).toEqual([1, 2, 3])
       expect(ops[0]!.opId).toBe(first.opId)
     })

@@ -105,17 +105,20 @@ describe('two devices with clocks 10 minutes apart', () => {
     expect(slow.persistence.sync!.outboxDepth + fast.persistence.sync!.outboxDepth).toBe(0)
   })
 
-  test.each<ConflictStrategy>(['server-wins', 'client-wins'])('%s: the overwritten edit is reported, never dropped silently; both converge', async (strategy) => {
-    const { fast, slow } = await twoDevices(strategy)
-    slow.store.dispatch(save({ id: 'doc', title: 'slow' }))
-    await slow.sync()
-    fast.store.dispatch(save({ id: 'doc', title: 'fast' }))
-    await fast.sync()
-    await slow.sync()
-    const title = fast.store.getState().docs.entities.doc?.title
-    expect(slow.store.getState().docs.entities.doc?.title).toBe(title)
-    expect(title).toBe(strategy === 'server-wins' ? 'slow' : 'fast')
-    expect(fast.conflicts).toHaveLength(1)
-    expect(fast.conflicts[0]).toMatchObject({ id: 'doc', resolution: strategy === 'server-wins' ? 'server' : 'client' })
-  })
+  test.each<ConflictStrategy>(['server-wins', 'client-wins'])(
+    '%s: the overwritten edit is reported, never dropped silently; both converge',
+    async (strategy) => {
+      const { fast, slow } = await twoDevices(strategy)
+      slow.store.dispatch(save({ id: 'doc', title: 'slow' }))
+      await slow.sync()
+      fast.store.dispatch(save({ id: 'doc', title: 'fast' }))
+      await fast.sync()
+      await slow.sync()
+      const title = fast.store.getState().docs.entities.doc?.title
+      expect(slow.store.getState().docs.entities.doc?.title).toBe(title)
+      expect(title).toBe(strategy === 'server-wins' ? 'slow' : 'fast')
+      expect(fast.conflicts).toHaveLength(1)
+      expect(fast.conflicts[0]).toMatchObject({ id: 'doc', resolution: strategy === 'server-wins' ? 'server' : 'client' })
+    },
+  )
 })

@@ -122,13 +122,27 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       background: fc.boolean(),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('lose' as const), device: fc.nat(2), count: fc.integer({ min: 1, max: 2 }), what: fc.constantFrom('push' as const, 'pull' as const, 'any' as const) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('lose' as const),
+      device: fc.nat(2),
+      count: fc.integer({ min: 1, max: 2 }),
+      what: fc.constantFrom('push' as const, 'pull' as const, 'any' as const),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('slow' as const), device: fc.nat(2), maxMs: fc.constantFrom(0, 3, 8, 15) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('recreate' as const), tab: tabIndex }) },
   { weight: 1, arbitrary: fc.constant({ t: 'stop' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'start' as const }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('clock' as const), device: fc.nat(2), minutes: fc.integer({ min: -10, max: 10 }).filter((m) => m !== 0) }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('fail' as const), count: fc.integer({ min: 1, max: 2 }), status: fc.constantFrom(500 as const, 503 as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('clock' as const), device: fc.nat(2), minutes: fc.integer({ min: -10, max: 10 }).filter((m) => m !== 0) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('fail' as const), count: fc.integer({ min: 1, max: 2 }), status: fc.constantFrom(500 as const, 503 as const) }),
+  },
 )
 const params: fc.Arbitrary<Params> = fc.record({
   strategy: fc.constantFrom(...STRATEGIES),
@@ -405,54 +419,60 @@ function describeFailure(strategy: Strategy, violations: readonly Violation[]): 
   return [`${violations.length} violation(s) under ${strategy}: ${ids.join(', ')}`, ...violations.map((v) => `  [${v.invariant}] ${v.message}`)].join('\n')
 }
 
-test(`randomized e2e: ${RUNS} runs of ${MIN_STEPS} to ${MAX_STEPS} steps against the real Flask server (seed ${SEED})`, async () => {
-  console.log(`[random e2e] fast-check seed ${SEED}, ${RUNS} runs; replay with FC_SEED=${SEED}${PATH ? ` FC_PATH=${PATH}` : ''}`)
-  const started = Date.now()
-  let index = 0
-  const property = fc.asyncProperty(params, fc.array(command, { minLength: MIN_STEPS, maxLength: MAX_STEPS }), async (p, commands) => {
-    const runIndex = index++
-    coverage.runs++
-    perStrategy[p.strategy] = (perStrategy[p.strategy] ?? 0) + 1
-    const violations = await runScenario(p, commands)
-    if (violations.length === 0) return
-    const invariants = [...new Set(violations.map((v) => v.invariant))]
+test(
+  `randomized e2e: ${RUNS} runs of ${MIN_STEPS} to ${MAX_STEPS} steps against the real Flask server (seed ${SEED})`,
+  async () => {
+    console.log(`[random e2e] fast-check seed ${SEED}, ${RUNS} runs; replay with FC_SEED=${SEED}${PATH ? ` FC_PATH=${PATH}` : ''}`)
+    const started = Date.now()
+    let index = 0
+    const property = fc.asyncProperty(params, fc.array(command, { minLength: MIN_STEPS, maxLength: MAX_STEPS }), async (p, commands) => {
+      const runIndex = index++
+      coverage.runs++
+      perStrategy[p.strategy] = (perStrategy[p.strategy] ?? 0) + 1
+      const violations = await runScenario(p, commands)
+      if (violations.length === 0) return
+      const invariants = [...new Set(violations.map((v) => v.invariant))]
+      if (SURVEY) {
+        failures.push({ run: runIndex, strategy: p.strategy, syncApi: p.syncApi, invariants })
+        console.log(`[random e2e] run ${runIndex} (FC_SEED=${SEED} FC_PATH=${runIndex}, ${p.syncApi}) failed: ${describeFailure(p.strategy, violations)}`)
+        return
+      }
+      throw new Error(describeFailure(p.strategy, violations))
+    })
+    const details = await fc.check(property, {
+      numRuns: RUNS,
+      seed: SEED,
+      endOnFailure: NO_SHRINK,
+      ...(PATH ? { path: PATH } : {}),
+    })
+    const seconds = ((Date.now() - started) / 1000).toFixed(1)
+    console.log(`[random e2e] ${details.numRuns} runs in ${seconds} s; per strategy ${JSON.stringify(perStrategy)}; coverage ${JSON.stringify(coverage)}`)
     if (SURVEY) {
-      failures.push({ run: runIndex, strategy: p.strategy, syncApi: p.syncApi, invariants })
-      console.log(`[random e2e] run ${runIndex} (FC_SEED=${SEED} FC_PATH=${runIndex}, ${p.syncApi}) failed: ${describeFailure(p.strategy, violations)}`)
+      const byInvariant: Record<string, number[]> = {}
+      for (const f of failures) for (const id of f.invariants) (byInvariant[`${id} (${f.strategy}, ${f.syncApi})`] ??= []).push(f.run)
+      console.log(
+        `[random e2e] survey: ${failures.length}/${details.numRuns} runs failed; by invariant (run indexes, replay with FC_SEED=${SEED} FC_PATH=<index>): ${JSON.stringify(byInvariant)}`,
+      )
       return
     }
-    throw new Error(describeFailure(p.strategy, violations))
-  })
-  const details = await fc.check(property, {
-    numRuns: RUNS,
-    seed: SEED,
-    endOnFailure: NO_SHRINK,
-    ...(PATH ? { path: PATH } : {}),
-  })
-  const seconds = ((Date.now() - started) / 1000).toFixed(1)
-  console.log(`[random e2e] ${details.numRuns} runs in ${seconds} s; per strategy ${JSON.stringify(perStrategy)}; coverage ${JSON.stringify(coverage)}`)
-  if (SURVEY) {
-    const byInvariant: Record<string, number[]> = {}
-    for (const f of failures) for (const id of f.invariants) (byInvariant[`${id} (${f.strategy}, ${f.syncApi})`] ??= []).push(f.run)
-    console.log(`[random e2e] survey: ${failures.length}/${details.numRuns} runs failed; by invariant (run indexes, replay with FC_SEED=${SEED} FC_PATH=<index>): ${JSON.stringify(byInvariant)}`)
-    return
-  }
-  if (details.failed) {
-    const path = details.counterexamplePath ?? ''
-    const message = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
-    throw new Error(
-      [
-        `randomized e2e failed after ${details.numRuns} run(s) (${details.numShrinks} shrink(s)), seed ${details.seed}, path ${path}`,
-        `replay: FC_SEED=${details.seed} FC_PATH=${path} FC_RUNS=1 npm run test:random`,
-        `counterexample: ${JSON.stringify(details.counterexample)}`,
-        message,
-      ].join('\n'),
-    )
-  }
-  // Every kind of step must really have happened: a fault that never reaches a client tests nothing.
-  if (RUNS >= 50 && !PATH) {
-    for (const name of ['lostAnswers', 'serverStops', 'editsWhileDown', 'recreates', 'clockJumps', 'conflicts', 'slowWrites', 'backgroundSyncs'] as const) {
-      expect(coverage[name], `${name} over ${RUNS} runs`).toBeGreaterThan(0)
+    if (details.failed) {
+      const path = details.counterexamplePath ?? ''
+      const message = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
+      throw new Error(
+        [
+          `randomized e2e failed after ${details.numRuns} run(s) (${details.numShrinks} shrink(s)), seed ${details.seed}, path ${path}`,
+          `replay: FC_SEED=${details.seed} FC_PATH=${path} FC_RUNS=1 npm run test:random`,
+          `counterexample: ${JSON.stringify(details.counterexample)}`,
+          message,
+        ].join('\n'),
+      )
     }
-  }
-}, 24 * 3600_000)
+    // Every kind of step must really have happened: a fault that never reaches a client tests nothing.
+    if (RUNS >= 50 && !PATH) {
+      for (const name of ['lostAnswers', 'serverStops', 'editsWhileDown', 'recreates', 'clockJumps', 'conflicts', 'slowWrites', 'backgroundSyncs'] as const) {
+        expect(coverage[name], `${name} over ${RUNS} runs`).toBeGreaterThan(0)
+      }
+    }
+  },
+  24 * 3600_000,
+)

@@ -44,11 +44,21 @@ function wired(options: { remote?: boolean; monitor?: SyncMonitorMiddleware } = 
     middleware: (g) => g().concat(persistence, monitor),
     enhancers: (g) => g().concat(persistence.enhancer),
   })
-  cleanups.push(() => persistence.dispose(), () => monitor.dispose())
+  cleanups.push(
+    () => persistence.dispose(),
+    () => monitor.dispose(),
+  )
   return { store, persistence, monitor, factory }
 }
 
-const op = (durationMs: number, ok = true) => ({ kind: 'write' as const, slice: 'files', items: 1, durationMs, ok, error: ok ? null : { name: 'X', message: 'x' } })
+const op = (durationMs: number, ok = true) => ({
+  kind: 'write' as const,
+  slice: 'files',
+  items: 1,
+  durationMs,
+  ok,
+  error: ok ? null : { name: 'X', message: 'x' },
+})
 
 describe('the sync monitor', () => {
   test('observes IndexedDB batches, hydrations, pushes, pulls and health checks', async () => {
@@ -161,7 +171,10 @@ describe('the sync monitor', () => {
   test('resetSyncMetrics and the module-level functions act on the most recent default monitor', async () => {
     const older = createSyncMonitorMiddleware()
     const monitor = createSyncMonitorMiddleware()
-    cleanups.push(() => older.dispose(), () => monitor.dispose())
+    cleanups.push(
+      () => older.dispose(),
+      () => monitor.dispose(),
+    )
     const heard: number[] = []
     const unsubscribe = subscribeSyncMetrics((m) => heard.push(m.totalOperations))
     cleanups.push(unsubscribe)

@@ -78,10 +78,12 @@ describe('an injected IDBFactory without the IndexedDB globals', () => {
     expect(await store.get('items', 'b')).toEqual({ id: 'b' })
     expect(await store.getMany('items', ['b', 'missing', 1])).toEqual([{ id: 'b' }, undefined, { id: 1 }])
     // A failed request inside a batch aborts the whole transaction, as with idb: nothing applied.
-    await expect(store.commit([
-      { type: 'put', store: 'items', key: 'c', value: { id: 'c' } },
-      { type: 'put', store: 'items', key: 'd', value: { fn: () => 1 } },
-    ])).rejects.toMatchObject({ name: expect.stringMatching(/Error$/) })
+    await expect(
+      store.commit([
+        { type: 'put', store: 'items', key: 'c', value: { id: 'c' } },
+        { type: 'put', store: 'items', key: 'd', value: { fn: () => 1 } },
+      ]),
+    ).rejects.toMatchObject({ name: expect.stringMatching(/Error$/) })
     expect(await store.get('items', 'c')).toBeUndefined()
     store.close()
   })

@@ -114,7 +114,13 @@ describe('changedIds', () => {
   test('persists updates, additions and removals exactly as the full diff does', async () => {
     const { store, persistence, stored, errors } = setup({ changedIds: idsFromPayload, verifyChangedIds: true })
     await persistence.whenHydrated()
-    store.dispatch(addMany([{ id: 'a', text: '1' }, { id: 'b', text: '2' }, { id: 'c', text: '3' }]))
+    store.dispatch(
+      addMany([
+        { id: 'a', text: '1' },
+        { id: 'b', text: '2' },
+        { id: 'c', text: '3' },
+      ]),
+    )
     store.dispatch(update({ id: 'b', changes: { text: '2b' } }))
     await persistence.flush()
     store.dispatch(upsert({ id: 'c', text: '3c' }))
@@ -130,7 +136,12 @@ describe('changedIds', () => {
   test('an update of existing items is diffed from the hint alone (a lying hint shows it)', async () => {
     const { store, persistence, stored, calls } = setup({ changedIds: idsFromPayload })
     await persistence.whenHydrated()
-    store.dispatch(addMany([{ id: 'a', text: 'A' }, { id: 'b', text: 'B' }]))
+    store.dispatch(
+      addMany([
+        { id: 'a', text: 'A' },
+        { id: 'b', text: 'B' },
+      ]),
+    )
     await persistence.flush()
     // The payload names "a"; the reducer changes "b". Trusting the hint, nothing is written.
     store.dispatch(copyInto({ id: 'a', to: 'b' }))
@@ -143,7 +154,12 @@ describe('changedIds', () => {
   test('verifyChangedIds persists what a hint missed and names the action', async () => {
     const { store, persistence, stored, errors } = setup({ changedIds: idsFromPayload, verifyChangedIds: true })
     await persistence.whenHydrated()
-    store.dispatch(addMany([{ id: 'a', text: 'A' }, { id: 'b', text: 'B' }]))
+    store.dispatch(
+      addMany([
+        { id: 'a', text: 'A' },
+        { id: 'b', text: 'B' },
+      ]),
+    )
     await persistence.flush()
     store.dispatch(copyInto({ id: 'a', to: 'b' }))
     await persistence.flush()
@@ -156,7 +172,13 @@ describe('changedIds', () => {
   test('one action in a tick that cannot tell makes the whole tick a full diff', async () => {
     const { store, persistence, stored } = setup({ changedIds: (action) => (action.type === copyInto.type ? undefined : idsFromPayload(action)) })
     await persistence.whenHydrated()
-    store.dispatch(addMany([{ id: 'a', text: 'A' }, { id: 'b', text: 'B' }, { id: 'c', text: 'C' }]))
+    store.dispatch(
+      addMany([
+        { id: 'a', text: 'A' },
+        { id: 'b', text: 'B' },
+        { id: 'c', text: 'C' },
+      ]),
+    )
     await persistence.flush()
     store.dispatch(update({ id: 'c', changes: { text: 'C2' } }))
     store.dispatch(copyInto({ id: 'a', to: 'b' }))
@@ -189,8 +211,8 @@ describe('changedIds', () => {
   })
 
   test('is checked up front', () => {
-    expect(() =>
-      createPersistenceMiddleware({ slices: { docs: { changedIds: 'ids' as unknown as SlicePersistenceConfig['changedIds'] } } }),
-    ).toThrow(/slices\.docs\.changedIds/)
+    expect(() => createPersistenceMiddleware({ slices: { docs: { changedIds: 'ids' as unknown as SlicePersistenceConfig['changedIds'] } } })).toThrow(
+      /slices\.docs\.changedIds/,
+    )
   })
 })

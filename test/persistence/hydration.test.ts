@@ -1,14 +1,7 @@
 import { configureStore } from '@reduxjs/toolkit'
 import { IDBFactory, forceCloseDatabase } from 'fake-indexeddb'
 import { afterEach, describe, expect, test } from 'vitest'
-import {
-  createPersistenceMiddleware,
-  isHydrationError,
-  isMigrationError,
-  isStorageBlockedError,
-  type PersistenceMiddleware,
-  type SyncError,
-} from '../../src'
+import { createPersistenceMiddleware, isHydrationError, isMigrationError, isStorageBlockedError, type PersistenceMiddleware, type SyncError } from '../../src'
 import { createIdbStore } from '../../src/storage/idbStore'
 import { instrumentedStore, readStore } from '../support/instrumentedStore'
 import { addItem, addTodo, filesSlice, makeStore, removeItem, setNote, updateItem } from '../support/store'
@@ -169,7 +162,13 @@ describe('versions and migrations', () => {
   })
 
   test.each([
-    ['a migrate that throws', () => { throw new Error('bad migration') }, 2],
+    [
+      'a migrate that throws',
+      () => {
+        throw new Error('bad migration')
+      },
+      2,
+    ],
     ['no migrate function', undefined, 2],
   ] as const)('%s: MigrationError, stored data untouched, writes held and not lost', async (_name, migrate, version) => {
     const factory = new IDBFactory()

@@ -170,7 +170,13 @@ describe('change detection', () => {
       indexedDB: factory,
       slices: {
         todos: { path: ['items'], getId: (t: { id: number }) => (t.id === 13 ? undefined : t.id) },
-        files: { shape: 'array', path: ['ids'], getId: () => { throw new Error('boom') } },
+        files: {
+          shape: 'array',
+          path: ['ids'],
+          getId: () => {
+            throw new Error('boom')
+          },
+        },
       },
     })
     await persistence.whenHydrated()

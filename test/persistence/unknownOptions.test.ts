@@ -1,13 +1,7 @@
 import { configureStore } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
 import { describe, expect, test } from 'vitest'
-import {
-  configureAutoSync,
-  createAutoSyncMiddleware,
-  createPersistenceMiddleware,
-  createSyncMonitorMiddleware,
-  type InvalidOptionError,
-} from '../../src'
+import { configureAutoSync, createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, type InvalidOptionError } from '../../src'
 import { filesSlice } from '../support/store'
 
 // Plain-JS callers get no compile-time check: a misspelt key must not be ignored silently.
@@ -34,9 +28,19 @@ describe('unknown option keys are refused with the closest valid one', () => {
     ['remote: timeout', make({ remote: { baseUrl: 'http://x/api', timeout: 5 } }), 'remote.timeout', 'did you mean timeoutMs?'],
     ['remote.paths: heath', make({ remote: { baseUrl: 'http://x/api', paths: { heath: '/h' } } }), 'remote.paths.heath', 'did you mean health?'],
     ['remote.retry: maxDelay', make({ remote: { baseUrl: 'http://x/api', retry: { maxDelay: 5 } } }), 'remote.retry.maxDelay', 'did you mean maxDelayMs?'],
-    ['auto-sync: interval', () => createAutoSyncMiddleware({ interval: 1000 } as never), 'options.interval', 'unknown option interval; did you mean intervalMs?'],
+    [
+      'auto-sync: interval',
+      () => createAutoSyncMiddleware({ interval: 1000 } as never),
+      'options.interval',
+      'unknown option interval; did you mean intervalMs?',
+    ],
     ['auto-sync: syncOnChanges', () => createAutoSyncMiddleware({ syncOnChanges: true } as never), 'options.syncOnChanges', 'did you mean syncOnChange?'],
-    ['monitor: onListenerErorr', () => createSyncMonitorMiddleware({ onListenerErorr: () => {} } as never), 'options.onListenerErorr', 'did you mean onListenerError?'],
+    [
+      'monitor: onListenerErorr',
+      () => createSyncMonitorMiddleware({ onListenerErorr: () => {} } as never),
+      'options.onListenerErorr',
+      'did you mean onListenerError?',
+    ],
     ['a key like nothing valid', make({ colour: 'red' }), 'colour', 'valid options: slices, dbName'],
   ])('%s', (_name, run, option, message) => {
     const error = thrown(run)
@@ -47,7 +51,11 @@ describe('unknown option keys are refused with the closest valid one', () => {
   test('runtime calls: configure(slice, { debounce }) and configureAutoSync({ interval })', async () => {
     const persistence = createPersistenceMiddleware({ slices: { files: {} }, indexedDB: new IDBFactory(), onError: () => {} })
     const autoSync = createAutoSyncMiddleware({ leader: 'never', channel: null })
-    configureStore({ reducer: { files: filesSlice.reducer }, middleware: (g) => g().concat(persistence, autoSync), enhancers: (g) => g().concat(persistence.enhancer) })
+    configureStore({
+      reducer: { files: filesSlice.reducer },
+      middleware: (g) => g().concat(persistence, autoSync),
+      enhancers: (g) => g().concat(persistence.enhancer),
+    })
     expect(thrown(() => persistence.configure('files', { debounce: 5 } as never)).message).toContain('unknown option debounce; did you mean debounceMs?')
     // A real slice option that is fixed at creation says so instead.
     expect(thrown(() => persistence.configure('files', { storeName: 'x' } as never)).message).toContain('cannot change after the instance is created')
@@ -59,7 +67,20 @@ describe('unknown option keys are refused with the closest valid one', () => {
   test('the documented options are all accepted', () => {
     expect(() =>
       createPersistenceMiddleware({
-        slices: { files: { storeName: 'f', enabled: true, syncToFlask: true, debounceMs: 1, batchSize: 1, path: [], shape: 'auto', version: 1, idType: 'auto', verifyChangedIds: false } },
+        slices: {
+          files: {
+            storeName: 'f',
+            enabled: true,
+            syncToFlask: true,
+            debounceMs: 1,
+            batchSize: 1,
+            path: [],
+            shape: 'auto',
+            version: 1,
+            idType: 'auto',
+            verifyChangedIds: false,
+          },
+        },
         dbName: 'all',
         openTimeoutMs: 100,
         retry: { initialDelayMs: 1, maxDelayMs: 2 },
@@ -67,7 +88,16 @@ describe('unknown option keys are refused with the closest valid one', () => {
         durability: 'default',
         indexedDB: new IDBFactory(),
         logoutChannel: null,
-        remote: { baseUrl: 'http://x/api', paths: { health: '/h' }, timeoutMs: 5, batchSize: 1, pullPageSize: 1, retry: { initialDelayMs: 1 }, clientId: 'c', connectOnStart: false },
+        remote: {
+          baseUrl: 'http://x/api',
+          paths: { health: '/h' },
+          timeoutMs: 5,
+          batchSize: 1,
+          pullPageSize: 1,
+          retry: { initialDelayMs: 1 },
+          clientId: 'c',
+          connectOnStart: false,
+        },
       }).dispose(),
     ).not.toThrow()
   })

@@ -73,7 +73,7 @@ describe.each(validators)('validate with %s', (_, validate) => {
 })
 
 test('validate is checked up front', () => {
-  expect(() =>
-    createPersistenceMiddleware({ slices: { files: { validate: 42 as unknown as SlicePersistenceConfig['validate'] } } }),
-  ).toThrow(/slices\.files\.validate/)
+  expect(() => createPersistenceMiddleware({ slices: { files: { validate: 42 as unknown as SlicePersistenceConfig['validate'] } } })).toThrow(
+    /slices\.files\.validate/,
+  )
 })

@@ -6,14 +6,7 @@ import { setupServer } from 'msw/node'
 import type { ReactNode } from 'react'
 import { Provider } from 'react-redux'
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
-import {
-  createAutoSyncMiddleware,
-  createPersistenceMiddleware,
-  createSyncMonitorMiddleware,
-  syncActions,
-  syncReducer,
-  type SyncConflict,
-} from '../../src'
+import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, syncActions, syncReducer, type SyncConflict } from '../../src'
 import { PersistenceDashboard, PersistenceProvider, usePersistence } from '../../src/react'
 import { createMockSyncServer } from '../../src/testing'
 import { advance, useFakeClock } from '../support/clock'
@@ -53,7 +46,11 @@ function app(options: { debounceMs?: number } = {}) {
     middleware: (g) => g().concat(persistence, monitor, autoSync, recorder),
     enhancers: (g) => g().concat(persistence.enhancer),
   })
-  cleanups.push(() => persistence.dispose(), () => monitor.dispose(), () => autoSync.dispose())
+  cleanups.push(
+    () => persistence.dispose(),
+    () => monitor.dispose(),
+    () => autoSync.dispose(),
+  )
   const wrapper = ({ children }: { children?: ReactNode }) => (
     <Provider store={store}>
       <PersistenceProvider persistence={persistence} monitor={monitor} autoSync={autoSync}>

@@ -13,12 +13,7 @@
  * Cases where the library deliberately accepts the input (odd but valid ids, `NaN`, keys named
  * `__proto__`) say so and assert the exact round trip instead of an error.
  */
-import {
-  configureStore,
-  createAction,
-  type Middleware,
-  type UnknownAction,
-} from '@reduxjs/toolkit'
+import { configureStore, createAction, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
 import { IDBFactory, IDBObjectStore } from 'fake-indexeddb'
 import { http, HttpResponse } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -99,9 +94,7 @@ function harness(options: HarnessOptions = {}) {
       todos: { debounceMs: 5, path: ['items'], shape: 'array' },
       raw: { debounceMs: 5, shape: 'record' },
     },
-    ...(options.remote === false
-      ? {}
-      : { remote: { baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 }, timeoutMs: 2000, ...options.remote } }),
+    ...(options.remote === false ? {} : { remote: { baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 }, timeoutMs: 2000, ...options.remote } }),
   })
   live.push(persistence)
   const recorder: Middleware = () => (next) => (action) => {
@@ -183,8 +176,7 @@ async function readIdb(factory: IDBFactory, dbName: string, storeName: string): 
 }
 const idb = (h: Harness, storeName: string) => readIdb(h.factory!, h.dbName, storeName)
 
-const onServer = (collection: string, id: string) =>
-  server.model.records().find((r) => r.collection === collection && r.id === id && !r.deleted)
+const onServer = (collection: string, id: string) => server.model.records().find((r) => r.collection === collection && r.id === id && !r.deleted)
 
 const baseline = {
   object: Object.getOwnPropertyNames(Object.prototype).sort(),
@@ -282,8 +274,8 @@ describe('A. non-serializable items: NonSerializableError, the bad op is dropped
     expect.soft(error?.message).toMatch(reason)
     expect.soft(h.errors.every((e) => isSyncError(e))).toBe(true)
     expect.soft(h.persistence.getStatus().lastError).toMatchObject({ name: 'NonSerializableError', key: 'raw:bad' })
-    await until(() => h.failed.some((e) => e.name === 'NonSerializableError'), 'the persistenceFailed action', 1000).catch(
-      (e: unknown) => expect.soft(e).toBeUndefined(),
+    await until(() => h.failed.some((e) => e.name === 'NonSerializableError'), 'the persistenceFailed action', 1000).catch((e: unknown) =>
+      expect.soft(e).toBeUndefined(),
     )
     // The dropped op is not retried for ever.
     expect.soft(h.persistence.getStatus().pendingOperations).toBe(0)
@@ -363,22 +355,26 @@ describe('A. huge values', () => {
   it.each([
     ['10 MB', 10 * 1024 * 1024],
     ['50 MB', 50 * 1024 * 1024],
-  ])('a %s string: stored locally; the server answers 413, so only that op becomes a dead letter (HttpError)', async (_name, size) => {
-    const h = await connected()
-    safely(() => h.store.dispatch(putGood()))
-    const big = { id: 'big', body: 'x'.repeat(size) }
-    safely(() => h.store.dispatch(putRaw({ id: 'big', value: big })))
-    await h.persistence.flush()
-    expect(h.store.getState().raw.big).toBe(big)
-    expect(((await idb(h, 'raw')).get('big') as typeof big).body.length).toBe(size)
-    await until(() => h.store.getState().sync.deadLetters.length === 1, 'the dead letter', 20_000)
-    expect(h.store.getState().sync.deadLetters[0]).toMatchObject({ key: 'raw:big', status: 413 })
-    const error = h.errors.find(isHttpError)
-    expect(error).toMatchObject({ status: 413, key: 'raw:big' })
-    expect(h.persistence.getStatus().errorCount).toBeGreaterThan(0)
-    await expectGoodEverywhere(h)
-    expect(onServer('raw', 'big')).toBeUndefined()
-  }, 30_000)
+  ])(
+    'a %s string: stored locally; the server answers 413, so only that op becomes a dead letter (HttpError)',
+    async (_name, size) => {
+      const h = await connected()
+      safely(() => h.store.dispatch(putGood()))
+      const big = { id: 'big', body: 'x'.repeat(size) }
+      safely(() => h.store.dispatch(putRaw({ id: 'big', value: big })))
+      await h.persistence.flush()
+      expect(h.store.getState().raw.big).toBe(big)
+      expect(((await idb(h, 'raw')).get('big') as typeof big).body.length).toBe(size)
+      await until(() => h.store.getState().sync.deadLetters.length === 1, 'the dead letter', 20_000)
+      expect(h.store.getState().sync.deadLetters[0]).toMatchObject({ key: 'raw:big', status: 413 })
+      const error = h.errors.find(isHttpError)
+      expect(error).toMatchObject({ status: 413, key: 'raw:big' })
+      expect(h.persistence.getStatus().errorCount).toBeGreaterThan(0)
+      await expectGoodEverywhere(h)
+      expect(onServer('raw', 'big')).toBeUndefined()
+    },
+    30_000,
+  )
 })
 
 describe('A. dangerous keys inside items', () => {
@@ -530,8 +526,7 @@ const record = (over: Record<string, unknown> = {}) => ({
 })
 /** The server's live records as JSON array elements, to put next to an injected one in a full pull. */
 const liveRecords = (): string[] => (server.model.pull(null).body as { items: unknown[] }).items.map((r) => JSON.stringify(r))
-const text = (body: string, contentType = 'application/json', status = 200) =>
-  new HttpResponse(body, { status, headers: { 'content-type': contentType } })
+const text = (body: string, contentType = 'application/json', status = 200) => new HttpResponse(body, { status, headers: { 'content-type': contentType } })
 const jsonBody = (body: unknown) => text(JSON.stringify(body))
 
 /**
@@ -556,7 +551,10 @@ const malformedPulls: Array<[string, (live: string[]) => Response]> = [
   ['deleted as a string', (live) => text(`{"items":${items(live, record({ deleted: 'false' }))},"cursor":"9"}`)],
   ['a live record without value', (live) => text(`{"items":${items(live, record({ value: undefined }))},"cursor":"9"}`)],
   ['a live record with value null (the protocol forbids it)', (live) => text(`{"items":${items(live, record({ value: null }))},"cursor":"9"}`)],
-  ['an empty id (the protocol requires 1 to 512 characters)', (live) => text(`{"items":${items(live, record({ id: '', value: { id: '', name: 'x' } }))},"cursor":"9"}`)],
+  [
+    'an empty id (the protocol requires 1 to 512 characters)',
+    (live) => text(`{"items":${items(live, record({ id: '', value: { id: '', name: 'x' } }))},"cursor":"9"}`),
+  ],
   ['the cursor missing', (live) => text(`{"items":${items(live, record())}}`)],
   ['an empty cursor', (live) => text(`{"items":${items(live, record())},"cursor":""}`)],
   ['items only under a __proto__ key', (live) => text(`{"__proto__":{"items":${items(live, record())},"cursor":"9"}}`)],
@@ -706,9 +704,9 @@ describe('C. an incremental pull that never ends', () => {
 })
 
 describe('C. pull answers with dangerous keys: accepted as data, stripped, no pollution', () => {
-  const evilValue = '{"id":"srv","name":"from the server","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"prototype":{"polluted":true},"nested":{"__proto__":{"polluted":true},"ok":1}}'
-  const withValue = (value: string, over: Record<string, unknown> = {}) =>
-    JSON.stringify(record(over)).replace(/"value":\{[^}]*\}/, `"value":${value}`)
+  const evilValue =
+    '{"id":"srv","name":"from the server","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"prototype":{"polluted":true},"nested":{"__proto__":{"polluted":true},"ok":1}}'
+  const withValue = (value: string, over: Record<string, unknown> = {}) => JSON.stringify(record(over)).replace(/"value":\{[^}]*\}/, `"value":${value}`)
 
   it.each<[string, 'pull' | 'changes']>([
     ['full pull', 'pull'],
@@ -783,9 +781,15 @@ describe('C. malformed push answers (POST /sync/push): MalformedResponseError, t
     ['an opId that does not match', () => jsonBody({ results: [{ opId: 'someone-else', status: 'applied', record: record({ id: 'good' }) }], cursor: '1' })],
     ['an unknown status', (opId) => jsonBody({ results: [{ opId, status: 'ok' }], cursor: '1' })],
     ['applied without a record', (opId) => jsonBody({ results: [{ opId, status: 'applied' }], cursor: '1' })],
-    ['a record with a string version', (opId) => jsonBody({ results: [{ opId, status: 'applied', record: record({ id: 'good', version: '2' }) }], cursor: '1' })],
+    [
+      'a record with a string version',
+      (opId) => jsonBody({ results: [{ opId, status: 'applied', record: record({ id: 'good', version: '2' }) }], cursor: '1' }),
+    ],
     ['an array instead of an object', (opId) => jsonBody([{ opId, status: 'applied', record: record({ id: 'good' }) }])],
-    ['results only under __proto__', (opId) => text(`{"__proto__":{"results":[{"opId":"${opId}","status":"applied","record":${JSON.stringify(record({ id: 'good' }))}}],"cursor":"1"}}`)],
+    [
+      'results only under __proto__',
+      (opId) => text(`{"__proto__":{"results":[{"opId":"${opId}","status":"applied","record":${JSON.stringify(record({ id: 'good' }))}}],"cursor":"1"}}`),
+    ],
   ])('%s', async (_name, answer) => {
     const h = await connected()
     const used = answerOnce('post', '/sync/push', async (request) => answer((await opIdsOf(request))[0]!))
@@ -930,13 +934,13 @@ describe('D. storage faults', () => {
   it('QuotaExceededError thrown by IndexedDB on put: StorageQuotaError, retried; once space frees up everything lands', async () => {
     const full = { on: false }
     const put = IDBObjectStore.prototype.put
-    const spy = (function (this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
+    const spy = function (this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
       // A quota that only the big item exceeds.
       if (full.on && this.name === 'raw' && JSON.stringify(value ?? null).length > 1000) {
         throw new DOMException('The quota has been exceeded.', 'QuotaExceededError')
       }
       return put.call(this, value, key)
-    }) as typeof put
+    } as typeof put
     IDBObjectStore.prototype.put = spy
     try {
       const h = await connected()

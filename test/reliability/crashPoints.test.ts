@@ -76,7 +76,12 @@ server.model.changes = (since, limit, collections) => {
 const statusesOf = (opId: string): string[] => ledger.filter((e) => e.opId === opId).map((e) => e.status)
 const pushedBy = (clientId: string): string[] => ledger.filter((e) => e.clientId === clientId).map((e) => e.opId)
 const serverLive = (): Record<string, unknown> =>
-  Object.fromEntries(server.model.records().filter((r) => r.collection === 'files' && !r.deleted).map((r) => [r.id, r.value]))
+  Object.fromEntries(
+    server.model
+      .records()
+      .filter((r) => r.collection === 'files' && !r.deleted)
+      .map((r) => [r.id, r.value]),
+  )
 const serverRecord = (id: string) => server.model.records().find((r) => r.collection === 'files' && r.id === id)
 
 /** Another device writes straight into the server's model (no HTTP, so no injected fault is used up). */
@@ -400,12 +405,7 @@ describe('crash point 1: before the IndexedDB commit', () => {
     first.store.dispatch(addItem(C1))
     await waitFor(() => first.storage.dead, 'the crash')
     // The aborted transaction carried both halves: the items and their outbox entries.
-    expect(first.storage.diedIn!.map(where).sort()).toEqual([
-      '__ris_outbox:files:a',
-      '__ris_outbox:files:c',
-      'files:a',
-      'files:c',
-    ])
+    expect(first.storage.diedIn!.map(where).sort()).toEqual(['__ris_outbox:files:a', '__ris_outbox:files:c', 'files:a', 'files:c'])
     await crash(first)
 
     expect(await stored('files')).toEqual({ a: A1 })
@@ -449,7 +449,10 @@ describe('crash point 2: after the commit, before the push', () => {
     const opIds = Object.values(outbox)
       .sort((l, r) => l.ops[0]!.seq - r.ops[0]!.seq)
       .map((row) => row.ops[0]!.opId)
-    expect(ledger.filter((e) => opIds.includes(e.opId)), 'nothing of it reached the server').toEqual([])
+    expect(
+      ledger.filter((e) => opIds.includes(e.opId)),
+      'nothing of it reached the server',
+    ).toEqual([])
 
     const second = open(factory)
     await ready(second)
@@ -545,49 +548,52 @@ describe('crash point 3: the server applied the push, the acknowledgement is not
     expect(second.store.getState().sync.conflicts).toEqual([])
   })
 
-  test.each(['push', 'pull'] as const)('an edit of the same key after the lost answer, the restart does a %s first: the client recognises its own earlier write, no false conflict', async (move) => {
-    const first = open(factory, { retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } })
-    await ready(first)
-    server.fail({ kind: 'lose-answer' })
-    first.store.dispatch(addItem({ id: 'p', name: 'P1' }))
-    first.store.dispatch(addItem({ id: 'q', name: 'Q1' }))
-    await waitFor(() => ledger.length === 2 && !first.store.getState().sync.status.flaskConnected, 'the lost answer')
-    const [pOld, q] = ledger.map((e) => e.opId)
-    server.down()
-    first.store.dispatch(updateItem({ id: 'p', name: 'P2' }))
-    await run(first.persistence.flush(), 'the flush')
-    await crash(first)
+  test.each(['push', 'pull'] as const)(
+    'an edit of the same key after the lost answer, the restart does a %s first: the client recognises its own earlier write, no false conflict',
+    async (move) => {
+      const first = open(factory, { retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } })
+      await ready(first)
+      server.fail({ kind: 'lose-answer' })
+      first.store.dispatch(addItem({ id: 'p', name: 'P1' }))
+      first.store.dispatch(addItem({ id: 'q', name: 'Q1' }))
+      await waitFor(() => ledger.length === 2 && !first.store.getState().sync.status.flaskConnected, 'the lost answer')
+      const [pOld, q] = ledger.map((e) => e.opId)
+      server.down()
+      first.store.dispatch(updateItem({ id: 'p', name: 'P2' }))
+      await run(first.persistence.flush(), 'the flush')
+      await crash(first)
 
-    const outbox = await storedOutbox()
-    // P1 may have been applied (its answer was lost), so it stays, as sent; P2 waits behind it.
-    expect(outbox['files:p']!.ops.map((op) => [op.opId, op.sent, op.value])).toEqual([
-      [pOld, true, { id: 'p', name: 'P1' }],
-      [expect.any(String), false, { id: 'p', name: 'P2' }],
-    ])
-    const pNew = outbox['files:p']!.ops[1]!.opId
-    expect(firstOpId(outbox['files:q'])).toBe(q)
-    server.up()
+      const outbox = await storedOutbox()
+      // P1 may have been applied (its answer was lost), so it stays, as sent; P2 waits behind it.
+      expect(outbox['files:p']!.ops.map((op) => [op.opId, op.sent, op.value])).toEqual([
+        [pOld, true, { id: 'p', name: 'P1' }],
+        [expect.any(String), false, { id: 'p', name: 'P2' }],
+      ])
+      const pNew = outbox['files:p']!.ops[1]!.opId
+      expect(firstOpId(outbox['files:q'])).toBe(q)
+      server.up()
 
-    const second = await restart(move)
-    if (move === 'push') {
-      // P1 is replayed first and answered as a duplicate; P2 goes out on top of its version.
-      expect(statusesOf(pOld!)).toEqual(['applied', 'duplicate'])
-      expect(statusesOf(q!)).toEqual(['applied', 'duplicate'])
-    } else {
-      // The pull taught it the version its own P1 made: P1 is settled without a push.
-      expect(statusesOf(pOld!)).toEqual(['applied'])
-      expect(statusesOf(q!)).toEqual(['applied'])
-    }
-    // Either way P2 is pushed once, on top of P1's version, never as a conflict.
-    expect(statusesOf(pNew)).toEqual(['applied'])
-    expect(server.model.appliedOps).toBe(3)
-    expect(serverRecord('p')).toMatchObject({ version: 2, value: { id: 'p', name: 'P2' }, opId: pNew })
-    expect(await stored('__ris_versions')).toEqual({ 'files:p': 2, 'files:q': 1 })
-    expect(local(second)).toEqual({ p: { id: 'p', name: 'P2' }, q: { id: 'q', name: 'Q1' } })
-    await expectConverged(second)
-    expect(second.conflicts, 'no false conflict').toEqual([])
-    expect(second.store.getState().sync.conflicts).toEqual([])
-  })
+      const second = await restart(move)
+      if (move === 'push') {
+        // P1 is replayed first and answered as a duplicate; P2 goes out on top of its version.
+        expect(statusesOf(pOld!)).toEqual(['applied', 'duplicate'])
+        expect(statusesOf(q!)).toEqual(['applied', 'duplicate'])
+      } else {
+        // The pull taught it the version its own P1 made: P1 is settled without a push.
+        expect(statusesOf(pOld!)).toEqual(['applied'])
+        expect(statusesOf(q!)).toEqual(['applied'])
+      }
+      // Either way P2 is pushed once, on top of P1's version, never as a conflict.
+      expect(statusesOf(pNew)).toEqual(['applied'])
+      expect(server.model.appliedOps).toBe(3)
+      expect(serverRecord('p')).toMatchObject({ version: 2, value: { id: 'p', name: 'P2' }, opId: pNew })
+      expect(await stored('__ris_versions')).toEqual({ 'files:p': 2, 'files:q': 1 })
+      expect(local(second)).toEqual({ p: { id: 'p', name: 'P2' }, q: { id: 'q', name: 'Q1' } })
+      await expectConverged(second)
+      expect(second.conflicts, 'no false conflict').toEqual([])
+      expect(second.store.getState().sync.conflicts).toEqual([])
+    },
+  )
 })
 
 // ------------------------------------------------------------------ 4. during a pull
@@ -598,75 +604,78 @@ describe('crash point 4: while a pull is applied', () => {
   const MINE = { id: 'mine', name: 'M1' }
   const R4_LOCAL = { id: 'r4', name: 'local edit' }
 
-  test.each(['page commit aborted', 'died between pages'] as const)('%s: the cursor never passes unstored data; a re-pull converges and keeps local pending edits', async (how) => {
-    // Pages of 2: [r1 r2] [r3 r4] [r5]. The process dies on the second page.
-    const options = { connectOnStart: false, pullPageSize: 2 }
-    const first = open(factory, options, { conflict: 'client-wins' })
-    await ready(first, false)
-    otherDevice(remote)
-    // Local edits waiting in the outbox: one of a key the server does not have, one of a key
-    // the other device also wrote (a real conflict, which client-wins settles for us).
-    first.store.dispatch(addItem(MINE))
-    first.store.dispatch(addItem(R4_LOCAL))
-    await run(first.persistence.flush(), 'the flush')
-    expect(Object.keys(await storedOutbox())).toEqual(['files:mine', 'files:r4'])
+  test.each(['page commit aborted', 'died between pages'] as const)(
+    '%s: the cursor never passes unstored data; a re-pull converges and keeps local pending edits',
+    async (how) => {
+      // Pages of 2: [r1 r2] [r3 r4] [r5]. The process dies on the second page.
+      const options = { connectOnStart: false, pullPageSize: 2 }
+      const first = open(factory, options, { conflict: 'client-wins' })
+      await ready(first, false)
+      otherDevice(remote)
+      // Local edits waiting in the outbox: one of a key the server does not have, one of a key
+      // the other device also wrote (a real conflict, which client-wins settles for us).
+      first.store.dispatch(addItem(MINE))
+      first.store.dispatch(addItem(R4_LOCAL))
+      await run(first.persistence.flush(), 'the flush')
+      expect(Object.keys(await storedOutbox())).toEqual(['files:mine', 'files:r4'])
 
-    if (how === 'page commit aborted') {
-      // The commit that stores page 2's data (r3); the cursor must be in the same transaction.
-      first.storage.crashAt((ops) => ops.some((op) => op.store === 'files' && op.type === 'put' && op.key === 'r3'), 'abort')
-    } else {
-      onChanges = (since) => {
-        if (since === '2') first.storage.kill() // dies while the second page is on its way
+      if (how === 'page commit aborted') {
+        // The commit that stores page 2's data (r3); the cursor must be in the same transaction.
+        first.storage.crashAt((ops) => ops.some((op) => op.store === 'files' && op.type === 'put' && op.key === 'r3'), 'abort')
+      } else {
+        onChanges = (since) => {
+          if (since === '2') first.storage.kill() // dies while the second page is on its way
+        }
       }
-    }
-    void first.store.dispatch(pullFlaskChanges())
-    await waitFor(() => first.storage.dead, 'the crash')
-    if (how === 'page commit aborted') {
-      const cursorWrite = first.storage.diedIn!.find((op) => op.store === '__ris_meta')
-      expect(cursorWrite, 'the cursor rode with its page').toMatchObject({ type: 'put', key: '__cursor', value: { cursor: '4' } })
-    }
-    await crash(first)
+      void first.store.dispatch(pullFlaskChanges())
+      await waitFor(() => first.storage.dead, 'the crash')
+      if (how === 'page commit aborted') {
+        const cursorWrite = first.storage.diedIn!.find((op) => op.store === '__ris_meta')
+        expect(cursorWrite, 'the cursor rode with its page').toMatchObject({ type: 'put', key: '__cursor', value: { cursor: '4' } })
+      }
+      await crash(first)
 
-    // The cursor covers exactly the data stored with it: page 1, and the local edits untouched.
-    const meta = await stored('__ris_meta')
-    expect(meta.__cursor).toEqual({ cursor: '2', collections: ['files'], epoch: server.model.epoch })
-    expect(await stored('files')).toEqual({ ...byId(remote.slice(0, 2)), mine: MINE, r4: R4_LOCAL })
-    expect(await stored('__ris_versions')).toEqual({ 'files:r1': 1, 'files:r2': 1 })
-    for (const record of server.model.records()) {
-      if (record.seq > 2 || (await storedOutbox())[`files:${record.id}`]) continue
-      expect((await stored('files'))[record.id], `${record.id} is covered by the cursor`).toEqual(record.value)
-    }
-    expect(pushedBy('tab-1'), 'the dead process pushed nothing').toEqual([])
-    const outbox = await storedOutbox()
+      // The cursor covers exactly the data stored with it: page 1, and the local edits untouched.
+      const meta = await stored('__ris_meta')
+      expect(meta.__cursor).toEqual({ cursor: '2', collections: ['files'], epoch: server.model.epoch })
+      expect(await stored('files')).toEqual({ ...byId(remote.slice(0, 2)), mine: MINE, r4: R4_LOCAL })
+      expect(await stored('__ris_versions')).toEqual({ 'files:r1': 1, 'files:r2': 1 })
+      for (const record of server.model.records()) {
+        if (record.seq > 2 || (await storedOutbox())[`files:${record.id}`]) continue
+        expect((await stored('files'))[record.id], `${record.id} is covered by the cursor`).toEqual(record.value)
+      }
+      expect(pushedBy('tab-1'), 'the dead process pushed nothing').toEqual([])
+      const outbox = await storedOutbox()
 
-    const second = open(factory, options, { conflict: 'client-wins' })
-    await ready(second, false)
-    expect(local(second)).toEqual({ ...byId(remote.slice(0, 2)), mine: MINE, r4: R4_LOCAL })
-    const pulled = await run(second.store.dispatch(pullFlaskChanges()), 'the re-pull')
-    expect(pulled.type).toBe('redux-idb-sync/pullFlaskChanges/fulfilled')
-    await waitFor(() => outboxDepth(second) === 0, 'the outbox to drain')
+      const second = open(factory, options, { conflict: 'client-wins' })
+      await ready(second, false)
+      expect(local(second)).toEqual({ ...byId(remote.slice(0, 2)), mine: MINE, r4: R4_LOCAL })
+      const pulled = await run(second.store.dispatch(pullFlaskChanges()), 'the re-pull')
+      expect(pulled.type).toBe('redux-idb-sync/pullFlaskChanges/fulfilled')
+      await waitFor(() => outboxDepth(second) === 0, 'the outbox to drain')
 
-    const expected = { ...byId(remote), mine: MINE, r4: R4_LOCAL }
-    expect(local(second), 'the local pending edits were not overwritten').toEqual(expected)
-    // One conflict, the real one (the other device wrote r4), settled once; none for `mine`.
-    expect(second.conflicts.map((c) => [c.key, c.resolution])).toEqual([['files:r4', 'client']])
-    for (const key of ['files:mine', 'files:r4']) expect(statusesOf(firstOpId(outbox[key])!), key).toEqual(['applied'])
-    expect(server.model.appliedOps).toBe(7)
-    expect(serverRecord('r4')).toMatchObject({ version: 2, value: R4_LOCAL })
-    // Pulling again only brings our own two writes back, which are skipped; the cursor reaches the end.
-    await run(second.store.dispatch(pullFlaskChanges()), 'the second pull')
-    expect((await stored('__ris_meta')).__cursor).toEqual({ cursor: '7', collections: ['files'], epoch: server.model.epoch })
-    expect(await stored('__ris_versions')).toEqual({
-      'files:r1': 1,
-      'files:r2': 1,
-      'files:r3': 1,
-      'files:r4': 2,
-      'files:r5': 1,
-      'files:mine': 1,
-    })
-    await expectConverged(second)
-    expect(second.conflicts).toHaveLength(1)
-  })
+      const expected = { ...byId(remote), mine: MINE, r4: R4_LOCAL }
+      expect(local(second), 'the local pending edits were not overwritten').toEqual(expected)
+      // One conflict, the real one (the other device wrote r4), settled once; none for `mine`.
+      expect(second.conflicts.map((c) => [c.key, c.resolution])).toEqual([['files:r4', 'client']])
+      for (const key of ['files:mine', 'files:r4']) expect(statusesOf(firstOpId(outbox[key])!), key).toEqual(['applied'])
+      expect(server.model.appliedOps).toBe(7)
+      expect(serverRecord('r4')).toMatchObject({ version: 2, value: R4_LOCAL })
+      // Pulling again only brings our own two writes back, which are skipped; the cursor reaches the end.
+      await run(second.store.dispatch(pullFlaskChanges()), 'the second pull')
+      expect((await stored('__ris_meta')).__cursor).toEqual({ cursor: '7', collections: ['files'], epoch: server.model.epoch })
+      expect(await stored('__ris_versions')).toEqual({
+        'files:r1': 1,
+        'files:r2': 1,
+        'files:r3': 1,
+        'files:r4': 2,
+        'files:r5': 1,
+        'files:mine': 1,
+      })
+      await expectConverged(second)
+      expect(second.conflicts).toHaveLength(1)
+    },
+  )
 
   test('the commit of a pulled page fails and the process lives on: the Redux state never shows what is not stored, the cursor stays, a re-pull converges', async () => {
     const c = open(factory, { connectOnStart: false, pullPageSize: 2 })

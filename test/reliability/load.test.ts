@@ -85,8 +85,7 @@ async function settleQueue(persistence: PersistenceMiddleware): Promise<void> {
 }
 
 type PutOp = Extract<StorageOp, { type: 'put' }>
-const putsIn = (ops: readonly StorageOp[], store: string): PutOp[] =>
-  ops.filter((op): op is PutOp => op.type === 'put' && op.store === store)
+const putsIn = (ops: readonly StorageOp[], store: string): PutOp[] => ops.filter((op): op is PutOp => op.type === 'put' && op.store === store)
 const putsOf = (storage: InstrumentedStore, store: string): PutOp[] => putsIn(storage.commits.flat(), store)
 
 /** Keys (0..KEYS-1) whose value in `values` is not `finalItem(key)`; and keys that should not be there. */
@@ -97,8 +96,7 @@ function wrongKeys(values: ReadonlyMap<number, unknown>): { missingOrStale: numb
   return { missingOrStale: missingOrStale.slice(0, 10), extra: extra.slice(0, 10) }
 }
 
-const stateValues = (state: EntityState<Item, number>): Map<number, unknown> =>
-  new Map(state.ids.map((id) => [id, state.entities[id]]))
+const stateValues = (state: EntityState<Item, number>): Map<number, unknown> => new Map(state.ids.map((id) => [id, state.entities[id]]))
 
 afterEach(() => {
   vi.useRealTimers()

@@ -15,14 +15,7 @@ import fc from 'fast-check'
 import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
 import { afterAll, beforeAll, expect, test, vi } from 'vitest'
-import {
-  TransactionAbortedError,
-  createPersistenceMiddleware,
-  pullFlaskChanges,
-  syncReducer,
-  syncToFlaskBulk,
-  type PersistenceMiddleware,
-} from '../../src'
+import { TransactionAbortedError, createPersistenceMiddleware, pullFlaskChanges, syncReducer, syncToFlaskBulk, type PersistenceMiddleware } from '../../src'
 import { OUTBOX_STORE, type StorageOp } from '../../src/storage/types'
 import type { OutboxRow } from '../../src/remote/outbox'
 import { createMockSyncServer } from '../../src/testing'
@@ -119,7 +112,13 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('del' as const), key }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 400 }) }) },
   { weight: 1, arbitrary: fc.constant({ t: 'flush' as const }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('fault' as const), kind: fc.constantFrom('500' as const, '503' as const, 'network' as const, 'hang' as const, 'lose-answer' as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('fault' as const),
+      kind: fc.constantFrom('500' as const, '503' as const, 'network' as const, 'hang' as const, 'lose-answer' as const),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ t: 'auth' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('remote' as const), key, v: fc.nat(1000) }) },
   { weight: 1, arbitrary: fc.constant({ t: 'abort' as const }) },
@@ -444,7 +443,10 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
           const replaced = strategy !== 'client-wins' && wasRemote(k, shown)
           if (!replaced) expect(shown, `hydrated ${k}`).toEqual(committed.get(k) ?? null)
         }
-        expect(state.ids.filter((id) => !KEYS.includes(String(id))), 'hydrated items of unknown keys').toEqual([])
+        expect(
+          state.ids.filter((id) => !KEYS.includes(String(id))),
+          'hydrated items of unknown keys',
+        ).toEqual([])
         for (const k of KEYS) {
           const m = model.get(k)
           const e = m?.expectation
@@ -457,12 +459,15 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
           const op = lastWrite(commits.slice(m.changedAt), k)
           const durable =
             m.durable ||
-            (mayBeReplaced ? localCommit(storages[m.instance]!.commits, m.changedAt, k, value) !== null : op !== null && same(op.type === 'put' ? op.value : null, value))
+            (mayBeReplaced
+              ? localCommit(storages[m.instance]!.commits, m.changedAt, k, value) !== null
+              : op !== null && same(op.type === 'put' ? op.value : null, value))
           const survived = committed.get(k) ?? null
           // Invariant: a local change acknowledged by a flush survives a crash.
           if (!unsure.has(k)) expect(durable, `flushed write of ${k} was committed`).toBe(true)
           if (durable && !mayBeReplaced) expect(survived, `committed write of ${k} survives a restart`).toEqual(e!.value)
-          if (durable && mayBeReplaced && !wasRemote(k, survived)) expect(survived, `committed write of ${k} survives a restart (or the server's replaced it)`).toEqual(value)
+          if (durable && mayBeReplaced && !wasRemote(k, survived))
+            expect(survived, `committed write of ${k} survives a restart (or the server's replaced it)`).toEqual(value)
           // A change lost with the crash: what survived may or may not still be pending.
           model.set(k, durable ? { ...m, durable } : { expectation: null, durable: true, changedAt: 0, instance: 0 })
         }
@@ -480,8 +485,18 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
   // outbox alone says nothing about a pull that failed (an abort left over from the steps).
   for (let round = 0; round < Number(process.env.FC_ROUNDS ?? 40); round++) {
     const flushed = await withTime(app.persistence.flush().then(() => true))
-    const pushed = await withTime(app.store.dispatch(syncToFlaskBulk()).unwrap().then(() => true))
-    const pulled = await withTime(app.store.dispatch(pullFlaskChanges()).unwrap().then(() => true))
+    const pushed = await withTime(
+      app.store
+        .dispatch(syncToFlaskBulk())
+        .unwrap()
+        .then(() => true),
+    )
+    const pulled = await withTime(
+      app.store
+        .dispatch(pullFlaskChanges())
+        .unwrap()
+        .then(() => true),
+    )
     await advance(500)
     const empty = app.store.getState().sync.outboxDepth === 0 && app.persistence.getStatus().pendingOperations === 0
     if (flushed && pushed && pulled && empty) break
@@ -491,7 +506,12 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
   const local = stateAsObject()
   const sync = app.store.getState().sync
   const stored = Object.fromEntries(await readStore(factory, FILES, 'model'))
-  const serverLive = Object.fromEntries(server.model.records().filter((r) => !r.deleted).map((r) => [r.id, r.value]))
+  const serverLive = Object.fromEntries(
+    server.model
+      .records()
+      .filter((r) => !r.deleted)
+      .map((r) => [r.id, r.value]),
+  )
   const diagnosis = `sync: ${JSON.stringify(sync)}; server: ${JSON.stringify(server.model.records().map((r) => [r.id, r.version, r.deleted, r.value]))}`
 
   // Invariant: at the end, the queue and the outbox are empty, and nothing was given up on.
@@ -499,7 +519,10 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
   expect(sync.outboxDepth, `outbox empty (${diagnosis}; ${JSON.stringify(app.persistence.getStatus().lastError)})`).toBe(0)
   expect((await readStore(factory, OUTBOX_STORE, 'model')).size, 'stored outbox empty').toBe(0)
   expect(sync.deadLetters, 'no operation in the dead-letter list').toEqual([])
-  expect(sync.conflicts.filter((x) => x.resolution === 'pending'), 'no conflict left pending').toEqual([])
+  expect(
+    sync.conflicts.filter((x) => x.resolution === 'pending'),
+    'no conflict left pending',
+  ).toEqual([])
   // Invariant: after the final flush, IndexedDB equals the Redux state; once faults stopped,
   // the server does too.
   expect(stored, 'IndexedDB equals the Redux state').toEqual(local)
@@ -524,7 +547,10 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
       const value = winner === 'local' ? e.value : e.remote.value
       if (winner === 'local') coverage.racesLocalChecked++
       else coverage.racesRemoteChecked++
-      expect(serverLive[k] ?? null, `${k}: the ${winner} write must win (last-write-wins, local at ${stamped.clientTime}, remote at ${e.remote.time}; ${diagnosis})`).toEqual(value)
+      expect(
+        serverLive[k] ?? null,
+        `${k}: the ${winner} write must win (last-write-wins, local at ${stamped.clientTime}, remote at ${e.remote.time}; ${diagnosis})`,
+      ).toEqual(value)
     } else if (e) {
       if (strategy === 'server-wins' && e.source === 'local' && lastRemote.has(k)) coverage.serverWinsLocalChecked++
       expect(serverLive[k] ?? null, `${k}: the ${e.source} write must win (${strategy}; ${diagnosis})`).toEqual(e.value)
@@ -557,7 +583,8 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
     }
   }
   const applied = pushResults.filter((r) => r.status === 'applied')
-  for (const result of applied) expect(withLocalChange.has(result.opId ?? ''), `applied ${result.opId} (${result.record?.id}) comes from a stored local change`).toBe(true)
+  for (const result of applied)
+    expect(withLocalChange.has(result.opId ?? ''), `applied ${result.opId} (${result.record?.id}) comes from a stored local change`).toBe(true)
   coverage.lostAnswersReplayed += pushResults.filter((r) => r.status === 'duplicate').length
 
   await withTime(app.persistence.dispose({ flush: false }))

@@ -36,7 +36,10 @@ test('when storing a pulled page fails, the cursor does not move and the next pu
   const put = await fetch(`${BASE_URL}/sync/push`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ clientId: 'other', ops: [{ opId: 'o1', collection: 'files', id: 'r', type: 'put', value: { id: 'r', name: 'remote' }, baseVersion: null, clientTime: 1 }] }),
+    body: JSON.stringify({
+      clientId: 'other',
+      ops: [{ opId: 'o1', collection: 'files', id: 'r', type: 'put', value: { id: 'r', name: 'remote' }, baseVersion: null, clientTime: 1 }],
+    }),
   })
   expect(put.status).toBe(200)
   storage.failNext(abort())

@@ -1,11 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import {
-  checkFlaskConnection,
-  pullFlaskChanges,
-  resolveConflict,
-  syncFromFlaskBulk,
-  type ConflictStrategy,
-} from '../../src'
+import { checkFlaskConnection, pullFlaskChanges, resolveConflict, syncFromFlaskBulk, type ConflictStrategy } from '../../src'
 import { until } from '../support/instrumentedStore'
 import { saveFile, type FileItem } from '../support/store'
 import { useMockSync, type SyncedOptions } from '../support/synced'

@@ -4,14 +4,7 @@
 import { IDBFactory } from 'fake-indexeddb'
 import { http } from 'msw'
 import { describe, expect, test, vi } from 'vitest'
-import {
-  checkFlaskConnection,
-  isInvalidItemError,
-  isNonSerializableError,
-  pullFlaskChanges,
-  type ConflictStrategy,
-  type RemoteRecord,
-} from '../../src'
+import { checkFlaskConnection, isInvalidItemError, isNonSerializableError, pullFlaskChanges, type ConflictStrategy, type RemoteRecord } from '../../src'
 import { createOperationQueue, type QueueEntry } from '../../src/persistence/writeQueue'
 import { readStore, until, withCommit } from '../support/instrumentedStore'
 import { createIdbStore } from '../../src/storage/idbStore'
@@ -56,7 +49,12 @@ async function settled(c: Client, what = 'the outbox to drain'): Promise<void> {
 async function overwrittenElsewhere(c: Client, theirs = 'theirs'): Promise<void> {
   await edit(c, 'v1')
   await until(() => sync(c).outboxDepth === 0 && record('doc')?.version === 1, 'v1 pushed')
-  const answer = server.model.writeItem('PUT', 'files', 'doc', { opId: 'other-device', value: { id: 'doc', name: theirs }, baseVersion: 1, clientTime: Date.now() })
+  const answer = server.model.writeItem('PUT', 'files', 'doc', {
+    opId: 'other-device',
+    value: { id: 'doc', name: theirs },
+    baseVersion: 1,
+    clientTime: Date.now(),
+  })
   expect(answer.status).toBe(200)
 }
 
@@ -113,7 +111,7 @@ test('finding 3: one client typing fast applies every value at most once, under 
   const c = client({ files: { debounceMs: 10 } })
   await online(c)
   let seed = 7
-  const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647)
+  const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647
   for (let i = 1; i <= 400; i++) {
     c.store.dispatch(saveFile({ id: 'doc', name: `t${i}` }))
     await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 14)))
@@ -124,7 +122,7 @@ test('finding 3: one client typing fast applies every value at most once, under 
   expect(nameOf(record('doc')?.value)).toBe('t400')
 })
 
-test('finding 3: a newer write committing just as a push starts is never sent under the older op\'s opId', async () => {
+test("finding 3: a newer write committing just as a push starts is never sent under the older op's opId", async () => {
   const factory = new IDBFactory()
   let armed = false
   let c: Client | null = null
@@ -359,7 +357,10 @@ test('finding 15: last-write-wins compares the time of the edit, not of its comm
   // Times are on the server's clock: the device clock plus the offset health checks measured.
   const t = clock + c.persistence.sync!.clockOffsetMs
   clock += 1000
-  expect(server.model.writeItem('PUT', 'files', 'doc', { opId: 'later-device', value: { id: 'doc', name: 'later write' }, baseVersion: 2, clientTime: t + 1000 }).status).toBe(200)
+  expect(
+    server.model.writeItem('PUT', 'files', 'doc', { opId: 'later-device', value: { id: 'doc', name: 'later write' }, baseVersion: 2, clientTime: t + 1000 })
+      .status,
+  ).toBe(200)
   clock += 5000
   await c.persistence.flush()
   await until(() => c.conflicts.length === 1, 'the conflict')

@@ -15,7 +15,11 @@ afterEach(() => {
 })
 afterAll(() => msw.close())
 
-const caught = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e)
+const caught = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (e: unknown) => e,
+  )
 const op = { opId: 'op-1', collection: 'files', id: 'a', type: 'put' as const, value: { id: 'a' }, baseVersion: null, clientTime: 1 }
 
 describe('protocol 2 in the API client', () => {

@@ -179,7 +179,12 @@ test('last-write-wins judges a conflict by the latest local change of the key, n
         // Another device writes a second after our change, then the app changes the item again
         // five seconds after it; that change commits while our push is on the wire.
         theirs = op.clientTime + 1000
-        const answer = server.model.writeItem('PUT', 'files', 'doc', { opId: 'other-device', value: { id: 'doc', name: 'theirs' }, baseVersion: 1, clientTime: theirs })
+        const answer = server.model.writeItem('PUT', 'files', 'doc', {
+          opId: 'other-device',
+          value: { id: 'doc', name: 'theirs' },
+          baseVersion: 1,
+          clientTime: theirs,
+        })
         expect(answer.status).toBe(200)
         clock += 5000
         c.store.dispatch(saveFile({ id: 'doc', name: 'late' }))

@@ -28,7 +28,10 @@ async function remote(ops: Array<{ collection?: string; id: string; type?: 'put'
 test('an incremental pull applies puts and tombstones; the cursor moves with the data', async () => {
   const c = client()
   await c.persistence.whenHydrated()
-  await remote([{ id: 'a', value: { id: 'a', name: 'A' } }, { id: 'b', value: { id: 'b', name: 'B' } }])
+  await remote([
+    { id: 'a', value: { id: 'a', name: 'A' } },
+    { id: 'b', value: { id: 'b', name: 'B' } },
+  ])
   await c.store.dispatch(pullFlaskChanges())
   expect(c.store.getState().files.ids.sort()).toEqual(['a', 'b'])
   expect((await readStore(c.factory, '__ris_meta', 'synced')).get('__cursor')).toMatchObject({ cursor: '2' })
@@ -88,11 +91,13 @@ test('keys like __proto__ in server JSON never reach a prototype', async () => {
   const c = client()
   await c.persistence.whenHydrated()
   msw.use(
-    http.get(`${BASE_URL}/sync/pull`, () =>
-      new HttpResponse(
-        '{"items":[{"collection":"files","id":"p","version":1,"updatedAt":1,"clientTime":1,"deleted":false,"seq":1,"value":{"id":"p","name":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}}],"cursor":"1"}',
-        { headers: { 'content-type': 'application/json' } },
-      ),
+    http.get(
+      `${BASE_URL}/sync/pull`,
+      () =>
+        new HttpResponse(
+          '{"items":[{"collection":"files","id":"p","version":1,"updatedAt":1,"clientTime":1,"deleted":false,"seq":1,"value":{"id":"p","name":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}}],"cursor":"1"}',
+          { headers: { 'content-type': 'application/json' } },
+        ),
     ),
   )
   await c.store.dispatch(syncFromFlaskBulk())

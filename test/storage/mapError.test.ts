@@ -44,7 +44,9 @@ describe('mapStorageError', () => {
 
   test('a closing connection becomes ConnectionLostError', () => {
     expect(mapStorageError(new DOMException('The database connection is closing.', 'InvalidStateError'), context)).toBeInstanceOf(ConnectionLostError)
-    expect(mapStorageError(new DOMException('Connection to Indexed Database server lost. Refresh the page to try again', 'UnknownError'), context)).toBeInstanceOf(ConnectionLostError)
+    expect(
+      mapStorageError(new DOMException('Connection to Indexed Database server lost. Refresh the page to try again', 'UnknownError'), context),
+    ).toBeInstanceOf(ConnectionLostError)
   })
 
   test('anything else is a StorageError; our own errors pass through', () => {
@@ -67,7 +69,12 @@ describe('error classes and guards', () => {
   })
 
   test('toJSON is serializable and carries no payload', () => {
-    const error = new NonSerializableError('files:a cannot be persisted: function', { slice: 'files', key: 'files:a', reason: 'function', cause: { secret: 'payload' } })
+    const error = new NonSerializableError('files:a cannot be persisted: function', {
+      slice: 'files',
+      key: 'files:a',
+      reason: 'function',
+      cause: { secret: 'payload' },
+    })
     const json = error.toJSON()
     expect(json).toEqual({ name: 'NonSerializableError', message: 'files:a cannot be persisted: function', slice: 'files', key: 'files:a' })
     expect(JSON.stringify(json)).not.toContain('secret')

@@ -10,7 +10,10 @@ const root = join(import.meta.dirname, '..', '..')
  * process, the library bundled from src/ by esbuild and everything else from node_modules, and
  * reports whether the process ended by itself within `timeoutMs` (else it is killed).
  */
-export async function runChildScript(source: string, timeoutMs: number): Promise<{ exited: boolean; code: number | null; stdout: string; stderr: string; ms: number }> {
+export async function runChildScript(
+  source: string,
+  timeoutMs: number,
+): Promise<{ exited: boolean; code: number | null; stdout: string; stderr: string; ms: number }> {
   const dir = mkdtempSync(join(root, 'node_modules', '.ris-child-'))
   try {
     const entry = join(dir, 'entry.mjs')

@@ -1,31 +1,7 @@
 import ky, { isTimeoutError, type KyInstance } from 'ky'
-import {
-  AuthError,
-  HttpError,
-  InvalidOptionError,
-  MalformedResponseError,
-  NetworkError,
-  RequestTimeoutError,
-  type SyncError,
-} from '../../errors'
-import type {
-  ChangesResponse,
-  HealthResponse,
-  ItemWriteResult,
-  PullResponse,
-  PushResponse,
-  RemoteOperation,
-} from './protocol'
-import {
-  ShapeError,
-  conflictCurrent,
-  errorCode,
-  parseChanges,
-  parseHealth,
-  parsePull,
-  parsePush,
-  parseRecord,
-} from './parse'
+import { AuthError, HttpError, InvalidOptionError, MalformedResponseError, NetworkError, RequestTimeoutError, type SyncError } from '../../errors'
+import type { ChangesResponse, HealthResponse, ItemWriteResult, PullResponse, PushResponse, RemoteOperation } from './protocol'
+import { ShapeError, conflictCurrent, errorCode, parseChanges, parseHealth, parsePull, parsePush, parseRecord } from './parse'
 
 /** Paths of the endpoints, relative to `baseUrl`. `:collection` and `:id` are filled in, percent-encoded. */
 export interface ApiPaths {

@@ -27,7 +27,10 @@ export function parseRecord(value: unknown, where: string): RemoteRecord {
   expect(isObject(value), `${where} is not an object`)
   expect(typeof value.collection === 'string', `${where}.collection is not a string`)
   expect(typeof value.id === 'string', `${where}.id is not a string`)
-  expect(value.id.length >= 1 && value.id.length <= MAX_WIRE_ID_LENGTH && !hasControlCharacter(value.id), `${where}.id is not 1 to 512 characters without control characters`)
+  expect(
+    value.id.length >= 1 && value.id.length <= MAX_WIRE_ID_LENGTH && !hasControlCharacter(value.id),
+    `${where}.id is not 1 to 512 characters without control characters`,
+  )
   expect(isInt(value.version) && value.version >= 0, `${where}.version is not a non-negative integer`)
   expect(typeof value.updatedAt === 'number', `${where}.updatedAt is not a number`)
   expect(typeof value.deleted === 'boolean', `${where}.deleted is not a boolean`)

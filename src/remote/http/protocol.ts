@@ -81,5 +81,4 @@ export interface HealthResponse {
 
 /** What a single-item PUT or DELETE returns. */
 export type ItemWriteResult =
-  | { readonly status: 'applied' | 'duplicate'; readonly record: RemoteRecord }
-  | { readonly status: 'conflict'; readonly current: RemoteRecord | null }
+  { readonly status: 'applied' | 'duplicate'; readonly record: RemoteRecord } | { readonly status: 'conflict'; readonly current: RemoteRecord | null }

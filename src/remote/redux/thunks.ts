@@ -33,10 +33,18 @@ function engineThunk<T>(type: string, work: (engine: SyncEngineHandle) => Promis
 export const syncToFlaskBulk: AsyncThunk<void, void, ThunkConfig> = engineThunk('redux-idb-sync/syncToFlaskBulk', (engine) => engine.pushAll(), 'push failed')
 
 /** Pulls everything from the server into IndexedDB and the store (local unsynced changes are kept and conflict-checked). */
-export const syncFromFlaskBulk: AsyncThunk<void, void, ThunkConfig> = engineThunk('redux-idb-sync/syncFromFlaskBulk', (engine) => engine.pullAll(), 'pull failed')
+export const syncFromFlaskBulk: AsyncThunk<void, void, ThunkConfig> = engineThunk(
+  'redux-idb-sync/syncFromFlaskBulk',
+  (engine) => engine.pullAll(),
+  'pull failed',
+)
 
 /** Pulls only what changed on the server since the last pull (tombstones included). */
-export const pullFlaskChanges: AsyncThunk<void, void, ThunkConfig> = engineThunk('redux-idb-sync/pullFlaskChanges', (engine) => engine.pullChanges(), 'pull failed')
+export const pullFlaskChanges: AsyncThunk<void, void, ThunkConfig> = engineThunk(
+  'redux-idb-sync/pullFlaskChanges',
+  (engine) => engine.pullChanges(),
+  'pull failed',
+)
 
 /** Asks the server's health endpoint; resolves with whether it answered. */
 export const checkFlaskConnection: AsyncThunk<boolean, void, ThunkConfig> = engineThunk(

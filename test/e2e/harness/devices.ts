@@ -6,14 +6,7 @@
 // database, the auto-sync middleware that coordinates them.
 import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
-import type {
-  AutoSyncMiddleware,
-  ChannelLike,
-  ConflictStrategy,
-  PersistenceMiddleware,
-  SyncConflict,
-  SyncError,
-} from '../../../src'
+import type { AutoSyncMiddleware, ChannelLike, ConflictStrategy, PersistenceMiddleware, SyncConflict, SyncError } from '../../../src'
 import { channelHub, memoryLocks } from '../../support/coordination'
 import type { FlaskServer } from '../flaskServer'
 import { lib } from '../lib'

@@ -45,8 +45,7 @@ function describeRequest(input: Parameters<typeof fetch>[0], init?: Parameters<t
   return { method: (init?.method ?? input.method ?? 'GET').toUpperCase(), url: input.url }
 }
 
-const matches = (match: RequestMatch, request: RequestInfo): boolean =>
-  typeof match === 'function' ? match(request) : match.test(request.url)
+const matches = (match: RequestMatch, request: RequestInfo): boolean => (typeof match === 'function' ? match(request) : match.test(request.url))
 
 /** A `fetch` wrapper that can lose answers after the server processed the request. */
 export function createLossyFetch(inner: typeof fetch = globalThis.fetch): LossyFetch {

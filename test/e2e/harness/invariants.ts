@@ -170,8 +170,7 @@ export function checkPrivateKeys(s: Snapshot, edits: EditLog, owners: ReadonlyMa
 export function checkConflicts(world: World, s: Snapshot): Violation[] {
   const out: Violation[] = []
   const calls = world.instances.flatMap((t) => t.conflicts)
-  const identity = (c: ConflictCall): string =>
-    JSON.stringify([c.conflict.key, c.conflict.server?.version ?? 0, c.conflict.local, c.conflict.localDeleted])
+  const identity = (c: ConflictCall): string => JSON.stringify([c.conflict.key, c.conflict.server?.version ?? 0, c.conflict.local, c.conflict.localDeleted])
   const manual = world.strategy === 'manual'
   const groups = new Map<string, ConflictCall[]>()
   for (const call of calls) {
@@ -196,7 +195,10 @@ export function checkConflicts(world: World, s: Snapshot): Violation[] {
   const allowed = typeof world.strategy === 'string' ? expected[world.strategy] : undefined
   for (const call of calls) {
     if (allowed && !allowed.includes(call.conflict.resolution)) {
-      out.push({ invariant: 'd:resolution-fits-strategy', message: `${call.conflict.key}: ${call.tab} announced resolution '${call.conflict.resolution}' under ${String(world.strategy)}` })
+      out.push({
+        invariant: 'd:resolution-fits-strategy',
+        message: `${call.conflict.key}: ${call.tab} announced resolution '${call.conflict.resolution}' under ${String(world.strategy)}`,
+      })
     }
   }
   for (const tab of s.tabs) {
@@ -207,7 +209,11 @@ export function checkConflicts(world: World, s: Snapshot): Violation[] {
     // never older.
     const versionsByKey = (list: ReadonlyArray<{ key: string; version: number }>): Map<string, number[]> => {
       const map = new Map<string, number[]>()
-      for (const { key, version } of list) map.set(key, [...(map.get(key) ?? []), version].sort((a, b) => a - b))
+      for (const { key, version } of list)
+        map.set(
+          key,
+          [...(map.get(key) ?? []), version].sort((a, b) => a - b),
+        )
       return map
     }
     const announcedBy = versionsByKey(instance.conflicts.map((c) => ({ key: c.conflict.key, version: c.conflict.server?.version ?? 0 })))
@@ -221,7 +227,10 @@ export function checkConflicts(world: World, s: Snapshot): Violation[] {
     const announced = instance.conflicts.map((c) => `${c.conflict.key}@v${c.conflict.server?.version ?? 0}`).sort()
     const listed = tab.conflicts.map((c) => `${c.key}@v${c.server?.version ?? 0}`).sort()
     if (announced.length <= 50 && !matches) {
-      out.push({ invariant: 'd:state-matches-announcements', message: `${tab.name}: onConflict announced [${announced.join(', ')}] but state.sync.conflicts lists [${listed.join(', ')}]` })
+      out.push({
+        invariant: 'd:state-matches-announcements',
+        message: `${tab.name}: onConflict announced [${announced.join(', ')}] but state.sync.conflicts lists [${listed.join(', ')}]`,
+      })
     }
   }
   return out

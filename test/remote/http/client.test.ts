@@ -34,7 +34,11 @@ const op = (over: Partial<RemoteOperation> = {}): RemoteOperation => ({
   clientTime: 1,
   ...over,
 })
-const caught = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e)
+const caught = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (e: unknown) => e,
+  )
 
 describe('the API client', () => {
   test('health, push, pull and changes speak the protocol', async () => {
@@ -153,7 +157,10 @@ describe('the API client', () => {
     server.fail({ kind: 'status', status: 500 })
     const error = await caught(client.push('c', [op()]))
     await client.push('c', [op()])
-    const logged = spies.flatMap((s) => s.mock.calls.flat()).map(String).join('\n')
+    const logged = spies
+      .flatMap((s) => s.mock.calls.flat())
+      .map(String)
+      .join('\n')
     expect(logged).not.toContain('PAYLOAD-TEXT')
     expect(JSON.stringify((error as { toJSON(): unknown }).toJSON())).not.toContain('PAYLOAD-TEXT')
     expect(String((error as Error).message)).not.toContain('PAYLOAD-TEXT')

@@ -1,14 +1,7 @@
 import { configureStore, type Middleware } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
 import { afterEach, describe, expect, test, vi } from 'vitest'
-import {
-  checkFlaskConnection,
-  pullFlaskChanges,
-  syncFromFlaskBulk,
-  syncReducer,
-  syncToFlaskBulk,
-  type SyncProgress,
-} from '../../../src'
+import { checkFlaskConnection, pullFlaskChanges, syncFromFlaskBulk, syncReducer, syncToFlaskBulk, type SyncProgress } from '../../../src'
 import { advance, useFakeClock } from '../../support/clock'
 import { until } from '../../support/instrumentedStore'
 import { addItem, addTodo, filesSlice, setFiles } from '../../support/store'
@@ -27,7 +20,15 @@ async function seedServer(items: Array<{ id: string; name: string }>) {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
       clientId: 'other-device',
-      ops: items.map((item, i) => ({ opId: `seed-${item.id}-${i}`, collection: 'files', id: item.id, type: 'put', value: item, baseVersion: null, clientTime: 1 })),
+      ops: items.map((item, i) => ({
+        opId: `seed-${item.id}-${i}`,
+        collection: 'files',
+        id: item.id,
+        type: 'put',
+        value: item,
+        baseVersion: null,
+        clientTime: 1,
+      })),
     }),
   })
   expect(response.status).toBe(200)
