@@ -55,7 +55,7 @@ export async function burst(settings: Settings): Promise<Result[]> {
   const sizes = settings.quick ? [10, 100] : [10, 50, 100, 250, 1000]
   for (const batchSize of sizes) {
     const o = await oursStore(0, { factory: settings.factory(), slice: { batchSize } })
-    const label = batchSize === 10 ? 'batchSize 10 (the seed’s)' : batchSize === 100 ? 'batchSize 100 (the default)' : `batchSize ${batchSize}`
+    const label = batchSize === 10 ? 'batchSize 10 (the first default)' : batchSize === 100 ? 'batchSize 100 (the default)' : `batchSize ${batchSize}`
     results.push(
       await compare({
         id: 'B3',

@@ -123,7 +123,7 @@ function makeStore(persistence: Middleware & { enhancer: PersistenceMiddleware['
   })
 }
 
-/** Our store: the `items` slice persisted with the seed's defaults unless overridden. */
+/** Our store: the `items` slice persisted with the library's defaults unless overridden. */
 export async function oursStore(
   n: number,
   options: {
