@@ -30,6 +30,26 @@ async function docOverwrittenElsewhere(c: Client): Promise<void> {
   expect(answer.status).toBe(200)
 }
 
+async function edit(c: Client, name: string): Promise<void> {
+  c.store.dispatch(saveFile({ id: 'doc', name }))
+  await c.persistence.flush()
+}
+
+/** Runs `work` once, while the next push request is on the wire (before the server answers it). */
+function whilePushing(work: () => Promise<void>): { readonly done: boolean } {
+  const state = { done: false }
+  msw.use(
+    http.post(`${BASE_URL}/sync/push`, async () => {
+      if (!state.done) {
+        state.done = true
+        await work()
+      }
+      return undefined // fall through to the mock server
+    }),
+  )
+  return state
+}
+
 async function converged(c: Client, name: string): Promise<void> {
   await until(() => c.store.getState().sync.outboxDepth === 0 && c.persistence.getStatus().pendingOperations === 0, 'an empty outbox', 5000)
   const record = serverRecord('doc')
@@ -46,21 +66,11 @@ async function converged(c: Client, name: string): Promise<void> {
 test('resolving a conflict never overwrites an outbox entry a local change committed meanwhile (client-wins)', async () => {
   const c = client({ dbName: 'regressions', strategy: 'client-wins' })
   await docOverwrittenElsewhere(c)
-  let armed = true
   // The re-creation commits while the conflicting push of the delete is on the wire.
-  msw.use(
-    http.post(`${BASE_URL}/sync/push`, async () => {
-      if (armed) {
-        armed = false
-        c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
-        await c.persistence.flush()
-      }
-      return undefined // fall through to the mock server: a conflict with 'theirs'
-    }),
-  )
+  const recreated = whilePushing(() => edit(c, 'again'))
   c.store.dispatch(removeItem('doc'))
   await c.persistence.flush()
-  await until(() => c.conflicts.length === 1 && !armed, 'the conflict and the re-creation')
+  await until(() => c.conflicts.length === 1 && recreated.done, 'the conflict and the re-creation')
   await converged(c, 'again')
 })
 
@@ -70,21 +80,11 @@ test('parking a manual conflict never overwrites an outbox entry a local change 
   const strategy: ConflictStrategy = 'manual'
   const c = client({ dbName: 'regressions', strategy })
   await docOverwrittenElsewhere(c)
-  let armed = true
   // The local change commits while the conflicting push is on the wire.
-  msw.use(
-    http.post(`${BASE_URL}/sync/push`, async () => {
-      if (armed) {
-        armed = false
-        c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
-        await c.persistence.flush()
-      }
-      return undefined // fall through to the mock server
-    }),
-  )
+  const recreated = whilePushing(() => edit(c, 'again'))
   c.store.dispatch(removeItem('doc'))
   await c.persistence.flush()
-  await until(() => c.store.getState().sync.conflicts.some((x) => x.resolution === 'pending'), 'a pending conflict')
+  await until(() => recreated.done && c.store.getState().sync.conflicts.some((x) => x.resolution === 'pending'), 'the re-creation and a pending conflict')
   c.store.dispatch(resolveConflict({ key: 'files:doc', resolution: 'local' }))
   await converged(c, 'again')
 })
@@ -139,20 +139,10 @@ test('retrying a dead letter while a newer local change of the key commits pushe
   const [letter] = c.store.getState().sync.deadLetters
   expect(letter).toMatchObject({ key: 'files:doc', type: 'delete' })
 
-  let armed = true
   // The re-creation commits while the retried delete is on the wire.
-  msw.use(
-    http.post(`${BASE_URL}/sync/push`, async () => {
-      if (armed) {
-        armed = false
-        c.store.dispatch(saveFile({ id: 'doc', name: 'again' }))
-        await c.persistence.flush()
-      }
-      return undefined
-    }),
-  )
+  const recreated = whilePushing(() => edit(c, 'again'))
   c.store.dispatch(retryDeadLetter({ opId: letter!.opId }))
-  await until(() => !armed && c.store.getState().sync.deadLetters.length === 0, 'the retry and the re-creation')
+  await until(() => recreated.done && c.store.getState().sync.deadLetters.length === 0, 'the retry and the re-creation')
   await converged(c, 'again')
 })
 
