@@ -1,9 +1,9 @@
 import { isAuthError, isHttpError, toSyncError, type SyncError } from '../errors'
 import { type Connection } from './connection'
-import type { StoreTransaction } from '../storage/types'
-import { randomId, reportOperation, sliceByName, transact, type EngineContext } from './engineContext'
+import { OUTBOX_STORE, type StoreTransaction } from '../storage/types'
+import { publishOutbox, randomId, reportOperation, sliceByName, transact, type EngineContext } from './engineContext'
 import { syncActions } from './redux/syncSlice'
-import { acknowledged, isOwn, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
+import { acknowledged, isOwn, isRow, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
 import type { RemoteOperation, RemoteRecord } from './http/protocol'
 import { newEffects, readRow, writeRow, writeVersion, type Effects } from './effects'
 import { applyEffects, bury, cursorBackTo, decideConflict } from './serverChanges'
@@ -45,13 +45,22 @@ function toRemote(row: OutboxRow, op: OutboxOp): RemoteOperation {
  */
 export async function pushOutbox(ctx: EngineContext, connection: Connection, again: () => void, onBatch?: (count: number) => void): Promise<void> {
   let limit = ctx.options.batchSize
+  let rechecked = false
   for (;;) {
     if (ctx.disposed || !ctx.connected) return
     const candidates = [...ctx.rows.values()]
       .filter((row) => !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && nextToSend(row) !== null)
       .sort((a, b) => a.ops[0]!.seq - b.ops[0]!.seq)
       .slice(0, limit)
-    if (candidates.length === 0) return
+    if (candidates.length === 0) {
+      // Before stopping, look at the stored outbox once: the memory copy follows each
+      // transaction's effects in the order their continuations ran, which is not always the
+      // order they committed in, so a row can be stored and missing here.
+      if (rechecked || ctx.disposed) return
+      rechecked = true
+      await refreshRows(ctx)
+      continue
+    }
     let claimed: Claimed[]
     try {
       claimed = await claim(ctx, candidates)
@@ -189,4 +198,23 @@ async function pushFailed(ctx: EngineContext, connection: Connection, again: () 
   }
   connection.set(false, error)
   return 'stop'
+}
+
+/** Replaces the memory copy of the outbox with what is stored (rows on the wire from here stay). */
+async function refreshRows(ctx: EngineContext): Promise<void> {
+  const stored = await ctx.host.storage().readAll(OUTBOX_STORE)
+  const found = new Map<string, OutboxRow>()
+  for (const [key, value] of stored) if (isRow(value) && value.ops.length > 0) found.set(String(key), value)
+  let changed = false
+  for (const key of [...ctx.rows.keys()]) {
+    if (found.has(key) || ctx.inflight.has(key)) continue
+    ctx.rows.delete(key)
+    changed = true
+  }
+  for (const [key, row] of found) {
+    if (ctx.rows.get(key) === row) continue
+    if (!ctx.rows.has(key)) changed = true
+    ctx.rows.set(key, row)
+  }
+  if (changed) publishOutbox(ctx)
 }

@@ -393,3 +393,41 @@ test('an edit dispatched while pulled data is being applied (not yet diffed) is 
   await settled(c)
   expect(nameOf(record('k')?.value)).toBe('mine')
 })
+
+test("a row committed while an older transaction's effects are still on their way to memory is pushed all the same", async () => {
+  const factory = new IDBFactory()
+  let c: Client | null = null
+  let armed = false
+  const inner = createIdbStore({ dbName: 'synced', openTimeoutMs: 2000, factory, durability: 'default' })
+  // The acknowledgement's transaction commits, and before the engine hears back a local edit of
+  // the same key commits too: the engine then applies the older transaction's effects last.
+  const storage: LocalStore = {
+    ...withCommit(inner, (ops) => inner.commit(ops)),
+    async transact(stores, work) {
+      let acknowledges = false
+      const result = await inner.transact(stores, (tx) =>
+        work({
+          get: (store, key) => tx.get(store, key),
+          put(store, key, value, ref) {
+            if (store === '__ris_versions') acknowledges = true
+            tx.put(store, key, value, ref)
+          },
+          delete: (store, key) => tx.delete(store, key),
+        }),
+      )
+      if (armed && acknowledges && c) {
+        armed = false
+        await edit(c, 'second')
+      }
+      return result
+    },
+  }
+  c = client({ factory, storage })
+  await online(c)
+  armed = true
+  await edit(c, 'first')
+  await until(() => !armed, 'the second edit')
+  // Only the background push runs: no sync thunk re-reads the outbox.
+  await until(() => nameOf(record('doc')?.value) === 'second', 'the second edit on the server', 5000)
+  await settled(c)
+})
