@@ -67,15 +67,21 @@ test('a baseUrl without its /api prefix (404 on /health) is reported as a config
   expect(c.store.getState().sync.outboxDepth).toBe(1) // kept
 })
 
-test('a manual conflict is announced once, however many pulls and pushes meet it', async () => {
+/** A manual client whose `doc` is at v1, and another device's edit `theirs` at v2; then the client edits it to `mine`. */
+async function editedOnBothSides(theirs: string, mine: string): Promise<Client> {
   const c = client({ strategy: 'manual' })
   await online(c)
   c.store.dispatch(saveFile({ id: 'doc', name: 'v1' }))
   await c.persistence.flush()
   await until(() => c.store.getState().sync.outboxDepth === 0, 'v1 pushed')
-  server.model.writeItem('PUT', 'files', 'doc', { opId: 'other', value: { id: 'doc', name: 'theirs' }, baseVersion: 1, clientTime: 0 })
-  c.store.dispatch(saveFile({ id: 'doc', name: 'mine' }))
+  server.model.writeItem('PUT', 'files', 'doc', { opId: 'other', value: { id: 'doc', name: theirs }, baseVersion: 1, clientTime: 0 })
+  c.store.dispatch(saveFile({ id: 'doc', name: mine }))
   await c.persistence.flush()
+  return c
+}
+
+test('a manual conflict is announced once, however many pulls and pushes meet it', async () => {
+  const c = await editedOnBothSides('theirs', 'mine')
   await until(() => c.conflicts.length === 1, 'the conflict')
   for (let i = 0; i < 3; i++) {
     await c.store.dispatch(pullFlaskChanges())
@@ -86,15 +92,8 @@ test('a manual conflict is announced once, however many pulls and pushes meet it
 })
 
 test('equal values on both sides are not a conflict', async () => {
-  const c = client({ strategy: 'manual' })
-  await online(c)
-  c.store.dispatch(saveFile({ id: 'doc', name: 'v1' }))
-  await c.persistence.flush()
-  await until(() => c.store.getState().sync.outboxDepth === 0, 'v1 pushed')
   // Another device makes the same edit first.
-  server.model.writeItem('PUT', 'files', 'doc', { opId: 'other', value: { id: 'doc', name: 'same' }, baseVersion: 1, clientTime: 0 })
-  c.store.dispatch(saveFile({ id: 'doc', name: 'same' }))
-  await c.persistence.flush()
+  const c = await editedOnBothSides('same', 'same')
   await until(() => c.store.getState().sync.outboxDepth === 0, 'settled')
   expect(c.conflicts).toEqual([])
   expect(c.store.getState().sync.conflicts).toEqual([])
