@@ -13,7 +13,7 @@ export * from './errors'
 
 // Remote sync
 export { createApiClient, type ApiClient, type ApiClientOptions, type ApiPaths, type HeadersOption } from './remote/http/client'
-export type { RemoteOptions } from './remote/options'
+export type { RealtimeOptions, RemoteOptions } from './remote/options'
 export type { ConflictContext, ConflictStrategy, MergeFunction, ServerVersion, SyncConflict } from './core/conflicts'
 export type {
   ChangesResponse,
@@ -56,6 +56,6 @@ export {
 } from './autoSync/createAutoSyncMiddleware'
 export { configureAutoSync } from './autoSync/defaultAutoSync'
 export type { LeaderMode } from './tabs/leader'
-export type { ChannelLike, LockManagerLike } from './core/ports'
+export type { ChannelLike, LockManagerLike, RealtimeControl, RealtimeState, WebSocketConstructorLike, WebSocketLike } from './core/ports'
 export type { SyncEngine } from './remote/createSyncEngine'
 export type { OutboxOp, OutboxRow } from './remote/outbox'

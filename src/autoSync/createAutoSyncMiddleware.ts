@@ -107,7 +107,10 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     const pending = changeCounter > 0 || (engine?.outboxDepth ?? 0) > 0
     // While the server is down the engine's health checks back off on their own; the interval
     // does not hammer it. Recovery triggers a sync (see the 'connection' event).
-    if (engine?.connected && (pending || pullWhenIdle)) await runSync().catch(() => undefined)
+    // While the real-time channel is open, pokes pull what changed; the interval only pushes.
+    // When the socket is down, the idle pull takes over again.
+    const live = engine?.realtime?.state === 'open'
+    if (engine?.connected && (pending || (pullWhenIdle && !live))) await runSync().catch(() => undefined)
     armInterval()
     changed()
   }
@@ -191,6 +194,8 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
         leader = true
         if (found.sync) {
           void found.sync.reload().then(() => found.sync?.drain())
+          // Only the leader tab holds the socket; the others get the changes through the relay.
+          found.sync.realtime?.start()
         }
         armInterval()
         changed()
@@ -250,6 +255,7 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       nextAt = null
       leader = false
       for (const cleanup of cleanups.splice(0)) cleanup()
+      instance?.sync?.realtime?.stop()
       if (instance?.sync) instance.sync.autoPush = true
       relay?.close()
       relay = null

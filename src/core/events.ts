@@ -1,5 +1,6 @@
 import type { SerializedSyncError } from '../errors'
 import type { ItemId } from '../storage/types'
+import type { RealtimeState } from './ports'
 
 /** What kind of work an operation record describes. */
 export type OperationKind = 'write' | 'hydrate' | 'push' | 'pull' | 'health'
@@ -36,3 +37,11 @@ export type PersistenceEvent =
   | { readonly type: 'depth' }
   /** The server became reachable or unreachable. */
   | { readonly type: 'connection'; readonly connected: boolean }
+  /** The real-time channel changed state. */
+  | { readonly type: 'realtime'; readonly state: RealtimeState }
+  /**
+   * A poke (the server's feed advanced) was pulled: `visibleAfterMs` is how long after the
+   * server published the write its change was in this store (on the server's clock, so device
+   * clock skew does not count); `pokes` is how many pokes that one pull covered.
+   */
+  | { readonly type: 'poke'; readonly cursor: string; readonly pokes: number; readonly visibleAfterMs: number | null }

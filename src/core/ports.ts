@@ -16,6 +16,40 @@ export interface ChannelLike {
   close(): void
 }
 
+/**
+ * The part of the WebSocket API the real-time channel uses: the browser's `WebSocket`, Node 22's
+ * global one, or the `ws` package's class fit it. Injected through `remote.realtime.WebSocket`,
+ * so Node tests and server-side rendering need no global.
+ */
+export interface WebSocketLike {
+  readonly readyState: number
+  send(data: string): void
+  close(code?: number, reason?: string): void
+  addEventListener(type: 'open' | 'error', listener: () => void): void
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
+  addEventListener(type: 'close', listener: (event: { code: number; reason: string }) => void): void
+}
+
+/** A WebSocket constructor (`new WebSocket(url)`), as {@link WebSocketLike} describes it. */
+export type WebSocketConstructorLike = new (url: string) => WebSocketLike
+
+/**
+ * The real-time channel's state, as the sync status shows it: `off` (not configured, or not
+ * this tab's to hold: only the leader tab holds the socket), `connecting` (opening, or
+ * authenticating), `open` (the server pokes this client when its feed advances), `down` (closed;
+ * interval polling covers the gap while it reconnects with backoff).
+ */
+export type RealtimeState = 'off' | 'connecting' | 'open' | 'down'
+
+/** What the leader tab does with the real-time channel (auto-sync starts it on taking the lead). */
+export interface RealtimeControl {
+  /** Opens the socket (and keeps it open, reconnecting with backoff) until `stop()`. */
+  start(): void
+  /** Closes the socket (code 1000) and stops reconnecting. */
+  stop(): void
+  readonly state: RealtimeState
+}
+
 /** One slice as the sync engine sees it. */
 export interface HostSlice {
   readonly name: string
@@ -69,6 +103,8 @@ export interface CompanionEngine {
   reload(): Promise<void>
   drain(): Promise<void>
   pullChanges(): Promise<void>
+  /** The real-time channel, when `remote.realtime` is configured; the leader tab starts it. */
+  readonly realtime: RealtimeControl | null
 }
 
 /**

@@ -10,6 +10,7 @@ import { MalformedResponseError } from './MalformedResponseError'
 import { MigrationError } from './MigrationError'
 import { NetworkError } from './NetworkError'
 import { NonSerializableError } from './NonSerializableError'
+import { RealtimeError } from './RealtimeError'
 import { RemoteNotConfiguredError } from './RemoteNotConfiguredError'
 import { RequestTimeoutError } from './RequestTimeoutError'
 import { DatabaseDeletedError } from './DatabaseDeletedError'
@@ -34,6 +35,7 @@ export {
   MigrationError,
   NetworkError,
   NonSerializableError,
+  RealtimeError,
   RemoteNotConfiguredError,
   RequestTimeoutError,
   StorageBlockedError,
@@ -81,6 +83,7 @@ export const isSyncError = guard(
   'MalformedResponseError',
   'RemoteNotConfiguredError',
   'ValidationError',
+  'RealtimeError',
 )
 export const isStorageError = guard(StorageError, ...storageNames)
 export const isStorageQuotaError = guard(StorageQuotaError, 'StorageQuotaError')
@@ -103,6 +106,7 @@ export const isAuthError = guard(AuthError, 'AuthError')
 export const isNetworkError = guard(NetworkError, 'NetworkError')
 export const isRequestTimeoutError = guard(RequestTimeoutError, 'RequestTimeoutError')
 export const isMalformedResponseError = guard(MalformedResponseError, 'MalformedResponseError')
+export const isRealtimeError = guard(RealtimeError, 'RealtimeError')
 export const isRemoteNotConfiguredError = guard(RemoteNotConfiguredError, 'RemoteNotConfiguredError')
 
 /**
@@ -111,7 +115,7 @@ export const isRemoteNotConfiguredError = guard(RemoteNotConfiguredError, 'Remot
  */
 export function isRetryableError(error: unknown): boolean {
   if (isHttpError(error)) return error.retryable && !isAuthError(error)
-  return isNetworkError(error) || isRequestTimeoutError(error) || isMalformedResponseError(error) || isStorageError(error)
+  return isNetworkError(error) || isRealtimeError(error) || isRequestTimeoutError(error) || isMalformedResponseError(error) || isStorageError(error)
 }
 
 /** Wraps anything thrown into a {@link SyncError}, keeping the original as `cause`. */

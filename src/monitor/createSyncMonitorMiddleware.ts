@@ -1,7 +1,7 @@
 import type { Middleware } from '@reduxjs/toolkit'
 import { InvalidOptionError } from '../errors'
 import { companionMiddleware } from '../core/companion'
-import type { PersistenceInstancePort } from '../core/ports'
+import type { PersistenceInstancePort, RealtimeState } from '../core/ports'
 import type { OperationRecord } from '../core/events'
 import { HISTORY_SIZE, percentile, type SyncMetrics } from './metrics'
 import { setDefaultMonitor, unsetDefaultMonitor } from './defaultMonitor'
@@ -65,6 +65,10 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
   let durationSum = 0
   let lastOperationTime = 0
   let lastSuccessTime: number | null = null
+  const latencies = createRingBuffer<number>(HISTORY_SIZE)
+  let pokes = 0
+  let pokePulls = 0
+  let realtimeState: RealtimeState = 'off'
   let instance: PersistenceInstancePort | null = null
   let unsubscribe: (() => void) | null = null
   let snapshot: SyncMetrics | null = null
@@ -76,6 +80,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
     const operationHistory = Object.freeze(history.toArray())
     const durations = operationHistory.map((o) => o.durationMs).sort((a, b) => a - b)
     const engine = instance?.sync ?? null
+    const visible = latencies.toArray().sort((a, b) => a - b)
     return Object.freeze({
       totalOperations: total,
       successfulOperations: ok,
@@ -91,6 +96,11 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
       pendingOperations: instance?.getStatus().pendingOperations ?? 0,
       outboxDepth: engine?.outboxDepth ?? 0,
       deadLetterCount: engine?.deadLetterCount ?? 0,
+      realtimeState,
+      pokes,
+      pokePulls,
+      p50VisibleLatency: percentile(visible, 50),
+      p95VisibleLatency: percentile(visible, 95),
     })
   }
 
@@ -133,6 +143,15 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
     unsubscribe = found.subscribeEvents((event) => {
       if (event.type === 'operation') record(event.operation)
       else if (event.type === 'depth') changed()
+      else if (event.type === 'realtime') {
+        realtimeState = event.state
+        changed()
+      } else if (event.type === 'poke') {
+        pokes += event.pokes
+        pokePulls++
+        if (event.visibleAfterMs !== null) latencies.push(event.visibleAfterMs)
+        changed()
+      }
     })
     changed()
   }
@@ -144,8 +163,9 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
     subscribeSyncMetrics: (listener: (metrics: SyncMetrics) => void) => listeners.subscribe(listener),
     resetSyncMetrics() {
       history.clear()
-      total = ok = failed = durationSum = lastOperationTime = 0
+      total = ok = failed = durationSum = lastOperationTime = pokes = pokePulls = 0
       lastSuccessTime = null
+      latencies.clear()
       changed()
     },
     record,

@@ -30,6 +30,11 @@ const EMPTY: SyncMetrics = Object.freeze({
   pendingOperations: 0,
   outboxDepth: 0,
   deadLetterCount: 0,
+  realtimeState: 'off',
+  pokes: 0,
+  pokePulls: 0,
+  p50VisibleLatency: 0,
+  p95VisibleLatency: 0,
 })
 
 const relay = (metrics: SyncMetrics): void => hubListeners.emit(metrics)

@@ -1,4 +1,5 @@
 import type { OperationRecord } from '../core/events'
+import type { RealtimeState } from '../core/ports'
 
 /** The sync metrics: counts, timings, depths and history. Snapshots are frozen and never change. */
 export interface SyncMetrics {
@@ -27,6 +28,18 @@ export interface SyncMetrics {
   readonly outboxDepth: number
   /** Operations the server rejected permanently. */
   readonly deadLetterCount: number
+  /** The real-time channel's state (`off` without `remote.realtime`, or in a tab that does not lead). */
+  readonly realtimeState: RealtimeState
+  /** Pokes received over the real-time channel (each says the server's feed advanced). */
+  readonly pokes: number
+  /** Incremental pulls the pokes led to: fewer than `pokes` when pokes were coalesced. */
+  readonly pokePulls: number
+  /**
+   * Over the last 100 poke pulls: how long after the server published a write its change was in
+   * this store (ms, server clock), median and 95th percentile; 0 before the first.
+   */
+  readonly p50VisibleLatency: number
+  readonly p95VisibleLatency: number
 }
 
 export const HISTORY_SIZE = 100

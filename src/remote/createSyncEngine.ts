@@ -13,8 +13,9 @@ import { pushOutbox } from './push'
 import { loadOutbox } from './loadOutbox'
 import { newEffects, readVersion, writeRow } from './effects'
 import { applyEffects } from './serverChanges'
-import type { SyncEngineHandle } from '../core/ports'
+import type { RealtimeControl, SyncEngineHandle } from '../core/ports'
 import { syncActions } from './redux/syncSlice'
+import { createRealtimeChannel, type RealtimeChannel } from './realtime/channel'
 
 export type { HostSlice, SyncHost } from './engineContext'
 export type { OutboxRow } from './outbox'
@@ -53,6 +54,8 @@ export interface SyncEngine extends SyncEngineHandle {
   retryDeadLetter(opId: string): Promise<void>
   discardDeadLetter(opId: string): Promise<void>
   readonly connected: boolean
+  /** The real-time channel when `remote.realtime` is set (auto-sync's leader tab starts it), else `null`. */
+  readonly realtime: RealtimeControl | null
   /** Keys with operations stored and not yet acknowledged (a key counts once). */
   readonly outboxDepth: number
   /** How far the server's clock is ahead of this device's (ms), as the last good health check measured. */
@@ -252,8 +255,30 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     })
   }
 
+  // The real-time channel: pokes lead to the same incremental pull as `pullChanges()`.
+  const realtime: RealtimeChannel | null = options.realtimeChannel
+    ? createRealtimeChannel({
+        options: options.realtimeChannel,
+        bearer: (refresh) => ctx.client.bearer({ refresh }),
+        pull: () => engine.pullChanges(),
+        serverNow: () => options.now() + ctx.clockOffset,
+        setState(state, error) {
+          if (ctx.silenced) return
+          host.dispatch(syncActions.realtimeChanged({ state, error: error ? error.message : null }))
+          host.emit({ type: 'realtime', state })
+        },
+        emit: (event) => {
+          if (!ctx.silenced) host.emit(event)
+        },
+        report: (error) => {
+          if (!ctx.disposed) host.reportError(error)
+        },
+      })
+    : null
+
   const engine: SyncEngine = {
     isSyncEngine: true,
+    realtime,
     load: ensureLoaded,
     async start() {
       host.dispatch(syncActions.remoteEnabled(true))
@@ -340,6 +365,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     },
     autoPush: true,
     async dispose() {
+      realtime?.dispose()
       ctx.disposed = true
       abort.abort()
       connection.dispose()

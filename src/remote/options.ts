@@ -1,6 +1,56 @@
 import { InvalidOptionError } from '../errors'
 import type { ApiClientOptions, ApiPaths } from './http/client'
 import type { ConflictStrategy, SyncConflict } from '../core/conflicts'
+import type { WebSocketConstructorLike } from '../core/ports'
+
+/** The real-time channel's settings (docs/protocol.md, "Real-time channel"). */
+export interface RealtimeOptions {
+  /**
+   * The socket server's URL. Never put a token in it (servers and proxies log URLs): the token
+   * from `getToken` travels in the first message.
+   * @example 'wss://example.com/realtime'
+   */
+  url: string
+  /**
+   * The WebSocket constructor. Inject the `ws` package's class in Node 20 (which has no global
+   * WebSocket); with none available the channel stays `off` and interval polling does the work.
+   * @default globalThis.WebSocket
+   * @example
+   * ```ts
+   * import { WebSocket } from 'ws'
+   * remote: { baseUrl, realtime: { url: 'ws://127.0.0.1:8765', WebSocket } }
+   * ```
+   */
+  WebSocket?: WebSocketConstructorLike
+  /**
+   * How often this client pings when the server names no interval in its `ready` message; a
+   * connection that brought nothing for twice the interval is dead and is reconnected.
+   * @default 15000
+   * @example { url, heartbeatMs: 5000 }
+   */
+  heartbeatMs?: number
+  /**
+   * How long to wait for the socket to open and the server's `ready` before giving up on the attempt.
+   * @default 10000
+   * @example { url, connectTimeoutMs: 5000 }
+   */
+  connectTimeoutMs?: number
+  /**
+   * Backoff of reconnects (exponential with jitter, as `remote.retry`).
+   * @default { initialDelayMs: 500, maxDelayMs: 30000 }
+   * @example { url, retry: { initialDelayMs: 1000, maxDelayMs: 60000 } }
+   */
+  retry?: { initialDelayMs?: number; maxDelayMs?: number }
+}
+
+/** {@link RealtimeOptions} with every default filled in, checked once. */
+export interface CheckedRealtimeOptions {
+  readonly url: string
+  readonly WebSocket: WebSocketConstructorLike | null
+  readonly heartbeatMs: number
+  readonly connectTimeoutMs: number
+  readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number }
+}
 
 /** The `remote` option of `createPersistenceMiddleware`: where and how to sync. */
 export interface RemoteOptions extends Omit<ApiClientOptions, 'signal'> {
@@ -44,6 +94,19 @@ export interface RemoteOptions extends Omit<ApiClientOptions, 'signal'> {
    * @default Date.now
    */
   now?: () => number
+  /**
+   * Real-time sync: a WebSocket on which the server says when this client's feed advanced, so
+   * other devices' changes arrive in milliseconds instead of at the next interval. A URL (or
+   * settings with one) turns it on; the leader tab (see auto-sync's `leader`) holds the socket,
+   * pokes are coalesced into one incremental pull, and while the socket is down interval
+   * polling takes over. Off by default: the plain REST server has no socket.
+   * @default false
+   * @example
+   * ```ts
+   * remote: { baseUrl: 'https://example.com/api', realtime: 'wss://example.com/realtime' }
+   * ```
+   */
+  realtime?: string | RealtimeOptions | false
 }
 
 /** {@link RemoteOptions} with every default filled in, checked once. */
@@ -53,6 +116,7 @@ export interface CheckedRemoteOptions extends RemoteOptions {
   readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number }
   readonly clientId: string
   readonly now: () => number
+  readonly realtimeChannel: CheckedRealtimeOptions | null
 }
 
 const STRATEGIES = ['server-wins', 'client-wins', 'last-write-wins', 'manual']
@@ -86,6 +150,7 @@ export function checkRemoteOptions(options: RemoteOptions, randomId: () => strin
   )
   check(options.now === undefined || typeof options.now === 'function', 'now', 'must be a function returning milliseconds')
   check(options.connectOnStart === undefined || typeof options.connectOnStart === 'boolean', 'connectOnStart', 'must be a boolean')
+  const realtimeChannel = checkRealtime(options.realtime, check, ms)
   return {
     ...options,
     batchSize,
@@ -93,6 +158,41 @@ export function checkRemoteOptions(options: RemoteOptions, randomId: () => strin
     retry: { initialDelayMs, maxDelayMs: Math.max(initialDelayMs, maxDelayMs) },
     clientId,
     now: options.now ?? Date.now,
+    realtimeChannel,
+  }
+}
+
+const realtimeKeys: Record<keyof RealtimeOptions, true> = { url: true, WebSocket: true, heartbeatMs: true, connectTimeoutMs: true, retry: true }
+
+function checkRealtime(
+  value: RemoteOptions['realtime'],
+  check: (ok: boolean, name: string, rule: string) => void,
+  ms: (v: unknown) => boolean,
+): CheckedRealtimeOptions | null {
+  if (value === undefined || value === false) return null
+  const settings: RealtimeOptions = typeof value === 'string' ? { url: value } : value
+  check(typeof settings === 'object' && settings !== null, 'realtime', 'must be a ws(s) URL, an object with a url, or false')
+  for (const key of Object.keys(settings)) check(key in realtimeKeys, `realtime.${key}`, 'is not an option of remote.realtime')
+  check(typeof settings.url === 'string' && /^wss?:\/\/[^\s]+$/.test(settings.url), 'realtime.url', 'must be an absolute ws:// or wss:// URL')
+  // A token in the URL ends up in access logs; the protocol sends it in the first message.
+  check(!/[?&](token|access_token|auth)=/i.test(settings.url), 'realtime.url', 'must not carry a token (it is sent in the first message)')
+  check(settings.WebSocket === undefined || typeof settings.WebSocket === 'function', 'realtime.WebSocket', 'must be a WebSocket constructor')
+  const heartbeatMs = settings.heartbeatMs ?? 15_000
+  check(ms(heartbeatMs) && heartbeatMs >= 10, 'realtime.heartbeatMs', 'must be a finite number >= 10')
+  const connectTimeoutMs = settings.connectTimeoutMs ?? 10_000
+  check(ms(connectTimeoutMs) && connectTimeoutMs > 0, 'realtime.connectTimeoutMs', 'must be a finite number > 0')
+  check(settings.retry === undefined || (typeof settings.retry === 'object' && settings.retry !== null), 'realtime.retry', 'must be an object')
+  const initialDelayMs = settings.retry?.initialDelayMs ?? 500
+  check(ms(initialDelayMs) && initialDelayMs > 0, 'realtime.retry.initialDelayMs', 'must be a finite number > 0')
+  const maxDelayMs = settings.retry?.maxDelayMs ?? 30_000
+  check(ms(maxDelayMs), 'realtime.retry.maxDelayMs', 'must be a finite number >= 0')
+  return {
+    url: settings.url,
+    // Looked up when the channel opens a socket, not here: msw (and polyfills) may patch the global later.
+    WebSocket: settings.WebSocket ?? null,
+    heartbeatMs,
+    connectTimeoutMs,
+    retry: { initialDelayMs, maxDelayMs: Math.max(initialDelayMs, maxDelayMs) },
   }
 }
 
@@ -112,6 +212,7 @@ const remoteKeys: Record<keyof RemoteOptions, true> = {
   clientId: true,
   connectOnStart: true,
   now: true,
+  realtime: true,
 }
 export const REMOTE_OPTION_KEYS: readonly string[] = Object.keys(remoteKeys)
 

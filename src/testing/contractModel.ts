@@ -234,6 +234,10 @@ export function createContractModel() {
     get appliedOps(): number {
       return appliedOps
     },
+    /** The head of the change feed (the cursor a full read ends at): what a real-time poke carries. */
+    get head(): string {
+      return String(seq)
+    },
     /** The epoch: names this history; replaced by `reset()` and `rotateEpoch()`. */
     get epoch(): string {
       return epoch

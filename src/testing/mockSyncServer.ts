@@ -1,5 +1,6 @@
-import { delay, http, HttpResponse, type HttpHandler } from 'msw'
+import { delay, http, HttpResponse, type HttpHandler, type WebSocketHandler } from 'msw'
 import { createContractModel, parseStrictJson, type ContractModel, type ModelAnswer } from './contractModel'
+import { createMockRealtime, type MockRealtime } from './mockRealtime'
 
 /** Options of {@link createMockSyncServer}. */
 export interface MockSyncServerOptions {
@@ -20,6 +21,14 @@ export interface MockSyncServerOptions {
    * @default 2 MiB
    */
   maxBodyBytes?: number
+  /**
+   * Serve the real-time channel (docs/protocol.md, "Real-time channel") on this WebSocket URL,
+   * through msw's `ws` API: `ready` after an accepted `hello`, a `poke` after every write that
+   * advanced the feed, `pong` to each `ping`, and the protocol's close codes.
+   * @default undefined (no real-time channel)
+   * @example { baseUrl: 'http://localhost/api', realtime: { url: 'ws://localhost/realtime', heartbeatMs: 1000 } }
+   */
+  realtime?: { url: string; heartbeatMs?: number }
 }
 
 /** One injected failure, used by the next matching request (health checks included only with `includeHealth`). */
@@ -35,8 +44,13 @@ export type InjectedFault =
 
 /** A mock server: msw handlers over an in-memory implementation of docs/protocol.md. */
 export interface MockSyncServer {
-  /** Pass to `setupServer(...server.handlers)` or `worker.use(...)`. */
-  readonly handlers: readonly HttpHandler[]
+  /** Pass to `setupServer(...server.handlers)` or `worker.use(...)` (with `realtime`, the last one is the WebSocket handler). */
+  readonly handlers: ReadonlyArray<HttpHandler | WebSocketHandler>
+  /**
+   * The real-time channel's controls when `realtime` is set, else `null`: `poke()`, `dropAll(code)`,
+   * `pause()`/`resume()` (lost pokes), `silence(true)` (a dead server), `openClients`.
+   */
+  readonly realtime: MockRealtime | null
   /** The in-memory state: `records()`, `appliedOps`, `epoch`. */
   readonly model: ContractModel
   /**
@@ -90,6 +104,9 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
   let isDown = false
   const faults: InjectedFault[] = []
   const requests: Record<string, number> = {}
+  const realtime = options.realtime
+    ? createMockRealtime(options.realtime.url, { token: () => token, head: () => model.head, now: () => Date.now() }, options.realtime.heartbeatMs ?? 15_000)
+    : null
 
   const endpointOf = (segments: string[]): string => {
     if (segments[0] === 'health') return 'health'
@@ -171,13 +188,17 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
       if (!parsed.ok) return json({ status: 400, body: { error: 'bad_request', message: parsed.problem } })
       body = parsed.value
     }
+    const head = model.head
     const answer = await route(request.method, segments, url, body)
+    // Every write that advanced the feed is announced (a reset is a new feed, not an advance).
+    if (model.head !== head && endpoint !== '_test') realtime?.poke()
     if (fault?.kind === 'lose-answer') return HttpResponse.error()
     return json(answer)
   })
 
   return {
-    handlers: [handler],
+    handlers: realtime ? [handler, realtime.handler] : [handler],
+    realtime,
     model,
     rotateEpoch: () => model.rotateEpoch(),
     fail(fault, count = 1) {
@@ -194,6 +215,8 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     },
     setToken(next) {
       token = next
+      // Sockets authenticated with the old token are told it expired, as the real server does.
+      realtime?.expireStale()
     },
     get requests() {
       return { ...requests }
@@ -203,6 +226,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
       faults.length = 0
       isDown = false
       token = options.token
+      realtime?.reset()
       for (const key of Object.keys(requests)) delete requests[key]
     },
   }

@@ -60,6 +60,12 @@ export interface ApiClient {
   push(clientId: string, ops: readonly RemoteOperation[]): Promise<PushResponse>
   pull(collections?: readonly string[]): Promise<PullResponse>
   changes(since: string, options?: { limit?: number; collections?: readonly string[] }): Promise<ChangesResponse>
+  /**
+   * The bearer token requests carry (`null` without `getToken`). With `refresh: true` it asks
+   * `getToken({ refresh: true })` once, shared with every request that got a 401 meanwhile: the
+   * real-time channel uses it so a socket whose token expired refreshes like a request does.
+   */
+  bearer(options: { refresh: boolean }): Promise<string | null>
 }
 
 interface Answer {
@@ -211,6 +217,10 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   }
 
   return {
+    async bearer({ refresh }) {
+      if (!options.getToken) return null
+      return refresh ? refreshToken() : currentToken()
+    },
     async health() {
       const answer = await send('GET', paths.health, undefined, false)
       if (answer.status === 409) unexpected409(answer, 'GET health')

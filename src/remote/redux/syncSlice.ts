@@ -1,5 +1,6 @@
 import { createSlice, type PayloadAction, type Reducer } from '@reduxjs/toolkit'
 import type { SyncConflict } from '../../core/conflicts'
+import type { RealtimeState } from '../../core/ports'
 import { pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from './thunks'
 
 /** The sync status: whether sync is on, the last sync and its outcome, the server's reachability. */
@@ -13,6 +14,14 @@ export interface SyncStatus {
   error: string | null
   /** What the last health check or request said about the server. */
   flaskConnected: boolean
+  /**
+   * The real-time channel (`remote.realtime`): `off` when not configured or when another tab
+   * holds it, `connecting`, `open` (pokes arrive), `down` (interval polling covers the gap while
+   * it reconnects).
+   */
+  realtime: RealtimeState
+  /** Why the real-time channel last went down (its close code and reason), cleared once it is open. */
+  realtimeError: string | null
 }
 
 /** Progress of a bulk operation, for progress bars. */
@@ -49,7 +58,7 @@ export interface SyncState {
 const MAX_SETTLED_CONFLICTS = 50
 
 export const initialSyncState: SyncState = {
-  status: { enabled: false, lastSyncTime: null, syncStatus: 'idle', error: null, flaskConnected: false },
+  status: { enabled: false, lastSyncTime: null, syncStatus: 'idle', error: null, flaskConnected: false, realtime: 'off', realtimeError: null },
   progress: null,
   outboxDepth: 0,
   deadLetters: [],
@@ -84,6 +93,11 @@ export const syncSlice = createSlice({
         state.status.syncStatus = 'error'
         state.status.error = p.error
       }
+    },
+    realtimeChanged(state, action: PayloadAction<{ state: RealtimeState; error: string | null }>) {
+      state.status.realtime = action.payload.state
+      if (action.payload.error !== null) state.status.realtimeError = action.payload.error
+      else if (action.payload.state === 'open') state.status.realtimeError = null
     },
     progressChanged(state, action: PayloadAction<SyncProgress | null>) {
       state.progress = action.payload

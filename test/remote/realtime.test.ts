@@ -1,0 +1,253 @@
+import { configureStore } from '@reduxjs/toolkit'
+import { IDBFactory } from 'fake-indexeddb'
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest'
+import { WebSocket as NodeWebSocket } from 'ws'
+import {
+  createAutoSyncMiddleware,
+  createPersistenceMiddleware,
+  createSyncMonitorMiddleware,
+  isInvalidOptionError,
+  isRealtimeError,
+  syncReducer,
+  type AutoSyncOptions,
+  type RemoteOptions,
+  type SyncError,
+  type WebSocketConstructorLike,
+} from '../../src'
+import { CloseCode, createMockSyncServer } from '../../src/testing'
+import { addItem, filesSlice } from '../support/store'
+import { BASE_URL } from '../support/synced'
+
+// Node 20 has no global WebSocket; msw's `ws` interception patches the global class, so give it one.
+;(globalThis as { WebSocket?: unknown }).WebSocket ??= NodeWebSocket
+
+const WS_URL = 'ws://sync.test/realtime'
+const server = createMockSyncServer({ baseUrl: BASE_URL, token: 't1', realtime: { url: WS_URL, heartbeatMs: 1000 } })
+const rt = server.realtime!
+const msw = setupServer(...server.handlers)
+const cleanups: Array<() => unknown> = []
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'] })
+})
+afterEach(async () => {
+  currentToken = 't1'
+  for (const c of cleanups.splice(0).reverse()) await c()
+  vi.useRealTimers()
+  server.reset()
+})
+afterAll(() => msw.close())
+
+async function settle(rounds = 40): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r))
+}
+async function advance(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms)
+  await settle()
+}
+
+/** Past the debounce (5 ms, written locally), then past auto-sync's settle (20 ms, pushed and poked). */
+async function pushed(): Promise<void> {
+  await advance(10)
+  await advance(30)
+  await advance(10)
+}
+
+let currentToken = 't1'
+/** A device: its own database, persistence, monitor and auto-sync (the leader, with the interval effectively off). */
+async function device(options: { auto?: AutoSyncOptions; remote?: Partial<RemoteOptions> } = {}) {
+  const errors: SyncError[] = []
+  const tokens: boolean[] = []
+  const persistence = createPersistenceMiddleware({
+    dbName: 'rt',
+    indexedDB: new IDBFactory(),
+    slices: { files: { debounceMs: 5 } },
+    onError: (error) => errors.push(error),
+    remote: {
+      baseUrl: BASE_URL,
+      retry: { initialDelayMs: 100, maxDelayMs: 800 },
+      getToken: ({ refresh }) => {
+        tokens.push(refresh)
+        return currentToken
+      },
+      realtime: { url: WS_URL, retry: { initialDelayMs: 200, maxDelayMs: 1600 } },
+      ...options.remote,
+    },
+  })
+  const monitor = createSyncMonitorMiddleware({ default: false })
+  const autoSync = createAutoSyncMiddleware({ leader: 'always', intervalMs: 1e9, settleMs: 20, default: false, onError: () => {}, ...options.auto })
+  const store = configureStore({
+    reducer: { files: filesSlice.reducer, sync: syncReducer },
+    middleware: (g) => g().concat(persistence, monitor, autoSync),
+    enhancers: (g) => g().concat(persistence.enhancer),
+  })
+  cleanups.push(
+    () => persistence.dispose(),
+    () => autoSync.dispose(),
+    () => monitor.dispose(),
+  )
+  const hydrated = persistence.whenHydrated()
+  await settle()
+  await hydrated
+  await advance(10)
+  const has = (id: string): boolean => store.getState().files.entities[id] !== undefined
+  const realtime = () => store.getState().sync.status.realtime
+  return { store, persistence, monitor, autoSync, errors, tokens, has, realtime }
+}
+
+describe('real-time channel (msw ws)', () => {
+  test('B sees A’s edit through a poke, with no interval firing', async () => {
+    const a = await device()
+    const b = await device()
+    expect(rt.openClients).toBe(2)
+    expect(b.realtime()).toBe('open')
+    const changesBefore = server.requests.changes ?? 0
+    a.store.dispatch(addItem({ id: 'x', name: 'from A' }))
+    await pushed()
+    expect(b.has('x')).toBe(true)
+    expect(b.store.getState().files.entities.x?.name).toBe('from A')
+    expect((server.requests.changes ?? 0) - changesBefore).toBeGreaterThanOrEqual(1)
+    const metrics = b.monitor.getSyncMetrics()
+    expect(metrics.pokes).toBeGreaterThanOrEqual(1)
+    expect(metrics.realtimeState).toBe('open')
+    expect(metrics.p95VisibleLatency).toBeGreaterThanOrEqual(0)
+    expect(b.autoSync.nextSyncAt()! - Date.now()).toBeGreaterThan(1e8) // the interval never came near
+  })
+
+  test('pokes that arrive during a pull are coalesced into one more pull', async () => {
+    const b = await device()
+    const before = server.requests.changes ?? 0
+    for (let i = 0; i < 5; i++) rt.poke()
+    await advance(5)
+    // The first poke starts a pull; the four that arrive while it runs ask for exactly one more.
+    expect((server.requests.changes ?? 0) - before).toBe(2)
+    expect(b.monitor.getSyncMetrics().pokes).toBe(5)
+    expect(b.monitor.getSyncMetrics().pokePulls).toBe(2)
+  })
+
+  test('a lost poke loses nothing: the next (re)connect pulls incrementally', async () => {
+    const a = await device()
+    const b = await device()
+    rt.pause()
+    a.store.dispatch(addItem({ id: 'lost', name: 'poke lost' }))
+    await pushed()
+    expect(server.model.records().map((r) => r.id)).toEqual(['lost'])
+    expect(b.has('lost')).toBe(false)
+    rt.resume()
+    rt.dropAll(CloseCode.goingAway)
+    await advance(2000) // the backoff, the reconnect, `ready`, the catch-up pull
+    expect(b.realtime()).toBe('open')
+    expect(b.has('lost')).toBe(true)
+  })
+
+  test('a token that expires mid-connection ends in getToken({ refresh: true }) and a new socket', async () => {
+    const b = await device()
+    const a = await device()
+    expect(b.realtime()).toBe('open')
+    currentToken = 't2'
+    server.setToken('t2') // the old token is refused from now on; open sockets get 4002
+    await advance(50)
+    expect(b.tokens).toContain(true)
+    expect(b.realtime()).toBe('open')
+    expect(b.store.getState().sync.status.realtimeError).toBeNull()
+    a.store.dispatch(addItem({ id: 'after', name: 'after refresh' }))
+    await pushed() // A's push gets a 401, refreshes, retries; B is poked on the new socket
+    expect(b.has('after')).toBe(true)
+    currentToken = 't1'
+  })
+
+  test('a silent server is detected by the heartbeat and reconnected with backoff', async () => {
+    const b = await device()
+    rt.silence(true)
+    await advance(3100) // two heartbeat intervals (1 s, as `ready` said) without a pong
+    expect(b.realtime()).not.toBe('open')
+    expect(b.store.getState().sync.status.realtimeError).toContain(String(CloseCode.heartbeatTimeout))
+    rt.silence(false)
+    await advance(2000)
+    expect(b.realtime()).toBe('open')
+  })
+
+  test('while the socket is down, interval polling takes over; with it open, the idle interval does not pull', async () => {
+    const a = await device()
+    const b = await device({ auto: { intervalMs: 5000 } })
+    const idle = server.requests.changes ?? 0
+    await advance(5100)
+    expect(server.requests.changes ?? 0).toBe(idle) // open socket: the idle tick skipped its pull
+    rt.refuse(CloseCode.tryAgainLater)
+    rt.dropAll(CloseCode.goingAway)
+    await advance(100)
+    expect(b.realtime()).toBe('down')
+    a.store.dispatch(addItem({ id: 'polled', name: 'by interval' }))
+    await pushed()
+    expect(server.model.records().map((r) => r.id)).toEqual(['polled'])
+    expect(b.has('polled')).toBe(false)
+    await advance(5100) // B's interval fires and pulls
+    expect(b.has('polled')).toBe(true)
+    rt.refuse(null)
+    await advance(3200) // the backoff (at most 1.6 s) runs out: the socket is back
+    expect(b.realtime()).toBe('open')
+  })
+
+  test('only the leader holds the socket', async () => {
+    await device({ auto: { leader: 'never' } })
+    expect(rt.openClients).toBe(0)
+  })
+
+  test('a refused token is refreshed once, then the failure is reported and backed off', async () => {
+    currentToken = 'wrong'
+    const b = await device()
+    await advance(50)
+    expect(b.tokens.filter(Boolean).length).toBeGreaterThanOrEqual(1)
+    expect(b.realtime()).not.toBe('open')
+    const reported = b.errors.find(isRealtimeError)
+    expect(reported?.code).toBe(CloseCode.unauthorized)
+    currentToken = 't1'
+  })
+
+  test('without a WebSocket constructor the channel stays off, with a typed error, and nothing throws', async () => {
+    const Missing = undefined as unknown as WebSocketConstructorLike
+    const saved = (globalThis as { WebSocket?: unknown }).WebSocket
+    ;(globalThis as { WebSocket?: unknown }).WebSocket = Missing
+    try {
+      const b = await device()
+      expect(b.realtime()).toBe('off')
+      expect(b.errors.some((e) => isRealtimeError(e) && e.reason === 'no_websocket')).toBe(true)
+    } finally {
+      ;(globalThis as { WebSocket?: unknown }).WebSocket = saved
+    }
+  })
+})
+
+describe('remote.realtime option', () => {
+  const make = (realtime: unknown) => () =>
+    createPersistenceMiddleware({
+      dbName: 'opt',
+      indexedDB: new IDBFactory(),
+      slices: { files: {} },
+      remote: { baseUrl: BASE_URL, realtime: realtime as RemoteOptions['realtime'] },
+    })
+  test.each([
+    ['an http URL', 'http://x/realtime'],
+    ['a token in the URL', 'ws://x/realtime?token=secret'],
+    ['a typo', { url: 'ws://x/rt', heartbeat: 5 }],
+    ['a tiny heartbeat', { url: 'ws://x/rt', heartbeatMs: 1 }],
+  ])('refuses %s by name', (_name, value) => {
+    let caught: unknown
+    try {
+      make(value)().dispose()
+    } catch (error) {
+      caught = error
+    }
+    expect(isInvalidOptionError(caught)).toBe(true)
+    expect(String((caught as Error).message)).toContain('remote.realtime')
+  })
+  test('is off by default, on with a URL', async () => {
+    const off = make(undefined)()
+    const on = make('ws://x/realtime')()
+    expect(off.sync?.realtime).toBeNull()
+    expect(on.sync?.realtime?.state).toBe('off') // nobody leads yet
+    await off.dispose()
+    await on.dispose()
+  })
+})
