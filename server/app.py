@@ -67,6 +67,13 @@ def main(argv=None):
     parser.add_argument("--testing-endpoints", action="store_true", help="enable /api/_test/* (never in production)")
     parser.add_argument("--prefix", default=None, help="the API's URL prefix (default /api)")
     parser.add_argument("--rotate-epoch", action="store_true", help="give --db a new epoch (after restoring a backup), print it and exit")
+    parser.add_argument(
+        "--realtime-port",
+        type=int,
+        default=None,
+        help="also serve the real-time WebSocket channel on this port (0: a free one), on a thread of this process; needs the websockets package",
+    )
+    parser.add_argument("--realtime-heartbeat-ms", type=int, default=15000, help="the heartbeat interval the socket server asks clients for")
     args = parser.parse_args(argv)
 
     if args.rotate_epoch:
@@ -87,8 +94,20 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    stop_realtime = None
+    if args.realtime_port is not None:
+        # Imported only when asked for: the plain REST server needs nothing but Flask.
+        try:
+            from redux_idb_sync_server.realtime.embedded import start_in_thread
+        except ImportError as error:
+            parser.error(f"--realtime-port needs the websockets package (pip install './server[realtime]'): {error}")
+        state = app.extensions["redux_idb_sync"]
+        ws_port, stop_realtime = start_in_thread(state, state.notifier, args.host, args.realtime_port, args.realtime_heartbeat_ms)
+        print(f"LISTENING ws://{args.host}:{ws_port}", flush=True)
     print(f"LISTENING http://{args.host}:{server.server_port}", flush=True)
     server.serve_forever()
+    if stop_realtime is not None:
+        stop_realtime()
     return 0
 
 

@@ -18,6 +18,11 @@ const root = process.env.RIS_REPO_ROOT ?? resolve(dirname(fileURLToPath(import.m
  *   (`pip install './server[gunicorn]'`).
  *
  *   RIS_SERVER_DATABASE=postgres RIS_SERVER_WORKERS=4 npm run test:e2e
+ *
+ * With `realtime: true` the real-time socket server runs too (needs the websockets package): on a
+ * thread of `server/app.py` (`--realtime-port 0`), or, under gunicorn or with
+ * `realtime: 'process'`, as its own process (`python3 -m redux_idb_sync_server.realtime`, LISTEN on
+ * PostgreSQL, head polling on SQLite), which `stopRealtime()` / `startRealtime()` kill and restart.
  */
 
 /** Token configuration: token → tenant, or token → `{ tenant, expires_at }` (epoch ms). */
@@ -34,6 +39,12 @@ export interface FlaskServer {
   readonly database: string
   /** gunicorn workers, or 0 for `server/app.py`. */
   readonly workers: number
+  /** The real-time channel's URL (`ws://127.0.0.1:<port>`), or `null` without `realtime`. */
+  readonly realtimeUrl: string | null
+  /** Kills the socket process (SIGKILL: its sockets break without a close frame); `realtime: 'process'` only. */
+  stopRealtime(): Promise<void>
+  /** Starts it again on the same port. */
+  startRealtime(): Promise<void>
   /**
    * POST /api/_test/tokens: a token for `tenant` stored in the database (every worker and the
    * socket process accept it), expiring after `ttlMs` (never when omitted).
@@ -94,6 +105,9 @@ interface Launch {
   ready: RegExp
 }
 
+const outputs = new WeakMap<ChildProcess, string>()
+const lastOutput = (child: ChildProcess): string => outputs.get(child) ?? ''
+
 function launch(how: Launch, port: number): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(
@@ -120,6 +134,7 @@ function launch(how: Launch, port: number): Promise<{ child: ChildProcess; port:
     }
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString()
+      outputs.set(child, out)
       look()
     })
     child.stderr!.on('data', (chunk: Buffer) => {
@@ -152,6 +167,10 @@ export interface FlaskServerOptions {
   backend?: 'sqlite' | 'postgresql'
   /** gunicorn workers (0: `server/app.py`); default: `RIS_SERVER_WORKERS`, else 0. */
   workers?: number
+  /** Run the real-time socket server too: `true` (embedded in app.py, or a process beside gunicorn) or `'process'`. */
+  realtime?: boolean | 'process'
+  /** The heartbeat interval the socket server asks clients for. @default 15000 */
+  realtimeHeartbeatMs?: number
 }
 
 /**
@@ -207,6 +226,21 @@ export async function startFlaskServer(options: FlaskServerOptions = {}): Promis
           ready: /Listening at: http:\/\/127\.0\.0\.1:(\d+)/,
         }
       : { args: [join(root, 'server', 'app.py'), '--host', '127.0.0.1', '--port', '{port}'], env: settings, ready: /LISTENING http:\/\/127\.0\.0\.1:(\d+)/ }
+  const heartbeat = String(options.realtimeHeartbeatMs ?? 15_000)
+  const separate = options.realtime === 'process' || (options.realtime === true && workers > 0)
+  let embeddedWsPort: number | null = null
+  if (options.realtime && !separate) {
+    how.args.push('--realtime-port', '0', '--realtime-heartbeat-ms', heartbeat)
+    // The socket line comes first; the harness waits for the HTTP one and reads both.
+    how.ready = /LISTENING ws:\/\/127\.0\.0\.1:\d+\s+LISTENING http:\/\/127\.0\.0\.1:(\d+)/
+  }
+  const socketHow: Launch = {
+    args: ['-m', 'redux_idb_sync_server.realtime', '--host', '127.0.0.1', '--port', '{port}', '--database', db, '--heartbeat-ms', heartbeat],
+    env: settings,
+    ready: /LISTENING ws:\/\/127\.0\.0\.1:(\d+)/,
+  }
+  let socketChild: ChildProcess | null = null
+  let socketPort = 0
   // gunicorn stops at once on SIGINT (SIGTERM waits for open keep-alive connections).
   const signal: NodeJS.Signals = workers > 0 ? 'SIGINT' : 'SIGTERM'
   let child: ChildProcess
@@ -218,6 +252,17 @@ export async function startFlaskServer(options: FlaskServerOptions = {}): Promis
     throw error
   }
   let current: ChildProcess | null = child
+  if (options.realtime && !separate) embeddedWsPort = Number(/LISTENING ws:\/\/127\.0\.0\.1:(\d+)/.exec(lastOutput(child))?.[1] ?? 0)
+  if (separate) {
+    try {
+      ;({ child: socketChild, port: socketPort } = await launch(socketHow, 0))
+    } catch (error) {
+      await stopChild(current, signal)
+      dropDatabase()
+      throw error
+    }
+  }
+  const realtimeUrl = options.realtime ? `ws://127.0.0.1:${separate ? socketPort : embeddedWsPort}` : null
   const baseUrl = `http://127.0.0.1:${port}/api`
   const auth = (): Record<string, string> => (options.token ? { authorization: `Bearer ${options.token}` } : {})
   const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
@@ -246,7 +291,19 @@ export async function startFlaskServer(options: FlaskServerOptions = {}): Promis
       ;({ child, port } = await launch(how, port))
       current = child
     },
+    realtimeUrl,
+    async stopRealtime() {
+      if (!separate) throw new Error("stopRealtime() needs realtime: 'process'")
+      await stopChild(socketChild, 'SIGKILL')
+      socketChild = null
+    },
+    async startRealtime() {
+      if (!separate || socketChild) return
+      ;({ child: socketChild } = await launch(socketHow, socketPort))
+    },
     async close() {
+      await stopChild(socketChild, 'SIGTERM')
+      socketChild = null
       await stopChild(current, signal)
       current = null
       rmSync(dir, { recursive: true, force: true })

@@ -105,6 +105,10 @@ class RealtimeServer:
         for tenant in list(self._by_tenant):
             self.publish(tenant, None, now_ms())
 
+    def tenants(self):
+        """The tenants that have open sockets now."""
+        return list(self._by_tenant)
+
     @property
     def open_sockets(self):
         return sum(len(s) for s in self._by_tenant.values())
