@@ -171,3 +171,21 @@ def test_the_in_process_notifier_pokes_from_another_thread():
         await ws.close()
 
     run(scenario)
+
+
+def test_the_head_poller_pokes_when_a_tenants_head_moves_past_what_its_sockets_were_told():
+    from redux_idb_sync_server.realtime.fanout import poll_heads
+
+    async def scenario(url, realtime, seam):
+        stop = asyncio.Event()
+        poller = asyncio.ensure_future(poll_heads(seam, realtime, stop, 0.02))
+        ws = await hello(url, "ta")
+        assert json.loads(await ws.recv())["cursor"] == "7"
+        seam.heads["tenant-a"] = "9"  # another process committed a write
+        poke = json.loads(await ws.recv())
+        assert poke["type"] == "poke" and poke["cursor"] == "9"
+        stop.set()
+        await poller
+        await ws.close()
+
+    run(scenario)

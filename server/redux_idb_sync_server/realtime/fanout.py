@@ -79,21 +79,19 @@ def _deliver(realtime, payload):
 
 async def poll_heads(seam, realtime, stop, interval_s=0.1):
     """Fan-out for SQLite in a process of its own (no notification crosses processes there): reads
-    the feed head of every tenant with open sockets every ``interval_s`` and pokes on a change.
-    One indexed read per tenant per interval; the embedded server needs none of it."""
-    heads = {}
+    the feed head of every tenant with open sockets every ``interval_s`` and pokes when it differs
+    from the last head those sockets were told. One indexed read per tenant per interval; the
+    embedded server needs none of it."""
     while not stop.is_set():
         for tenant in realtime.tenants():
             try:
-                head = await asyncio.to_thread(seam.feed_head, tenant)
+                head = str(await asyncio.to_thread(seam.feed_head, tenant))
             except Exception:  # noqa: BLE001 - a failed read is retried at the next interval
                 log.exception("feed_head failed")
                 continue
-            if tenant in heads and heads[tenant] != head:
+            known = realtime.announced(tenant)
+            if known is not None and known != head:
                 realtime.publish(tenant, head, now_ms())
-            heads[tenant] = head
-        for gone in set(heads) - set(realtime.tenants()):
-            del heads[gone]
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
         except asyncio.TimeoutError:

@@ -67,6 +67,7 @@ class RealtimeServer:
         self.heartbeat_ms = heartbeat_ms
         self.hello_timeout_s = hello_timeout_s
         self._by_tenant = {}
+        self._announced = {}
         self._loop = None
         self._server = None
         self.pokes_sent = 0
@@ -82,6 +83,7 @@ class RealtimeServer:
             # The commit-ordered cursor was not known where the write happened: ask the feed.
             asyncio.ensure_future(self._publish_with_head(tenant, at))
             return
+        self._announced[tenant] = str(cursor)
         message = json.dumps({"type": "poke", "cursor": str(cursor), "at": at if at is not None else now_ms()})
         self.pokes_sent += len(sockets)
         broadcast(list(sockets), message)
@@ -105,6 +107,10 @@ class RealtimeServer:
         for tenant in list(self._by_tenant):
             self.publish(tenant, None, now_ms())
 
+    def announced(self, tenant):
+        """The last head this server told ``tenant``'s sockets (in ``ready`` or a poke), or None."""
+        return self._announced.get(tenant)
+
     def tenants(self):
         """The tenants that have open sockets now."""
         return list(self._by_tenant)
@@ -119,8 +125,11 @@ class RealtimeServer:
         tenant = None
         try:
             tenant, token = await self._hello(websocket)
-            head = await asyncio.to_thread(self.seam.feed_head, tenant)
+            # Registered before the head is read: a write committed meanwhile is either below the
+            # head (the client's catch-up pull gets it) or poked.
             self._by_tenant.setdefault(tenant, set()).add(websocket)
+            head = str(await asyncio.to_thread(self.seam.feed_head, tenant))
+            self._announced.setdefault(tenant, head)
             await websocket.send(json.dumps({"type": "ready", "protocol": PROTOCOL, "cursor": str(head), "heartbeatMs": self.heartbeat_ms, "serverTime": now_ms()}))
             await self._follow(websocket, tenant, token)
         except _Closing as closing:
@@ -137,6 +146,7 @@ class RealtimeServer:
                     sockets.discard(websocket)
                     if not sockets:
                         del self._by_tenant[tenant]
+                        self._announced.pop(tenant, None)
 
     async def _hello(self, websocket):
         try:

@@ -244,12 +244,15 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
       ...(cause === undefined ? {} : { cause }),
     })
     setState('down', error)
-    if ((code === CloseCode.tokenExpired || code === CloseCode.unauthorized) && !refusedOnce) {
-      // The token, not the server, is the problem: refresh it and come straight back.
-      refusedOnce = code === CloseCode.unauthorized
+    if (code === CloseCode.tokenExpired || code === CloseCode.unauthorized) {
+      // The token, not the server, is the problem: every attempt after a refusal asks for a new
+      // one. The first comes straight back; refusals in a row back off like any failure.
       refreshNext = true
-      schedule(0)
-      return
+      if (code === CloseCode.tokenExpired || !refusedOnce) {
+        refusedOnce = code === CloseCode.unauthorized
+        schedule(0)
+        return
+      }
     }
     if (code === CloseCode.unauthorized || code === CloseCode.badMessage || code === CloseCode.unsupportedProtocol) report(error)
     schedule(backoffDelay(++attempt, initialDelayMs, maxDelayMs, deps.random))
