@@ -27,15 +27,29 @@ const notesSlice = createSlice({
 })
 const { saveNote, deleteNote, renameNote } = notesSlice.actions
 
-const api = new URLSearchParams(location.search).get('api') ?? 'http://127.0.0.1:5000/api'
+const params = new URLSearchParams(location.search)
+const api = params.get('api') ?? 'http://127.0.0.1:5000/api'
+// ?realtime=ws://127.0.0.1:8765 turns real-time sync on; ?token=... for a server that needs one
+// (it travels in headers and in the socket's first message, never in a URL the app builds).
+const realtime = params.get('realtime')
+const token = params.get('token')
+const intervalMs = Number(params.get('interval') ?? 5000)
+const debounceMs = Number(params.get('debounce') ?? 200)
+const settleMs = Number(params.get('settle') ?? 300)
 
 const persistence = createPersistenceMiddleware({
   dbName: 'notes-example',
-  slices: { notes: { debounceMs: 200, conflict: 'manual' } },
-  remote: { baseUrl: api, timeoutMs: 3000, retry: { initialDelayMs: 300, maxDelayMs: 2000 } },
+  slices: { notes: { debounceMs, conflict: 'manual' } },
+  remote: {
+    baseUrl: api,
+    timeoutMs: 3000,
+    retry: { initialDelayMs: 300, maxDelayMs: 2000 },
+    ...(token ? { getToken: () => token } : {}),
+    ...(realtime ? { realtime } : {}),
+  },
 })
 const monitor = createSyncMonitorMiddleware()
-const autoSync = createAutoSyncMiddleware({ intervalMs: 5000, settleMs: 300, maxQueueSize: 20 })
+const autoSync = createAutoSyncMiddleware({ intervalMs, settleMs, maxQueueSize: 20 })
 
 const store = configureStore({
   reducer: { notes: notesSlice.reducer, sync: syncReducer },

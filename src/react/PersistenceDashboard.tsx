@@ -217,6 +217,12 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
           {connected ? '● Connected' : '○ Offline — local-only mode'}
         </span>
         <span data-testid="sync-status">Sync: {status.syncStatus}</span>
+        {status.realtime !== 'off' || status.realtimeError ? (
+          <span data-testid="realtime" title={status.realtimeError ?? undefined}>
+            Real-time: {status.realtime}
+            {metrics.pokes > 0 ? ` (${metrics.pokes} pokes, p95 ${Math.round(metrics.p95VisibleLatency)} ms)` : ''}
+          </span>
+        ) : null}
       </div>
 
       <dl aria-label="Metrics">
