@@ -118,6 +118,11 @@ class Storage:
         row = tx.execute("UPDATE tenants SET head = head WHERE tenant = ? RETURNING head, epoch", (tenant,)).fetchone()
         return row[0], row[1]
 
+    @staticmethod
+    def _store_head(tx, tenant, head):
+        """Writes the tenant's new head, in the transaction that holds its lock."""
+        tx.execute("UPDATE tenants SET head = ? WHERE tenant = ?", (head, tenant))
+
     def _next_seq(self, tx, tenant, head):
         """The seq of the next applied write: the head under the tenant lock, plus one."""
         return head + 1
@@ -147,7 +152,7 @@ class Storage:
                 results.append(result)
             advanced = head != start
             if advanced:
-                tx.execute("UPDATE tenants SET head = ? WHERE tenant = ?", (head, tenant))
+                self._store_head(tx, tenant, head)
                 tx.notify(tenant, str(head))
             self._before_commit(tx, tenant)
         return results, head, epoch, advanced
