@@ -7,7 +7,7 @@ Rules this module keeps, whatever the backend:
 - An operation's effect and its decided result (keyed by tenant and opId) are written in the same
   transaction, so a replayed opId is answered from the stored result and never applied twice.
 - **The feed never skips a commit.** Every write transaction starts by locking its tenant's row
-  in ``tenants`` (``UPDATE tenants SET head = head ... RETURNING``): writers of one tenant are
+  in ``tenants`` (``SELECT ... FOR UPDATE``): writers of one tenant are
   serialised by the database (a row lock in PostgreSQL, the single writer lock in SQLite), across
   threads, processes and machines. ``seq`` is that tenant's ``head + 1`` taken under the lock and
   the new head is written in the same transaction, so a tenant's seqs commit in the order they
@@ -112,11 +112,17 @@ class Storage:
     @staticmethod
     def _lock_tenant(tx, tenant):
         """Takes the tenant's write lock (its ``tenants`` row) until the transaction ends; returns
-        ``(head, epoch)`` as of the lock. In PostgreSQL a second writer of the tenant waits here
+        ``(head, epoch)`` as of the lock. In PostgreSQL (``SELECT ... FOR UPDATE``, a row lock
+        that writes no tuple) a second writer of the tenant waits here
         until the first commits, and then reads its head; in SQLite ``BEGIN IMMEDIATE`` already
         holds the database's one writer lock."""
-        row = tx.execute("UPDATE tenants SET head = head WHERE tenant = ? RETURNING head, epoch", (tenant,)).fetchone()
+        row = tx.execute(f"SELECT head, epoch FROM tenants WHERE tenant = ?{tx.for_update}", (tenant,)).fetchone()
         return row[0], row[1]
+
+    @staticmethod
+    def _store_head(tx, tenant, head):
+        """Writes the tenant's new head, in the transaction that holds its lock."""
+        tx.execute("UPDATE tenants SET head = ? WHERE tenant = ?", (head, tenant))
 
     def _next_seq(self, tx, tenant, head):
         """The seq of the next applied write: the head under the tenant lock, plus one."""
@@ -147,7 +153,7 @@ class Storage:
                 results.append(result)
             advanced = head != start
             if advanced:
-                tx.execute("UPDATE tenants SET head = ? WHERE tenant = ?", (head, tenant))
+                self._store_head(tx, tenant, head)
                 tx.notify(tenant, str(head))
             self._before_commit(tx, tenant)
         return results, head, epoch, advanced

@@ -80,6 +80,8 @@ def _make_pool(url, size):
 
 
 class _Tx:
+    #: What makes a SELECT lock the rows it reads until the transaction ends.
+    for_update = " FOR UPDATE"
     def __init__(self, conn):
         self._conn = conn
 

@@ -10,6 +10,8 @@ from .schema import SCHEMA
 
 
 class _Tx:
+    #: What makes a SELECT lock the rows it reads until the transaction ends.
+    for_update = ""
     def __init__(self, db):
         self._db = db
 
