@@ -148,7 +148,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
         changed()
       } else if (event.type === 'poke') {
         pokes += event.pokes
-        pokePulls++
+        if (event.pulled) pokePulls++
         if (event.visibleAfterMs !== null) latencies.push(event.visibleAfterMs)
         changed()
       }

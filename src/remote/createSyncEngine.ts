@@ -261,6 +261,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
         options: options.realtimeChannel,
         bearer: (refresh) => ctx.client.bearer({ refresh }),
         pull: () => engine.pullChanges(),
+        cursor: () => ctx.cursor?.cursor ?? null,
         serverNow: () => options.now() + ctx.clockOffset,
         setState(state, error) {
           if (ctx.silenced) return

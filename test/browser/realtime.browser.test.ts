@@ -47,12 +47,12 @@ afterAll(async () => {
 
 const realtimeText = (page: Page) => page.getByTestId('realtime').textContent({ timeout: 20_000 })
 
-/** Waits (polling on animation frames, in the page) until the note list holds a note with `text`; returns the ms it took from `since`. */
+/** Waits (polling every 5 ms, in the page) until the note list holds a note with `text`; returns the ms it took from `since`. */
 async function visible(page: Page, text: string, since: number): Promise<number> {
   await page.waitForFunction(
     (wanted) => [...document.querySelectorAll('ul[aria-label="Note list"] li input')].some((input) => (input as HTMLInputElement).value === wanted),
     text,
-    { polling: 'raf', timeout: 10_000 },
+    { polling: 5, timeout: 10_000 },
   )
   return Date.now() - since
 }
@@ -74,6 +74,7 @@ test('two browsers see each other’s edits over the socket, with the interval a
   }
   latencies.sort((x, y) => x - y)
   console.log(`[realtime.browser] edit-to-visible across two Chromium pages (ms): ${latencies.join(', ')} (${flask.backend}, ${flask.workers || 1} worker(s))`)
+  console.log(`[realtime.browser] ${await realtimeText(a)} | ${await realtimeText(b)}`)
   // The interval never fired: the next sync is still most of an hour away on both pages.
   for (const page of [a, b]) {
     const next = Number(/(\d+) s/.exec((await page.getByTestId('next-sync').textContent()) ?? '')?.[1] ?? 0)

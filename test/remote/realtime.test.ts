@@ -116,14 +116,31 @@ describe('real-time channel (msw ws)', () => {
   })
 
   test('pokes that arrive during a pull are coalesced into one more pull', async () => {
+    const a = await device()
     const b = await device()
+    rt.pause() // A's write is not announced: the pokes below are the only ones
+    a.store.dispatch(addItem({ id: 'c1', name: 'one' }))
+    await pushed()
+    rt.resume()
     const before = server.requests.changes ?? 0
     for (let i = 0; i < 5; i++) rt.poke()
     await advance(5)
-    // The first poke starts a pull; the four that arrive while it runs ask for exactly one more.
-    expect((server.requests.changes ?? 0) - before).toBe(2)
+    // The first poke starts a pull; the four that arrive while it runs ask for one more run,
+    // which finds the cursor already at the poked head and fetches nothing.
+    expect((server.requests.changes ?? 0) - before).toBe(1)
+    expect(b.has('c1')).toBe(true)
     expect(b.monitor.getSyncMetrics().pokes).toBe(5)
-    expect(b.monitor.getSyncMetrics().pokePulls).toBe(2)
+    expect(b.monitor.getSyncMetrics().pokePulls).toBe(1)
+  })
+
+  test('a poke of a cursor this client already holds fetches nothing', async () => {
+    const b = await device()
+    const before = server.requests.changes ?? 0
+    rt.poke() // the head B pulled when its socket opened
+    await advance(5)
+    expect(server.requests.changes ?? 0).toBe(before)
+    expect(b.monitor.getSyncMetrics().pokes).toBe(1)
+    expect(b.monitor.getSyncMetrics().pokePulls).toBe(0)
   })
 
   test('a lost poke loses nothing: the next (re)connect pulls incrementally', async () => {

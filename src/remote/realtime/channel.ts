@@ -14,6 +14,8 @@ export interface RealtimeDeps {
   bearer(refresh: boolean): Promise<string | null>
   /** One incremental pull of the feed. */
   pull(): Promise<void>
+  /** The cursor the last committed pull ended at (`null` before the first). */
+  cursor(): string | null
   /** Now, on the server's clock (the device clock corrected by the measured offset). */
   serverNow(): number
   /** The channel's state changed (`error`: why it is down, or `null`). */
@@ -87,6 +89,12 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
       const cursor = newestCursor
       pokes = 0
       newestPokeAt = null
+      // This client already holds the feed up to the poked cursor (its own write, pulled right
+      // after its push): nothing to fetch. Only equality is trusted: cursors are opaque.
+      if (covered > 0 && cursor === deps.cursor()) {
+        if (!disposed) deps.emit({ type: 'poke', cursor, pokes: covered, pulled: false, visibleAfterMs: null })
+        return
+      }
       try {
         await deps.pull()
       } catch (caught) {
@@ -95,7 +103,7 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
         return
       }
       if (covered > 0 && !disposed) {
-        deps.emit({ type: 'poke', cursor, pokes: covered, visibleAfterMs: at === null ? null : Math.max(0, deps.serverNow() - at) })
+        deps.emit({ type: 'poke', cursor, pokes: covered, pulled: true, visibleAfterMs: at === null ? null : Math.max(0, deps.serverNow() - at) })
       }
     },
     () => started && !disposed,
