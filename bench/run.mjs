@@ -12,7 +12,7 @@ import { build } from 'esbuild'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -120,7 +120,28 @@ if (args.includes('--write')) {
     const a = text.indexOf(begin)
     const b = text.indexOf(end)
     if (a < 0 || b < a) throw new Error(`${file} has no ${begin} … ${end} markers`)
-    writeFileSync(path, `${text.slice(0, a + begin.length)}\n${table}\n${text.slice(b)}`)
+    let block = table
+    if (only.length > 0) {
+      // A subset run replaces only its cases' rows and says when they were measured.
+      const kept = text
+        .slice(a + begin.length, b)
+        .trim()
+        .split('\n')
+      const ours = new Set(only)
+      const idOf = (row) => /^\| (B\d+)/.exec(row)?.[1]
+      const head = kept.filter((row) => !row.startsWith('| B') && !row.startsWith(`${only.join(', ')} measured`))
+      const body = kept.filter((row) => row.startsWith('| B') && !ours.has(idOf(row)))
+      const header = head.filter((row) => row !== '')
+      block = [
+        header[0] ?? '',
+        `${only.join(', ')} measured ${new Date().toISOString().slice(0, 10)} on ${machine}, load average ${loadavg()[0].toFixed(1)} (other work shared the machine)`,
+        '',
+        ...header.slice(1),
+        ...body,
+        ...rows,
+      ].join('\n')
+    }
+    writeFileSync(path, `${text.slice(0, a + begin.length)}\n${block}\n${text.slice(b)}`)
     console.error(`bench: wrote ${file}`)
   }
 }
