@@ -73,7 +73,9 @@ test('two browsers see each other’s edits over the socket, with the interval a
     latencies.push(await visible(to, text, started))
   }
   latencies.sort((x, y) => x - y)
-  console.error(`[realtime.browser] edit-to-visible across two Chromium pages (ms): ${latencies.join(', ')} (${flask.backend}, ${flask.workers || 1} worker(s))`)
+  console.error(
+    `[realtime.browser] edit-to-visible across two Chromium pages (ms): ${latencies.join(', ')} (${flask.backend}, ${flask.workers || 1} worker(s))`,
+  )
   console.error(`[realtime.browser] ${await realtimeText(a)} | ${await realtimeText(b)}`)
   // The interval never fired: the next sync is still most of an hour away on both pages.
   for (const page of [a, b]) {
