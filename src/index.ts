@@ -31,6 +31,7 @@ export {
   syncReducer,
   syncSlice,
   type DeadLetter,
+  type RealtimeStatus,
   type SyncProgress,
   type SyncState,
   type SyncStatus,

@@ -81,7 +81,7 @@ async function pair(settings: Settings, server: FlaskServer, mode: { realtime: b
   const b = makeStore(settings, server, mode)
   await Promise.all([a.persistence.whenHydrated(), b.persistence.whenHydrated()])
   await until(() => a.store.getState().sync.status.flaskConnected && b.store.getState().sync.status.flaskConnected, 10_000)
-  if (mode.realtime) await until(() => b.store.getState().sync.status.realtime === 'open', 10_000)
+  if (mode.realtime) await until(() => b.store.getState().sync.realtime.state === 'open', 10_000)
   return [a, b]
 }
 

@@ -217,9 +217,9 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
           {connected ? '● Connected' : '○ Offline — local-only mode'}
         </span>
         <span data-testid="sync-status">Sync: {status.syncStatus}</span>
-        {status.realtime !== 'off' || status.realtimeError ? (
-          <span data-testid="realtime" title={status.realtimeError ?? undefined}>
-            Real-time: {status.realtime}
+        {sync.realtime.state !== 'off' || sync.realtime.error ? (
+          <span data-testid="realtime" title={sync.realtime.error ?? undefined}>
+            Real-time: {sync.realtime.state}
             {metrics.pokes > 0 ? ` (${metrics.pokes} pokes, p95 ${Math.round(metrics.p95VisibleLatency)} ms)` : ''}
           </span>
         ) : null}

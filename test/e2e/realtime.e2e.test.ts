@@ -82,7 +82,7 @@ function device({ server, token, auto, remote }: DeviceOptions) {
     refreshes,
     errors,
     title: (id: string) => store.getState().docs.entities[id]?.title,
-    realtime: () => store.getState().sync.status.realtime,
+    realtime: () => store.getState().sync.realtime.state,
   }
 }
 type Device = ReturnType<typeof device>
@@ -129,7 +129,7 @@ describe('real-time sync against the real server', () => {
     // The server re-checks the token at each ping (every 300 ms): after 1.5 s it closes with 4002.
     await until(() => b.refreshes.includes(true), 'B to refresh its token', 8000)
     await until(() => current !== first && b.realtime() === 'open', 'B open again with the new token', 5000)
-    expect(b.store.getState().sync.status.realtimeError).toBeNull()
+    expect(b.store.getState().sync.realtime.error).toBeNull()
     a.store.dispatch(save({ id: 'd2', title: 'after expiry' }))
     await until(() => b.title('d2') === 'after expiry', 'B to see A’s edit on the new socket', 5000)
     expect(b.errors.filter(isRealtimeError).filter((e) => e.code === 4001)).toEqual([])

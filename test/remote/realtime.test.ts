@@ -92,7 +92,7 @@ async function device(options: { auto?: AutoSyncOptions; remote?: Partial<Remote
   await hydrated
   await advance(10)
   const has = (id: string): boolean => store.getState().files.entities[id] !== undefined
-  const realtime = () => store.getState().sync.status.realtime
+  const realtime = () => store.getState().sync.realtime.state
   return { store, persistence, monitor, autoSync, errors, tokens, has, realtime }
 }
 
@@ -167,7 +167,7 @@ describe('real-time channel (msw ws)', () => {
     await advance(50)
     expect(b.tokens).toContain(true)
     expect(b.realtime()).toBe('open')
-    expect(b.store.getState().sync.status.realtimeError).toBeNull()
+    expect(b.store.getState().sync.realtime.error).toBeNull()
     a.store.dispatch(addItem({ id: 'after', name: 'after refresh' }))
     await pushed() // A's push gets a 401, refreshes, retries; B is poked on the new socket
     expect(b.has('after')).toBe(true)
@@ -179,7 +179,7 @@ describe('real-time channel (msw ws)', () => {
     rt.silence(true)
     await advance(3100) // two heartbeat intervals (1 s, as `ready` said) without a pong
     expect(b.realtime()).not.toBe('open')
-    expect(b.store.getState().sync.status.realtimeError).toContain(String(CloseCode.heartbeatTimeout))
+    expect(b.store.getState().sync.realtime.error).toContain(String(CloseCode.heartbeatTimeout))
     rt.silence(false)
     await advance(2000)
     expect(b.realtime()).toBe('open')

@@ -14,14 +14,17 @@ export interface SyncStatus {
   error: string | null
   /** What the last health check or request said about the server. */
   flaskConnected: boolean
+}
+
+/** The real-time channel (`remote.realtime`), beside the status. */
+export interface RealtimeStatus {
   /**
-   * The real-time channel (`remote.realtime`): `off` when not configured or when another tab
-   * holds it, `connecting`, `open` (pokes arrive), `down` (interval polling covers the gap while
-   * it reconnects).
+   * `off` when not configured or when another tab holds the socket, `connecting`, `open` (pokes
+   * arrive), `down` (interval polling covers the gap while it reconnects).
    */
-  realtime: RealtimeState
-  /** Why the real-time channel last went down (its close code and reason), cleared once it is open. */
-  realtimeError: string | null
+  state: RealtimeState
+  /** Why the channel last went down (its close code and reason), cleared once it is open. */
+  error: string | null
 }
 
 /** Progress of a bulk operation, for progress bars. */
@@ -47,6 +50,8 @@ export interface DeadLetter {
 
 export interface SyncState {
   status: SyncStatus
+  /** The real-time channel's state. */
+  realtime: RealtimeStatus
   progress: SyncProgress | null
   /** Keys with operations stored locally and not yet acknowledged by the server (a key counts once). */
   outboxDepth: number
@@ -58,7 +63,8 @@ export interface SyncState {
 const MAX_SETTLED_CONFLICTS = 50
 
 export const initialSyncState: SyncState = {
-  status: { enabled: false, lastSyncTime: null, syncStatus: 'idle', error: null, flaskConnected: false, realtime: 'off', realtimeError: null },
+  status: { enabled: false, lastSyncTime: null, syncStatus: 'idle', error: null, flaskConnected: false },
+  realtime: { state: 'off', error: null },
   progress: null,
   outboxDepth: 0,
   deadLetters: [],
@@ -95,9 +101,9 @@ export const syncSlice = createSlice({
       }
     },
     realtimeChanged(state, action: PayloadAction<{ state: RealtimeState; error: string | null }>) {
-      state.status.realtime = action.payload.state
-      if (action.payload.error !== null) state.status.realtimeError = action.payload.error
-      else if (action.payload.state === 'open') state.status.realtimeError = null
+      state.realtime.state = action.payload.state
+      if (action.payload.error !== null) state.realtime.error = action.payload.error
+      else if (action.payload.state === 'open') state.realtime.error = null
     },
     progressChanged(state, action: PayloadAction<SyncProgress | null>) {
       state.progress = action.payload
