@@ -17,7 +17,7 @@ export interface RealtimeOptions {
    * @default globalThis.WebSocket
    * @example
    * ```ts
-   * import { WebSocket } from 'ws'
+   * // WebSocket: the class the `ws` package exports (Node 20)
    * remote: { baseUrl, realtime: { url: 'ws://127.0.0.1:8765', WebSocket } }
    * ```
    */
