@@ -5,13 +5,14 @@ import { formatFact, formatResult, TABLE_HEAD, type Fact, type Result } from '..
 import { settingsFor } from '../lib/settings'
 import { b1 } from '../cases/b1'
 import { b8 } from '../cases/b8'
+import { b11 } from '../cases/b11'
 import { b6, b9 } from '../cases/dispatch'
 import { b5, b7 } from '../cases/storage'
 import { burst } from '../cases/burst'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.filter((a) => /^B\d$/.test(a))
+const only = args.filter((a) => /^B\d+$/.test(a))
 const settings = settingsFor(quick, () => new IDBFactory())
 
 const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
@@ -22,6 +23,7 @@ const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
   B7: () => b7(settings),
   B8: () => b8(settings),
   B9: () => b9(settings),
+  B11: () => b11(settings),
 }
 
 const rows: string[] = []
