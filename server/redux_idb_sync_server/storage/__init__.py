@@ -141,115 +141,80 @@ class Storage:
         per operation (``("applied" | "duplicate", record)`` or ``("conflict", current_or_None)``),
         the tenant's feed head and epoch as of the commit, and whether anything was applied.
 
-        This is the one write path: single-item writes come here too. Each operation is decided
-        on its own, in order (a later one sees what an earlier one of the same push did), from
-        two reads made once per push (the decided opIds and the current records of the keys it
-        names); the writes then go out as two batches. So a push costs a fixed number of round
-        trips, whatever its size, which keeps the tenant's lock short. No savepoint is needed: a
-        conflict is decided before anything is written, and any error fails the whole push
-        (rolled back, answered 500, retried by the client with the same opIds).
+        This is the one write path: single-item writes come here too.
         """
         self._ensure_tenant(tenant)
         with self.backend.write() as tx:
             head, epoch = self._lock_tenant(tx, tenant)
             start = head
-            valid = [op[1] for op in ops if op[0] == "op"]
-            decided = self._decided(tx, tenant, {op["opId"] for op in valid})
-            current = self._current(tx, tenant, {(op["collection"], op["id"]) for op in valid})
-            items, records, results = {}, [], []
+            results = []
             for op in ops:
-                if op[0] == "rejected":
-                    results.append(op)
-                    continue
-                op = op[1]
-                if op["opId"] in decided:
-                    results.append(("duplicate", decided[op["opId"]]))
-                    continue
-                key = (op["collection"], op["id"])
-                record = current.get(key)
-                version = record["version"] if record else 0
-                if not op["force"] and (op["baseVersion"] or 0) != version:
-                    # Conflicts are not stored as decided: the client may retry after rebasing.
-                    results.append(("conflict", record))
-                    continue
-                seq = self._next_seq(tx, tenant, head)
-                head = max(head, seq)
-                deleted = op["type"] == "delete"
-                record = {
-                    "collection": op["collection"],
-                    "id": op["id"],
-                    "version": version + 1,
-                    "updatedAt": now_ms(),
-                    "clientTime": op["clientTime"],
-                    "deleted": deleted,
-                    "value": None if deleted else op["value"],
-                    "seq": seq,
-                    "opId": op["opId"],
-                }
-                current[key] = items[key] = decided[op["opId"]] = record
-                records.append(record)
-                results.append(("applied", record))
-            advanced = bool(records)
+                result, head = self._apply_one(tx, tenant, op, head)
+                results.append(result)
+            advanced = head != start
             if advanced:
-                self._write(tx, tenant, items.values(), records)
                 self._store_head(tx, tenant, head)
                 tx.notify(tenant, str(head))
             self._before_commit(tx, tenant)
         return results, head, epoch, advanced
 
-    def _decided(self, tx, tenant, op_ids):
-        """``{opId: stored record}`` of the given opIds already applied for the tenant."""
-        if not op_ids:
-            return {}
-        keys = [self.backend.encode_key(o) for o in op_ids]
-        rows = tx.execute(
-            f"SELECT op_id, record FROM decided_ops WHERE tenant = ? AND op_id IN ({','.join('?' for _ in keys)})",
-            [tenant, *keys],
-        ).fetchall()
-        return {self.backend.decode_key(k): json.loads(r) for k, r in rows}
-
-    def _current(self, tx, tenant, keys):
-        """``{(collection, id): record}`` of the given keys that exist for the tenant."""
-        if not keys:
-            return {}
-        keys = list(keys)
-        params = [tenant]
-        for collection, item_id in keys:
-            params += [collection, item_id]
-        rows = tx.execute(
-            f"SELECT {_COLUMNS} FROM items WHERE tenant = ? AND (collection, id) IN (VALUES {','.join('(?, ?)' for _ in keys)})",
-            params,
-        ).fetchall()
-        return {(r[0], r[1]): self._record(r) for r in rows}
-
-    def _write(self, tx, tenant, items, records):
-        """The push's writes: each key's final record, and every applied operation's record."""
-        encode = self.backend.encode_key
-        tx.executemany(
+    def _apply_one(self, tx, tenant, op, head):
+        """One operation inside the push's transaction. No savepoint is needed: a conflict is
+        decided before anything is written, and any error fails the whole push (rolled back,
+        answered 500, retried by the client with the same opIds)."""
+        if op[0] == "rejected":
+            return op, head
+        op = op[1]
+        key = self.backend.encode_key(op["opId"])
+        done = tx.execute("SELECT record FROM decided_ops WHERE tenant = ? AND op_id = ?", (tenant, key)).fetchone()
+        if done:
+            return ("duplicate", json.loads(done[0])), head
+        row = tx.execute(
+            f"SELECT {_COLUMNS} FROM items WHERE tenant = ? AND collection = ? AND id = ?",
+            (tenant, op["collection"], op["id"]),
+        ).fetchone()
+        current = self._record(row) if row else None
+        current_version = current["version"] if current else 0
+        base = op["baseVersion"] or 0
+        if not op["force"] and base != current_version:
+            # Conflicts are not stored as decided: the client may retry after rebasing.
+            return ("conflict", current), head
+        seq = self._next_seq(tx, tenant, head)
+        deleted = op["type"] == "delete"
+        record = {
+            "collection": op["collection"],
+            "id": op["id"],
+            "version": current_version + 1,
+            "updatedAt": now_ms(),
+            "clientTime": op["clientTime"],
+            "deleted": deleted,
+            "value": None if deleted else op["value"],
+            "seq": seq,
+            "opId": op["opId"],
+        }
+        tx.execute(
             f"INSERT INTO items (tenant, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (tenant, collection, id) DO UPDATE SET version = excluded.version,"
             " updated_at = excluded.updated_at, client_time = excluded.client_time, deleted = excluded.deleted,"
             " value = excluded.value, seq = excluded.seq, op_id = excluded.op_id",
-            [
-                (
-                    tenant,
-                    r["collection"],
-                    r["id"],
-                    r["version"],
-                    r["updatedAt"],
-                    r["clientTime"],
-                    1 if r["deleted"] else 0,
-                    None if r["deleted"] else _dump(r["value"]),
-                    r["seq"],
-                    encode(r["opId"]),
-                )
-                for r in items
-            ],
+            (
+                tenant,
+                record["collection"],
+                record["id"],
+                record["version"],
+                record["updatedAt"],
+                record["clientTime"],
+                1 if deleted else 0,
+                None if deleted else _dump(op["value"]),
+                seq,
+                key,
+            ),
         )
-        tx.executemany(
+        tx.execute(
             "INSERT INTO decided_ops (tenant, op_id, seq, record) VALUES (?, ?, ?, ?)",
-            [(tenant, encode(r["opId"]), r["seq"], _dump(r)) for r in records],
+            (tenant, key, seq, _dump(record)),
         )
+        return ("applied", record), max(head, seq)
 
     def reset(self, tenant):
         """Wipes one tenant (data and testing state). A wiped feed is a new one: returns its new epoch."""

@@ -88,11 +88,6 @@ class _Tx:
     def execute(self, sql, params=()):
         return self._conn.execute(sql.replace("?", "%s"), params)
 
-    def executemany(self, sql, rows):
-        """One pipelined batch (psycopg sends all rows before reading the results)."""
-        with self._conn.cursor() as cursor:
-            cursor.executemany(sql.replace("?", "%s"), rows)
-
     def notify(self, tenant, cursor):
         """Delivered by PostgreSQL to every ``LISTEN redux_idb_sync_feed`` connection if and only
         if this transaction commits."""

@@ -18,9 +18,6 @@ class _Tx:
     def execute(self, sql, params=()):
         return self._db.execute(sql, params)
 
-    def executemany(self, sql, rows):
-        self._db.executemany(sql, rows)
-
     def notify(self, tenant, cursor):
         """SQLite has no cross-process notification: the extension publishes in-process after commit."""
 
