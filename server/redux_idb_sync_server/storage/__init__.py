@@ -96,7 +96,7 @@ class Storage:
         that saves the round trip: the row itself is the truth, and never deleted."""
         if tenant in self._known_tenants:
             return
-        with self.backend.write() as tx:
+        with self.backend.statements() as tx:
             tx.execute(
                 "INSERT INTO tenants (tenant, head, epoch) VALUES (?, 0, ?) ON CONFLICT (tenant) DO NOTHING",
                 (tenant, new_epoch()),
@@ -134,7 +134,7 @@ class Storage:
     # -------------------------------------------------------------- writes
 
     def apply_ops(self, tenant, ops):
-        """Applies operations in order, each in its own savepoint of one transaction.
+        """Applies operations in order, in one transaction under the tenant's lock.
 
         ``ops`` holds ``("op", op)`` validated operations, or ``("rejected", opId, error)``
         tuples, which are passed through. Returns ``(results, cursor, epoch, advanced)``: one result
@@ -159,6 +159,9 @@ class Storage:
         return results, head, epoch, advanced
 
     def _apply_one(self, tx, tenant, op, head):
+        """One operation inside the push's transaction. No savepoint is needed: a conflict is
+        decided before anything is written, and any error fails the whole push (rolled back,
+        answered 500, retried by the client with the same opIds)."""
         if op[0] == "rejected":
             return op, head
         op = op[1]
@@ -166,60 +169,52 @@ class Storage:
         done = tx.execute("SELECT record FROM decided_ops WHERE tenant = ? AND op_id = ?", (tenant, key)).fetchone()
         if done:
             return ("duplicate", json.loads(done[0])), head
-        tx.execute("SAVEPOINT op")
-        try:
-            row = tx.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE tenant = ? AND collection = ? AND id = ?",
-                (tenant, op["collection"], op["id"]),
-            ).fetchone()
-            current = self._record(row) if row else None
-            current_version = current["version"] if current else 0
-            base = op["baseVersion"] or 0
-            if not op["force"] and base != current_version:
-                # Conflicts are not stored as decided: the client may retry after rebasing.
-                tx.execute("RELEASE SAVEPOINT op")
-                return ("conflict", current), head
-            seq = self._next_seq(tx, tenant, head)
-            deleted = op["type"] == "delete"
-            record = {
-                "collection": op["collection"],
-                "id": op["id"],
-                "version": current_version + 1,
-                "updatedAt": now_ms(),
-                "clientTime": op["clientTime"],
-                "deleted": deleted,
-                "value": None if deleted else op["value"],
-                "seq": seq,
-                "opId": op["opId"],
-            }
-            tx.execute(
-                f"INSERT INTO items (tenant, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (tenant, collection, id) DO UPDATE SET version = excluded.version,"
-                " updated_at = excluded.updated_at, client_time = excluded.client_time, deleted = excluded.deleted,"
-                " value = excluded.value, seq = excluded.seq, op_id = excluded.op_id",
-                (
-                    tenant,
-                    record["collection"],
-                    record["id"],
-                    record["version"],
-                    record["updatedAt"],
-                    record["clientTime"],
-                    1 if deleted else 0,
-                    None if deleted else _dump(op["value"]),
-                    seq,
-                    key,
-                ),
-            )
-            tx.execute(
-                "INSERT INTO decided_ops (tenant, op_id, seq, record) VALUES (?, ?, ?, ?)",
-                (tenant, key, seq, _dump(record)),
-            )
-            tx.execute("RELEASE SAVEPOINT op")
-            return ("applied", record), max(head, seq)
-        except BaseException:
-            tx.execute("ROLLBACK TO SAVEPOINT op")
-            tx.execute("RELEASE SAVEPOINT op")
-            raise
+        row = tx.execute(
+            f"SELECT {_COLUMNS} FROM items WHERE tenant = ? AND collection = ? AND id = ?",
+            (tenant, op["collection"], op["id"]),
+        ).fetchone()
+        current = self._record(row) if row else None
+        current_version = current["version"] if current else 0
+        base = op["baseVersion"] or 0
+        if not op["force"] and base != current_version:
+            # Conflicts are not stored as decided: the client may retry after rebasing.
+            return ("conflict", current), head
+        seq = self._next_seq(tx, tenant, head)
+        deleted = op["type"] == "delete"
+        record = {
+            "collection": op["collection"],
+            "id": op["id"],
+            "version": current_version + 1,
+            "updatedAt": now_ms(),
+            "clientTime": op["clientTime"],
+            "deleted": deleted,
+            "value": None if deleted else op["value"],
+            "seq": seq,
+            "opId": op["opId"],
+        }
+        tx.execute(
+            f"INSERT INTO items (tenant, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (tenant, collection, id) DO UPDATE SET version = excluded.version,"
+            " updated_at = excluded.updated_at, client_time = excluded.client_time, deleted = excluded.deleted,"
+            " value = excluded.value, seq = excluded.seq, op_id = excluded.op_id",
+            (
+                tenant,
+                record["collection"],
+                record["id"],
+                record["version"],
+                record["updatedAt"],
+                record["clientTime"],
+                1 if deleted else 0,
+                None if deleted else _dump(op["value"]),
+                seq,
+                key,
+            ),
+        )
+        tx.execute(
+            "INSERT INTO decided_ops (tenant, op_id, seq, record) VALUES (?, ?, ?, ?)",
+            (tenant, key, seq, _dump(record)),
+        )
+        return ("applied", record), max(head, seq)
 
     def reset(self, tenant):
         """Wipes one tenant (data and testing state). A wiped feed is a new one: returns its new epoch."""
@@ -253,7 +248,7 @@ class Storage:
 
     def get(self, tenant, collection, item_id):
         self._ensure_tenant(tenant)
-        with self.backend.read() as tx:
+        with self.backend.statements() as tx:
             row = tx.execute(
                 f"SELECT {_COLUMNS} FROM items WHERE tenant = ? AND collection = ? AND id = ?",
                 (tenant, collection, item_id),
@@ -263,7 +258,7 @@ class Storage:
     def head(self, tenant):
         """The tenant's feed head (an int) and epoch, read together."""
         self._ensure_tenant(tenant)
-        with self.backend.read() as tx:
+        with self.backend.statements() as tx:
             return self._tenant_row(tx, tenant)
 
     def epoch(self, tenant):
@@ -271,12 +266,12 @@ class Storage:
 
     def history(self, tenant):
         """Every applied operation's result, in the order applied (by ``seq``)."""
-        with self.backend.read() as tx:
+        with self.backend.statements() as tx:
             rows = tx.execute("SELECT record FROM decided_ops WHERE tenant = ? ORDER BY seq", (tenant,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def applied_count(self, tenant):
-        with self.backend.read() as tx:
+        with self.backend.statements() as tx:
             return tx.execute("SELECT COUNT(*) FROM decided_ops WHERE tenant = ?", (tenant,)).fetchone()[0]
 
     @staticmethod
@@ -316,20 +311,20 @@ class Storage:
         the socket process accept it), expiring ``ttl_ms`` from now (never when None)."""
         token = secrets.token_urlsafe(24)
         expires_at = now_ms() + ttl_ms if ttl_ms is not None else None
-        with self.backend.write() as tx:
+        with self.backend.statements() as tx:
             tx.execute("INSERT INTO tokens (token, tenant, expires_at) VALUES (?, ?, ?)", (token, tenant, expires_at))
         return token, expires_at
 
     def token_tenant(self, token):
         """``(tenant, expires_at)`` of a stored token, or None."""
-        with self.backend.read() as tx:
+        with self.backend.statements() as tx:
             row = tx.execute("SELECT tenant, expires_at FROM tokens WHERE token = ?", (token,)).fetchone()
         return (row[0], row[1]) if row else None
 
     # -------------------------------------------------------------- testing state (shared by workers)
 
     def set_faults(self, tenant, remaining, status):
-        with self.backend.write() as tx:
+        with self.backend.statements() as tx:
             tx.execute(
                 "INSERT INTO test_faults (tenant, remaining, status) VALUES (?, ?, ?)"
                 " ON CONFLICT (tenant) DO UPDATE SET remaining = excluded.remaining, status = excluded.status",
@@ -338,7 +333,7 @@ class Storage:
 
     def take_fault(self, tenant):
         """Consumes one injected failure of the tenant: its status, or None when none is pending."""
-        with self.backend.write() as tx:
+        with self.backend.statements() as tx:
             row = tx.execute(
                 "UPDATE test_faults SET remaining = remaining - 1 WHERE tenant = ? AND remaining > 0 RETURNING status",
                 (tenant,),
@@ -346,7 +341,7 @@ class Storage:
         return row[0] if row else None
 
     def count_request(self, tenant, endpoint):
-        with self.backend.write() as tx:
+        with self.backend.statements() as tx:
             tx.execute(
                 "INSERT INTO test_stats (tenant, endpoint, count) VALUES (?, ?, 1)"
                 " ON CONFLICT (tenant, endpoint) DO UPDATE SET count = test_stats.count + 1",
@@ -354,6 +349,6 @@ class Storage:
             )
 
     def request_counts(self, tenant):
-        with self.backend.read() as tx:
+        with self.backend.statements() as tx:
             rows = tx.execute("SELECT endpoint, count FROM test_stats WHERE tenant = ?", (tenant,)).fetchall()
         return {name: count for name, count in rows}

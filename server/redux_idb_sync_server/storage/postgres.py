@@ -150,6 +150,12 @@ class PostgresBackend:
                 raise
             conn.execute("COMMIT")
 
+    @contextmanager
+    def statements(self):
+        """Statements that each commit on their own (autocommit): one round trip each."""
+        with self._get_pool().connection() as conn:
+            yield _Tx(conn)
+
     def write(self):
         return self._transaction("BEGIN ISOLATION LEVEL READ COMMITTED")
 

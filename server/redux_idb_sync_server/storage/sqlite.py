@@ -59,6 +59,15 @@ class SqliteBackend:
         finally:
             db.close()
 
+    @contextmanager
+    def statements(self):
+        """Statements that each commit on their own (autocommit)."""
+        db = self._connect()
+        try:
+            yield _Tx(db)
+        finally:
+            db.close()
+
     def write(self):
         return self._transaction("BEGIN IMMEDIATE")
 
