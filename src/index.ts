@@ -38,6 +38,7 @@ export {
   type SyncState,
   type SyncStatus,
 } from './remote/redux/syncSlice'
+export { syncActionSanitizer } from './remote/redux/devTools'
 export { selectItemRejections, selectItemSyncState, selectSliceSyncCounts, selectSyncAtSync } from './remote/redux/selectors'
 export { checkFlaskConnection, pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from './remote/redux/thunks'
 export { discardDeadLetter, resolveConflict, retryDeadLetter, rolledBack, type RollbackReason, type RolledBackPayload } from './core/actions'
