@@ -224,7 +224,12 @@ async function pushFailed(ctx: EngineContext, connection: Connection, again: () 
     await transact(ctx, async (tx) => {
       const stored = await readRow(tx, row.key)
       if (stored && latestAttempt(stored, op))
-        await bury(ctx, tx, effects, stored, op, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message })
+        await bury(ctx, tx, effects, stored, op, {
+          status: error.status,
+          code: error.code ?? `http_${error.status}`,
+          // The server's own words when it gave some: a user reads this.
+          message: error.serverMessage ?? error.message,
+        })
     })
     applyEffects(ctx, effects)
     return 'ok'
