@@ -32,12 +32,18 @@ export {
   syncSlice,
   type DeadLetter,
   type RealtimeStatus,
+  type ItemStateChange,
+  type ItemSyncState,
+  type SliceSyncCounts,
   type SyncProgress,
   type SyncState,
   type SyncStatus,
 } from './remote/redux/syncSlice'
+export { syncActionSanitizer } from './remote/redux/devTools'
+export { selectItemRejections, selectItemSyncState, selectSliceSyncCounts, selectSyncAtSync } from './remote/redux/selectors'
 export { checkFlaskConnection, pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from './remote/redux/thunks'
-export { discardDeadLetter, resolveConflict, retryDeadLetter } from './core/actions'
+export { discardDeadLetter, resolveConflict, retryDeadLetter, rolledBack, type RollbackReason, type RolledBackPayload } from './core/actions'
+export type { ItemRef } from './core/ports'
 export { remoteApplied } from './core/actions'
 
 // Sync monitor

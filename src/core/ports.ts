@@ -56,6 +56,16 @@ export interface HostSlice {
   readonly storeName: string
   readonly syncToFlask: boolean
   readonly conflict: ConflictStrategy | undefined
+  /** What a permanent rejection does to the local item (`SlicePersistenceConfig.onReject`). */
+  readonly onReject: 'rollback' | 'keep'
+  /** The items an item refers to (`SlicePersistenceConfig.dependsOn`), or `undefined`. */
+  readonly dependsOn: ((item: unknown) => Iterable<ItemRef>) | undefined
+}
+
+/** Names one item: its slice and its id. */
+export interface ItemRef {
+  readonly slice: string
+  readonly id: ItemId
 }
 
 /**

@@ -31,6 +31,8 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
         storeName: s.config.storeName,
         syncToFlask: s.config.syncToFlask && s.config.enabled,
         conflict: s.config.conflict,
+        onReject: s.config.onReject,
+        dependsOn: s.config.dependsOn,
       })),
     dispatch(action) {
       if (live()) ctx.api!.dispatch(action as UnknownAction)

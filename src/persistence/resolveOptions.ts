@@ -1,7 +1,7 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
 import type { ConflictStrategy } from '../core/conflicts'
 import { MAX_VALUE_DEPTH } from '../core/depth'
-import type { ChannelLike } from '../core/ports'
+import type { ChannelLike, ItemRef } from '../core/ports'
 import { InvalidOptionError, type SyncError } from '../errors'
 import { REMOTE_OPTION_KEYS, REMOTE_PATH_KEYS, type RemoteOptions } from '../remote/options'
 import { RESERVED_PREFIX, type ItemId, type LocalStore } from '../storage/types'
@@ -25,6 +25,8 @@ export interface ResolvedSliceConfig {
   readonly version: number
   readonly migrate: ((items: unknown[], fromVersion: number) => unknown[] | Promise<unknown[]>) | undefined
   readonly conflict: ConflictStrategy | undefined
+  readonly onReject: 'rollback' | 'keep'
+  readonly dependsOn: ((item: unknown) => Iterable<ItemRef>) | undefined
   readonly idType: 'auto' | 'string' | 'number'
   readonly changedIds: ((action: UnknownAction) => Iterable<ItemId> | undefined) | undefined
   readonly verifyChangedIds: boolean
@@ -72,6 +74,8 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   version: true,
   migrate: true,
   conflict: true,
+  onReject: true,
+  dependsOn: true,
   idType: true,
   changedIds: true,
   verifyChangedIds: true,
@@ -164,6 +168,16 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   )
   check(optional(c.conflict, isConflictStrategy), `${prefix}.conflict`, CONFLICT_STRATEGY_MESSAGE)
   check(
+    optional(c.onReject, (v) => v === 'rollback' || v === 'keep'),
+    `${prefix}.onReject`,
+    "must be 'rollback' or 'keep'",
+  )
+  check(
+    optional(c.dependsOn, (v) => typeof v === 'function'),
+    `${prefix}.dependsOn`,
+    'must be a function',
+  )
+  check(
     optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'),
     `${prefix}.idType`,
     "must be 'auto', 'string' or 'number'",
@@ -201,6 +215,8 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     version: c.version ?? 1,
     migrate: c.migrate as ResolvedSliceConfig['migrate'],
     conflict: c.conflict as ConflictStrategy | undefined,
+    onReject: c.onReject ?? 'rollback',
+    dependsOn: c.dependsOn as ResolvedSliceConfig['dependsOn'],
     idType: c.idType ?? 'auto',
     changedIds: c.changedIds,
     verifyChangedIds: c.verifyChangedIds ?? false,

@@ -7,9 +7,9 @@ import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
 import { outboxDepth, publishOutbox, randomId, sliceByName, syncedSlices, transact, type EngineContext, type SyncHost } from './engineContext'
 import { checkRemoteOptions, type RemoteOptions } from './options'
-import { fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
+import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
-import { pushOutbox } from './push'
+import { dependencyOf, pushOutbox } from './push'
 import { loadOutbox } from './loadOutbox'
 import { newEffects, readVersion, writeRow } from './effects'
 import { applyEffects } from './serverChanges'
@@ -42,6 +42,8 @@ export interface SyncEngine extends SyncEngineHandle {
   /**
    * Writes the outbox rows of local changes inside the caller's transaction (the one writing
    * the items), so an item and the operation standing for it commit together or not at all.
+   * Call it BEFORE writing the items: a new row records the item as stored before the change
+   * (the confirmed value).
    */
   stage(tx: StoreTransaction, changes: readonly StagedChange[]): Promise<OutboxRow[]>
   /** Tells the engine those rows are committed. The host calls `drain()` once its local queue is idle. */
@@ -51,7 +53,8 @@ export interface SyncEngine extends SyncEngineHandle {
   /** Re-reads the outbox, dead letters and cursor from storage (another tab may have changed them). */
   reload(): Promise<void>
   resolve(key: string, resolution: 'local' | 'server' | 'merged', value?: unknown): Promise<void>
-  retryDeadLetter(opId: string): Promise<void>
+  /** Puts a dead letter back into the outbox; with `edited`, that value is sent instead (edit and resend). */
+  retryDeadLetter(opId: string, edited?: { value: unknown }): Promise<void>
   discardDeadLetter(opId: string): Promise<void>
   readonly connected: boolean
   /** The real-time channel when `remote.realtime` is set (auto-sync's leader tab starts it), else `null`. */
@@ -111,6 +114,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     seq: Date.now() * 1000,
     abort,
     pushProgress: null,
+    published: new Map(),
   }
   let pendingEpoch = false
   let lock: Promise<unknown> = Promise.resolve()
@@ -157,7 +161,9 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
 
   // ------------------------------------------------------------ pushing
 
-  const pushable = (): boolean => [...ctx.rows.values()].some((row) => !ctx.parked.has(row.key) && nextToSend(row) !== null)
+  // A change waiting for its dependency's create is not pushable yet (the push that acknowledges the create sends it).
+  const pushable = (): boolean =>
+    [...ctx.rows.values()].some((row) => !ctx.parked.has(row.key) && nextToSend(row) !== null && dependencyOf(ctx, row) !== 'wait')
 
   /** A pull may leave something to push (a conflict decided for the client, a merge). */
   const pushIfAuto = (): void => {
@@ -234,7 +240,8 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
                 value: item,
                 clientTime: Math.round(options.now() + ctx.clockOffset),
               }
-              writeRow(tx, effects, key, withLocalChange(undefined, change, null, randomId(), ++ctx.seq))
+              // Never on the server (no version known): rolling it back removes it.
+              writeRow(tx, effects, key, withLocalChange(undefined, change, null, randomId(), ++ctx.seq, confirmedFromLocal(undefined, null)))
             }
           }
         })
@@ -295,6 +302,10 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
         const [stored, known] = await Promise.all([tx.get(OUTBOX_STORE, change.key), readVersion(tx, change.key)])
         // A row an older version wrote (or this one before loading) keeps its opIds.
         const row = isRow(stored) ? stored : isLegacyEntry(stored) ? fromLegacy(stored, await tx.get(slice.storeName, change.id), known ?? null) : undefined
+        // A key without a pending op is synced: the item as stored before this change (this
+        // runs before the writer writes it) is the server's value at the known version.
+        const confirmed =
+          row && row.ops.length > 0 ? undefined : confirmedFromLocal(known === undefined ? undefined : await tx.get(slice.storeName, change.id), known ?? null)
         const next = withLocalChange(
           row,
           {
@@ -310,8 +321,9 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
           known ?? null,
           randomId(),
           ++ctx.seq,
+          confirmed,
         )
-        tx.put(OUTBOX_STORE, change.key, next)
+        tx.put(OUTBOX_STORE, change.key, next, { slice: slice.name, key: change.key })
         rows.push(next)
       }
       return rows
@@ -344,9 +356,9 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
       await ensureLoaded()
       if (await exclusive(() => resolveParked(ctx, key, resolution, value))) void drain()
     },
-    async retryDeadLetter(opId) {
+    async retryDeadLetter(opId, edited) {
       await ensureLoaded()
-      if (await exclusive(() => retryDeadLetter(ctx, opId))) void drain()
+      if (await exclusive(() => retryDeadLetter(ctx, opId, edited))) void drain()
     },
     async discardDeadLetter(opId) {
       await ensureLoaded()

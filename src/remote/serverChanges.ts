@@ -1,6 +1,6 @@
 import type { ChangeSet } from '../core/events'
 import { itemKey } from '../core/ids'
-import { HttpError, toSyncError } from '../errors'
+import { HttpError, toSyncError, type SyncError } from '../errors'
 import { DEAD_LETTER_STORE, META_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import { plainEqual } from '../utils/equal'
 import type { ConflictStrategy, ServerVersion, SyncConflict } from '../core/conflicts'
@@ -8,15 +8,32 @@ import {
   CURSOR_KEY,
   announceConflict,
   publishDeadLetters,
+  publishItemStates,
   publishOutbox,
   randomId,
   sliceByCollection,
+  sliceByName,
   type EngineContext,
   type HostSlice,
   type StoredCursor,
   type StoredDeadLetter,
 } from './engineContext'
-import { acknowledged, isOwn, latestOp, rebased, withoutCovered, withoutRejected, type OutboxOp, type OutboxRow } from './outbox'
+import {
+  acknowledged,
+  confirmedOf,
+  isConfirmedDeleted,
+  isOwn,
+  latestOp,
+  rebased,
+  withConfirmed,
+  withoutCovered,
+  withoutRejected,
+  type Confirmed,
+  type OutboxOp,
+  type OutboxRow,
+} from './outbox'
+import { rolledBack, type RollbackReason } from '../core/actions'
+import type { ItemRef } from '../core/ports'
 import type { RemoteRecord } from './http/protocol'
 import { syncActions, type DeadLetter } from './redux/syncSlice'
 import { readRow, readVersion, writeItem, writeRow, writeVersion, type Effects } from './effects'
@@ -52,11 +69,14 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
   if (known !== undefined && record.version <= known) return
   if (row && row.ops.length > 0) {
     if (isOwn(row, record.opId)) {
-      writeRow(tx, effects, key, acknowledged(row, record.opId!, record.version))
+      writeRow(tx, effects, key, acknowledged(row, record.opId!, record))
       writeVersion(tx, key, record.version)
       effects.pushAgain = true
       return
     }
+    // The server's record is the confirmed value from now on, whatever is decided below.
+    const fresh = withConfirmed(row, confirmedOf(record))
+    if (fresh !== row) writeRow(tx, effects, key, fresh)
     // The first op may have been applied (its answer is unknown): was the server's version
     // written before it or after it? Only a decision for the server is the same either way
     // (server-wins, or a later server write under last-write-wins); anything else waits for
@@ -69,8 +89,8 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
       return
     }
-    if (row.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, row, record)) return
-    await decideConflict(ctx, tx, effects, slice, id, row, record, 'pull')
+    if (fresh.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, fresh, record)) return
+    await decideConflict(ctx, tx, effects, slice, id, fresh, record, 'pull')
     return
   }
   if (ctx.host.isQueued(key)) return // a newer local change: its push meets this version as a conflict
@@ -117,7 +137,7 @@ export async function decideConflict(
   const latest = latestOp(row)!
   const base = server ? server.version : null
   if (sameContent(latest, server)) {
-    writeRow(tx, effects, key, withoutCovered(row, latest.seq, base))
+    writeRow(tx, effects, key, withoutCovered(row, latest.seq, base, confirmedOf(server)))
     writeVersion(tx, key, base)
     return
   }
@@ -139,7 +159,9 @@ export async function decideConflict(
   if (strategy === 'manual') {
     // A conflict answer proves the op was not applied: it is no longer "sent", so pulls keep
     // the parked conflict's server version current while the app decides.
-    if (row.ops[0]!.sent && phase === 'push') writeRow(tx, effects, key, { ...row, ops: [{ ...row.ops[0]!, sent: false }, ...row.ops.slice(1)] })
+    const known = withConfirmed(row, confirmedOf(server))
+    const parkedRow = row.ops[0]!.sent && phase === 'push' ? { ...known, ops: [{ ...row.ops[0]!, sent: false }, ...row.ops.slice(1)] } : known
+    if (parkedRow !== row) writeRow(tx, effects, key, parkedRow)
     effects.parked.push([key, { conflict: record('pending'), server, throughSeq: latest.seq }])
     return
   }
@@ -158,9 +180,24 @@ export async function decideConflict(
     }
   }
   if (resolution === 'server') {
-    takeServer(tx, effects, slice, id, row, latest.seq, server)
+    if (takeServer(tx, effects, slice, id, row, latest.seq, server)) {
+      effects.rolledBack.push({
+        key,
+        slice: slice.name,
+        id,
+        opId: null,
+        reason: {
+          cause: 'conflict',
+          status: null,
+          code: 'conflict',
+          message: `the server's version ${server?.version ?? '(none)'} was kept (${record('server').strategy})`,
+        },
+        rejected: { type: latest.type, value: local ?? null },
+        restored: { value: serverValue(server) ?? null, version: base },
+      })
+    }
   } else if (resolution === 'client') {
-    writeRow(tx, effects, key, rebased(row, base))
+    writeRow(tx, effects, key, rebased(row, base, confirmedOf(server)))
     writeVersion(tx, key, base)
     effects.pushAgain = true
   } else {
@@ -181,12 +218,15 @@ export async function decideConflict(
       effects.decided.push(record('server'))
       return
     }
-    takeMerged(ctx, tx, effects, slice, id, row, latest.seq, base, merged === undefined ? null : merged)
+    takeMerged(ctx, tx, effects, slice, id, withConfirmed(row, confirmedOf(server)), latest.seq, base, merged === undefined ? null : merged)
   }
   effects.decided.push(record(resolution))
 }
 
-/** The server's version wins over every op up to `throughSeq`; a newer op is based on it. */
+/**
+ * The server's version wins over every op up to `throughSeq`; a newer op is based on it.
+ * Returns whether the item was set to the server's version (nothing newer was pending).
+ */
 export function takeServer(
   tx: StoreTransaction,
   effects: Effects,
@@ -195,15 +235,16 @@ export function takeServer(
   row: OutboxRow | undefined,
   throughSeq: number,
   server: RemoteRecord | null,
-): void {
+): boolean {
   const key = itemKey(slice.name, id)
   const base = server ? server.version : null
-  const next = row ? withoutCovered(row, throughSeq, base) : null
+  const next = row ? withoutCovered(row, throughSeq, base, confirmedOf(server)) : null
   if (row) writeRow(tx, effects, key, next)
   writeVersion(tx, key, base)
   // A newer local change stays what the store shows; it goes out on top of the server's version.
   if (!next) writeItem(tx, effects, slice, id, serverValue(server))
   else effects.pushAgain = true
+  return !next
 }
 
 /** A merged value (`null`: deleted) replaces every op up to `throughSeq`, locally and as the next push on top of `base`. */
@@ -236,7 +277,16 @@ export function takeMerged(
   effects.pushAgain = true
 }
 
-/** Moves an op the server refused for good to the dead-letter list; the op behind it is based on what the server has. */
+/** Whether the row stands for an item the server has never held: its ops create it. */
+export const createsItem = (row: OutboxRow): boolean => row.confirmed !== undefined && isConfirmedDeleted(row.confirmed) && row.confirmed.version === null
+
+/**
+ * Moves an op the server refused for good to the dead-letter list, in the caller's transaction.
+ * The op behind it (a newer change of the key) stays, based on what the server has. With
+ * `onReject: 'rollback'` and nothing newer pending, the item returns to its confirmed value in
+ * the same transaction, and `rolledBack` announces it after the commit. A rejected create takes
+ * its dependants' pending changes with it (`dependency_rejected`).
+ */
 export async function bury(
   ctx: EngineContext,
   tx: StoreTransaction,
@@ -244,7 +294,14 @@ export async function bury(
   row: OutboxRow,
   op: OutboxOp,
   reason: { status: number | null; code: string; message: string },
+  cause: 'rejected' | 'dependency' = 'rejected',
+  dependsOn?: string,
 ): Promise<void> {
+  const slice = sliceByName(ctx, row.slice)
+  const known = await readVersion(tx, row.key)
+  const rest = withoutRejected(row, op.opId, known ?? null)
+  const confirmed = row.confirmed
+  const rollback = slice !== undefined && slice.onReject === 'rollback' && rest === null && confirmed !== undefined
   const letter: DeadLetter = {
     opId: op.opId,
     key: row.key,
@@ -253,12 +310,81 @@ export async function bury(
     type: op.type,
     ...reason,
     at: Date.now(),
+    rolledBack: rollback,
+    ...(dependsOn ? { dependsOn } : {}),
   }
-  const stored: StoredDeadLetter = { row: { key: row.key, slice: row.slice, collection: row.collection, id: row.id }, op, letter }
+  const stored: StoredDeadLetter = {
+    row: { key: row.key, slice: row.slice, collection: row.collection, id: row.id },
+    op,
+    letter,
+    ...(confirmed ? { confirmed } : {}),
+  }
   tx.put(DEAD_LETTER_STORE, op.opId, stored)
-  const known = await readVersion(tx, row.key)
-  writeRow(tx, effects, row.key, withoutRejected(row, op.opId, known ?? null))
+  writeRow(tx, effects, row.key, rest)
   effects.buried.push(stored)
+  if (rollback) restore(tx, effects, slice, row.key, row.id, confirmed, { opId: op.opId, type: op.type, value: op.value }, { cause, ...reason })
+  if (createsItem(row)) await buryDependants(ctx, tx, effects, row.key, { slice: row.slice, id: row.id })
+}
+
+/**
+ * The item returns to `confirmed` in the store (and, after the commit, in the state), and the
+ * rollback is announced. The version is the confirmed one: the item is that server value now.
+ */
+export function restore(
+  tx: StoreTransaction,
+  effects: Effects,
+  slice: HostSlice,
+  key: string,
+  id: ItemId,
+  confirmed: Confirmed,
+  undone: { opId: string | null; type: 'put' | 'delete'; value: unknown },
+  reason: RollbackReason,
+): void {
+  const value = isConfirmedDeleted(confirmed) ? undefined : confirmed.value
+  writeItem(tx, effects, slice, id, value)
+  writeVersion(tx, key, confirmed.version)
+  effects.rolledBack.push({
+    key,
+    slice: slice.name,
+    id,
+    opId: undone.opId,
+    reason,
+    rejected: { type: undone.type, value: undone.type === 'put' ? (undone.value ?? null) : null },
+    restored: { value: value ?? null, version: confirmed.version },
+  })
+}
+
+/** Whether `item` of `slice` refers to `target`, by the slice's `dependsOn`. A throwing `dependsOn` is reported and counts as no reference. */
+export function refersTo(ctx: EngineContext, slice: HostSlice, item: unknown, target: ItemRef, errors: SyncError[]): boolean {
+  if (!slice.dependsOn || item === undefined) return false
+  try {
+    for (const ref of slice.dependsOn(item)) if (ref.slice === target.slice && String(ref.id) === String(target.id)) return true
+  } catch (caught) {
+    errors.push(toSyncError(caught, `dependsOn of slice "${slice.name}" threw`))
+  }
+  return false
+}
+
+/** The unsent changes that refer to a rejected create are dead-lettered too (and rolled back as their slice says). */
+async function buryDependants(ctx: EngineContext, tx: StoreTransaction, effects: Effects, key: string, target: ItemRef): Promise<void> {
+  for (const candidate of [...ctx.rows.values()]) {
+    if (candidate.key === key || effects.buried.some((b) => b.row.key === candidate.key)) continue
+    const slice = sliceByName(ctx, candidate.slice)
+    if (!slice?.dependsOn) continue
+    const row = await readRow(tx, candidate.key)
+    const latest = row && latestOp(row)
+    if (!row || !latest || latest.sent || !refersTo(ctx, slice, latest.value, target, effects.errors)) continue
+    await bury(
+      ctx,
+      tx,
+      effects,
+      row,
+      latest,
+      { status: null, code: 'dependency_rejected', message: `${key} was rejected by the server, and this change refers to it` },
+      'dependency',
+      key,
+    )
+  }
 }
 
 /**
@@ -319,10 +445,12 @@ export function applyEffects(ctx: EngineContext, effects: Effects): void {
   if (effects.buried.length > 0 || effects.unburied.length > 0) publishDeadLetters(ctx)
   if (effects.rows.size > 0) publishOutbox(ctx)
   for (const error of effects.errors) ctx.host.reportError(error)
+  for (const payload of effects.rolledBack) ctx.host.dispatch(rolledBack(payload))
   for (const [key, parked] of effects.parked) {
     ctx.parked.set(key, parked)
     announceConflict(ctx, parked.conflict)
   }
   for (const conflict of effects.decided) announceConflict(ctx, conflict)
+  if (effects.parked.length > 0 || effects.decided.length > 0) publishItemStates(ctx)
   if (changes.length > 0) ctx.host.emit({ type: 'committed', changes })
 }
