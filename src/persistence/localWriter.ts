@@ -96,11 +96,13 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
       observedAt: entry.observedAt,
     }))
     return storage.transact([...stores], async (tx: StoreTransaction) => {
+      // The rows first: a new row records the item as stored before this change.
+      const rows = await engine.stage(tx, changes)
       for (const entry of entries) {
         if (entry.op === 'delete') tx.delete(storeOf(entry), entry.id)
         else tx.put(storeOf(entry), entry.id, entry.value, { slice: entry.slice, key: entry.key })
       }
-      return engine.stage(tx, changes)
+      return rows
     })
   }
 

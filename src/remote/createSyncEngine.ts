@@ -7,7 +7,7 @@ import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
 import { outboxDepth, publishOutbox, randomId, sliceByName, syncedSlices, transact, type EngineContext, type SyncHost } from './engineContext'
 import { checkRemoteOptions, type RemoteOptions } from './options'
-import { fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
+import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
 import { pushOutbox } from './push'
 import { loadOutbox } from './loadOutbox'
@@ -41,6 +41,8 @@ export interface SyncEngine extends SyncEngineHandle {
   /**
    * Writes the outbox rows of local changes inside the caller's transaction (the one writing
    * the items), so an item and the operation standing for it commit together or not at all.
+   * Call it BEFORE writing the items: a new row records the item as stored before the change
+   * (the confirmed value).
    */
   stage(tx: StoreTransaction, changes: readonly StagedChange[]): Promise<OutboxRow[]>
   /** Tells the engine those rows are committed. The host calls `drain()` once its local queue is idle. */
@@ -231,7 +233,8 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
                 value: item,
                 clientTime: Math.round(options.now() + ctx.clockOffset),
               }
-              writeRow(tx, effects, key, withLocalChange(undefined, change, null, randomId(), ++ctx.seq))
+              // Never on the server (no version known): rolling it back removes it.
+              writeRow(tx, effects, key, withLocalChange(undefined, change, null, randomId(), ++ctx.seq, confirmedFromLocal(undefined, null)))
             }
           }
         })
@@ -269,6 +272,10 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
         const [stored, known] = await Promise.all([tx.get(OUTBOX_STORE, change.key), readVersion(tx, change.key)])
         // A row an older version wrote (or this one before loading) keeps its opIds.
         const row = isRow(stored) ? stored : isLegacyEntry(stored) ? fromLegacy(stored, await tx.get(slice.storeName, change.id), known ?? null) : undefined
+        // A key without a pending op is synced: the item as stored before this change (this
+        // runs before the writer writes it) is the server's value at the known version.
+        const confirmed =
+          row && row.ops.length > 0 ? undefined : confirmedFromLocal(known === undefined ? undefined : await tx.get(slice.storeName, change.id), known ?? null)
         const next = withLocalChange(
           row,
           {
@@ -284,8 +291,9 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
           known ?? null,
           randomId(),
           ++ctx.seq,
+          confirmed,
         )
-        tx.put(OUTBOX_STORE, change.key, next)
+        tx.put(OUTBOX_STORE, change.key, next, { slice: slice.name, key: change.key })
         rows.push(next)
       }
       return rows

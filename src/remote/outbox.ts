@@ -1,4 +1,55 @@
 import type { ItemId } from '../storage/types'
+import type { RemoteRecord } from './http/protocol'
+
+/*
+ * The confirmed value of a key (`OutboxRow.confirmed`): the last value the server acknowledged
+ * or sent for it, as far as this client knows.
+ *
+ * Shape: `{ value, version }` (the server holds `value` as `version`) or
+ * `{ deleted: true, version }` (the server holds a tombstone as `version`; `version: null`: the
+ * item was never on the server). Absent when unknown (a row written by an older version).
+ *
+ * Semantics:
+ * - It lives in the outbox row, so it is stored exactly for keys with pending or failed
+ *   operations and costs nothing for synced keys (their item in the slice's store IS the
+ *   confirmed value, and `__ris_versions` holds its version).
+ * - It is set when a row is created (from the item as stored before the change and the known
+ *   version), and replaced on every acknowledgement (the acknowledged op's stored record) and on
+ *   every newer server record a pull, a conflict answer or a decision brings for the key. It
+ *   never moves backwards (a record with a lower version is ignored).
+ * - It can be newer than the first op's `baseVersion`: a pull brought a newer server version
+ *   while the op was out. That op then meets a conflict; `baseVersion` stays what the change was
+ *   made on, `confirmed` is what the server has now.
+ * - A rejection rolls the item back to it (`onReject: 'rollback'`); a differential push patches
+ *   against it. It survives reloads with the row; the dead-letter record keeps a copy.
+ */
+/** The last value the server acknowledged or sent for a key (see the note above). */
+export type Confirmed = { readonly value: unknown; readonly version: number } | { readonly deleted: true; readonly version: number | null }
+
+/** The confirmed value a server record stands for. */
+export function confirmedOf(record: RemoteRecord | null): Confirmed {
+  if (!record) return { deleted: true, version: null }
+  return record.deleted || record.value === undefined || record.value === null
+    ? { deleted: true, version: record.version }
+    : { value: record.value, version: record.version }
+}
+
+/** The confirmed value of a local item read from storage (`undefined`: no item) at a known version. */
+export function confirmedFromLocal(item: unknown, version: number | null): Confirmed {
+  return item === undefined || item === null || version === null ? { deleted: true, version } : { value: item, version }
+}
+
+/** Whether the confirmed value says the server holds no item (never created, or deleted). */
+export function isConfirmedDeleted(confirmed: Confirmed): confirmed is { readonly deleted: true; readonly version: number | null } {
+  return 'deleted' in confirmed
+}
+
+/** The row with `confirmed` taken over, unless the row already knows a newer server version. */
+export function withConfirmed(row: OutboxRow, confirmed: Confirmed): OutboxRow {
+  const current = row.confirmed
+  if (current && current.version !== null && (confirmed.version === null || confirmed.version < current.version)) return row
+  return { ...row, confirmed }
+}
 
 /**
  * One operation waiting for the server. It IS the operation: its type, value, opId, base
@@ -51,6 +102,11 @@ export interface OutboxRow {
    * of them is this client's own write.
    */
   readonly lostOpIds?: readonly string[]
+  /**
+   * The last value the server acknowledged or sent for this key (see the note at the top of
+   * this file). Absent when unknown: a row written by an older version of the library.
+   */
+  readonly confirmed?: Confirmed
 }
 
 /** A local change as the writer hands it to the outbox. */
@@ -78,11 +134,20 @@ const opOf = (change: LocalChange, opId: string, seq: number, baseVersion: numbe
 })
 
 /**
- * The row after a local change. A new row is based on `known` (the server version last seen);
- * an unsent last op is replaced (keeping its base); behind a sent op the change becomes a new op.
+ * The row after a local change. A new row is based on `known` (the server version last seen)
+ * and starts from `confirmed` (what the server holds as far as known); an unsent last op is
+ * replaced (keeping its base); behind a sent op the change becomes a new op.
  */
-export function withLocalChange(row: OutboxRow | undefined, change: LocalChange, known: number | null, opId: string, seq: number): OutboxRow {
+export function withLocalChange(
+  row: OutboxRow | undefined,
+  change: LocalChange,
+  known: number | null,
+  opId: string,
+  seq: number,
+  confirmed?: Confirmed,
+): OutboxRow {
   if (!row || row.ops.length === 0) {
+    const kept = confirmed ?? row?.confirmed
     return {
       format: 2,
       key: change.key,
@@ -91,6 +156,7 @@ export function withLocalChange(row: OutboxRow | undefined, change: LocalChange,
       id: change.id,
       ops: [opOf(change, opId, seq, known)],
       ...(row?.lostOpIds ? { lostOpIds: row.lostOpIds } : {}),
+      ...(kept ? { confirmed: kept } : {}),
     }
   }
   const last = row.ops[row.ops.length - 1]!
@@ -131,26 +197,29 @@ const orNull = (row: OutboxRow, ops: readonly OutboxOp[], lostOpIds = row.lostOp
 }
 
 /**
- * The server applied `opId` as `version` (or had applied it before): that op, and any op before
- * it, leave the row; the op behind it is now based on `version`. `null` when nothing is left.
+ * The server applied `opId` as `record` (or had applied it before): that op, and any op before
+ * it, leave the row; the op behind it is now based on the record's version, and the record is
+ * the confirmed value. `null` when nothing is left.
  */
-export function acknowledged(row: OutboxRow, opId: string, version: number): OutboxRow | null {
+export function acknowledged(row: OutboxRow, opId: string, record: RemoteRecord): OutboxRow | null {
+  const version = record.version
   const at = row.ops.findIndex((op) => op.opId === opId)
   const lost = row.lostOpIds?.filter((id) => id !== opId)
   if (at < 0) {
     // A lost opId of an older version: the first op is based on that write now.
     if (!row.lostOpIds?.includes(opId)) return row
     const [first] = row.ops
-    return orNull(row, first && !first.sent ? rebaseFirst(row.ops, version) : row.ops, lost)
+    return orNull(withConfirmed(row, confirmedOf(record)), first && !first.sent ? rebaseFirst(row.ops, version) : row.ops, lost)
   }
   const rest = row.ops.slice(at + 1)
   const [next] = rest
-  return orNull(row, next && next.baseVersion === undefined ? rebaseFirst(rest, version) : rest, lost)
+  return orNull(withConfirmed(row, confirmedOf(record)), next && next.baseVersion === undefined ? rebaseFirst(rest, version) : rest, lost)
 }
 
 /**
  * The server refused `opId` for good (it never applied it): it leaves the row, and the op
- * behind it is based on what the server has, `known`.
+ * behind it is based on what the server has, `known`. The confirmed value stays: the server
+ * still holds it.
  */
 export function withoutRejected(row: OutboxRow, opId: string, known: number | null): OutboxRow | null {
   const at = row.ops.findIndex((op) => op.opId === opId)
@@ -163,21 +232,23 @@ export function withoutRejected(row: OutboxRow, opId: string, known: number | nu
 /**
  * The local side is pushed again on top of `version` (a conflict decided for the client): the
  * first op was refused as a conflict (so it was never applied), and is now based on `version`
- * and free to be replaced by a newer change.
+ * and free to be replaced by a newer change. `confirmed`, when given, is the server's side.
  */
-export function rebased(row: OutboxRow, version: number | null): OutboxRow {
+export function rebased(row: OutboxRow, version: number | null, confirmed?: Confirmed): OutboxRow {
   const [first, ...rest] = row.ops
   if (!first) return row
-  return { ...row, ops: [{ ...first, baseVersion: version, sent: false }, ...rest] }
+  const base = confirmed ? withConfirmed(row, confirmed) : row
+  return { ...base, ops: [{ ...first, baseVersion: version, sent: false }, ...rest] }
 }
 
 /**
  * A decision for the server's version: every op up to `throughSeq` (what the decision saw)
- * leaves the row; a newer op is based on the server's `version` now.
+ * leaves the row; a newer op is based on the server's `version` now, and `confirmed` (when
+ * given) is the server's side.
  */
-export function withoutCovered(row: OutboxRow, throughSeq: number, version: number | null): OutboxRow | null {
+export function withoutCovered(row: OutboxRow, throughSeq: number, version: number | null, confirmed?: Confirmed): OutboxRow | null {
   const rest = row.ops.filter((op) => op.seq > throughSeq)
-  return orNull(row, rest.length > 0 ? rebaseFirst(rest, version) : rest)
+  return orNull(confirmed ? withConfirmed(row, confirmed) : row, rest.length > 0 ? rebaseFirst(rest, version) : rest)
 }
 
 /** The newest op: what the local store holds for the key. */

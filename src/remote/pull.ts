@@ -3,7 +3,7 @@ import { isHttpError, toSyncError } from '../errors'
 import { VERSIONS_STORE } from '../storage/types'
 import type { Connection } from './connection'
 import { reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
-import { isOwn, acknowledged, rebased } from './outbox'
+import { isOwn, acknowledged, confirmedOf, rebased } from './outbox'
 import type { PullResponse, RemoteRecord } from './http/protocol'
 import { newEffects, readRow, readVersion, writeItem, writeRow, writeVersion } from './effects'
 import { applyEffects, receiveRecord, writeCursor } from './serverChanges'
@@ -167,8 +167,11 @@ export async function resync(ctx: EngineContext, connection: Connection): Promis
       listed.add(key)
       tx.put(VERSIONS_STORE, key, record.version)
       const row = await readRow(tx, key)
-      if (row && isOwn(row, record.opId)) writeRow(tx, effects, key, acknowledged(row, record.opId!, record.version))
-      else if (row) writeRow(tx, effects, key, rebased(row, record.version))
+      // Another database: its record is the confirmed value, whatever the old versions said.
+      if (row && isOwn(row, record.opId)) {
+        const left = acknowledged(row, record.opId!, record)
+        writeRow(tx, effects, key, left && { ...left, confirmed: confirmedOf(record) })
+      } else if (row) writeRow(tx, effects, key, { ...rebased(row, record.version), confirmed: confirmedOf(record) })
       else if (!ctx.host.isQueued(key)) writeItem(tx, effects, slice, id, record.value)
     }
     for (const slice of syncedSlices(ctx)) {
@@ -176,7 +179,7 @@ export async function resync(ctx: EngineContext, connection: Connection): Promis
         const key = itemKey(slice.name, id)
         if (listed.has(key) || ctx.host.isQueued(key)) continue
         const row = await readRow(tx, key)
-        if (row) writeRow(tx, effects, key, rebased(row, null))
+        if (row) writeRow(tx, effects, key, { ...rebased(row, null), confirmed: confirmedOf(null) })
         else if (before.has(key)) writeItem(tx, effects, slice, id, undefined)
       }
     }

@@ -133,7 +133,7 @@ async function pushBatch(ctx: EngineContext, connection: Connection, again: () =
         const result = response.results[i]!
         const row = await readRow(tx, sentRow.key)
         if (result.status === 'applied' || result.status === 'duplicate') {
-          if (row) writeRow(tx, effects, row.key, acknowledged(row, op.opId, result.record.version))
+          if (row) writeRow(tx, effects, row.key, acknowledged(row, op.opId, result.record))
           writeVersion(tx, sentRow.key, result.record.version)
           // A replay's answer is its stored result: the key may have changed since, and pulls
           // skipped it while this op's answer was unknown. Read the feed again from there.
@@ -163,7 +163,7 @@ async function pushBatch(ctx: EngineContext, connection: Connection, again: () =
 /** A conflict answer for the row's first op. A server version written by one of our own ops is its lost acknowledgement. */
 async function conflicted(ctx: EngineContext, tx: StoreTransaction, effects: Effects, row: OutboxRow, current: RemoteRecord | null): Promise<void> {
   if (current && isOwn(row, current.opId)) {
-    writeRow(tx, effects, row.key, acknowledged(row, current.opId!, current.version))
+    writeRow(tx, effects, row.key, acknowledged(row, current.opId!, current))
     writeVersion(tx, row.key, current.version)
     effects.pushAgain = true
     return

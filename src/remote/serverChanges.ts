@@ -16,7 +16,7 @@ import {
   type StoredCursor,
   type StoredDeadLetter,
 } from './engineContext'
-import { acknowledged, isOwn, latestOp, rebased, withoutCovered, withoutRejected, type OutboxOp, type OutboxRow } from './outbox'
+import { acknowledged, confirmedOf, isOwn, latestOp, rebased, withConfirmed, withoutCovered, withoutRejected, type OutboxOp, type OutboxRow } from './outbox'
 import type { RemoteRecord } from './http/protocol'
 import { syncActions, type DeadLetter } from './redux/syncSlice'
 import { readRow, readVersion, writeItem, writeRow, writeVersion, type Effects } from './effects'
@@ -52,11 +52,14 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
   if (known !== undefined && record.version <= known) return
   if (row && row.ops.length > 0) {
     if (isOwn(row, record.opId)) {
-      writeRow(tx, effects, key, acknowledged(row, record.opId!, record.version))
+      writeRow(tx, effects, key, acknowledged(row, record.opId!, record))
       writeVersion(tx, key, record.version)
       effects.pushAgain = true
       return
     }
+    // The server's record is the confirmed value from now on, whatever is decided below.
+    const fresh = withConfirmed(row, confirmedOf(record))
+    if (fresh !== row) writeRow(tx, effects, key, fresh)
     // The first op may have been applied (its answer is unknown): was the server's version
     // written before it or after it? Only a decision for the server is the same either way
     // (server-wins, or a later server write under last-write-wins); anything else waits for
@@ -69,8 +72,8 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
       return
     }
-    if (row.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, row, record)) return
-    await decideConflict(ctx, tx, effects, slice, id, row, record, 'pull')
+    if (fresh.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, fresh, record)) return
+    await decideConflict(ctx, tx, effects, slice, id, fresh, record, 'pull')
     return
   }
   if (ctx.host.isQueued(key)) return // a newer local change: its push meets this version as a conflict
@@ -117,7 +120,7 @@ export async function decideConflict(
   const latest = latestOp(row)!
   const base = server ? server.version : null
   if (sameContent(latest, server)) {
-    writeRow(tx, effects, key, withoutCovered(row, latest.seq, base))
+    writeRow(tx, effects, key, withoutCovered(row, latest.seq, base, confirmedOf(server)))
     writeVersion(tx, key, base)
     return
   }
@@ -139,7 +142,9 @@ export async function decideConflict(
   if (strategy === 'manual') {
     // A conflict answer proves the op was not applied: it is no longer "sent", so pulls keep
     // the parked conflict's server version current while the app decides.
-    if (row.ops[0]!.sent && phase === 'push') writeRow(tx, effects, key, { ...row, ops: [{ ...row.ops[0]!, sent: false }, ...row.ops.slice(1)] })
+    const known = withConfirmed(row, confirmedOf(server))
+    const parkedRow = row.ops[0]!.sent && phase === 'push' ? { ...known, ops: [{ ...row.ops[0]!, sent: false }, ...row.ops.slice(1)] } : known
+    if (parkedRow !== row) writeRow(tx, effects, key, parkedRow)
     effects.parked.push([key, { conflict: record('pending'), server, throughSeq: latest.seq }])
     return
   }
@@ -160,7 +165,7 @@ export async function decideConflict(
   if (resolution === 'server') {
     takeServer(tx, effects, slice, id, row, latest.seq, server)
   } else if (resolution === 'client') {
-    writeRow(tx, effects, key, rebased(row, base))
+    writeRow(tx, effects, key, rebased(row, base, confirmedOf(server)))
     writeVersion(tx, key, base)
     effects.pushAgain = true
   } else {
@@ -181,7 +186,7 @@ export async function decideConflict(
       effects.decided.push(record('server'))
       return
     }
-    takeMerged(ctx, tx, effects, slice, id, row, latest.seq, base, merged === undefined ? null : merged)
+    takeMerged(ctx, tx, effects, slice, id, withConfirmed(row, confirmedOf(server)), latest.seq, base, merged === undefined ? null : merged)
   }
   effects.decided.push(record(resolution))
 }
@@ -198,7 +203,7 @@ export function takeServer(
 ): void {
   const key = itemKey(slice.name, id)
   const base = server ? server.version : null
-  const next = row ? withoutCovered(row, throughSeq, base) : null
+  const next = row ? withoutCovered(row, throughSeq, base, confirmedOf(server)) : null
   if (row) writeRow(tx, effects, key, next)
   writeVersion(tx, key, base)
   // A newer local change stays what the store shows; it goes out on top of the server's version.

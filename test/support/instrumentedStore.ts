@@ -86,6 +86,16 @@ export async function readStore(factory: IDBFactory, store: string, dbName = 're
   }
 }
 
+/** Writes one record with a fresh connection, as another tab or an older version of the library would. */
+export async function writeRecord(factory: IDBFactory, store: string, key: string, value: unknown, dbName = 'redux-idb-sync'): Promise<void> {
+  const writer = createIdbStore({ dbName, openTimeoutMs: 2000, factory, durability: 'default' })
+  try {
+    await writer.commit([{ type: 'put', store, key, value }])
+  } finally {
+    writer.close()
+  }
+}
+
 /** Waits until `check` holds, failing after `timeoutMs`. */
 export async function until(check: () => boolean | Promise<boolean>, what = 'condition', timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs
