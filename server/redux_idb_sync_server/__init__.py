@@ -13,11 +13,14 @@ import threading
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from .compression import BodyTooLarge, CorruptBody, UnsupportedEncoding, compress, decode_body
+from .merge import malformed_patch
 from .storage import Storage, now_ms
 
 __all__ = ["create_blueprint", "create_app", "register_json_errors", "Storage"]
 
-PROTOCOL = 2
+# 3: patch operations with field-level merge, gzip request bodies (docs/protocol.md, "Version 3").
+PROTOCOL = 3
 DEFAULT_MAX_BODY = 2 * 1024 * 1024
 MAX_OPS = 500
 MAX_DEPTH = 100
@@ -206,8 +209,8 @@ def validate_op(raw, defaults=None):
     if problem:
         return None, problem
     kind = op.get("type")
-    if kind not in ("put", "delete"):
-        return None, 'type must be "put" or "delete"'
+    if kind not in ("put", "delete", "patch"):
+        return None, 'type must be "put", "delete" or "patch"'
     base = op.get("baseVersion")
     if base is not None and not (_is_int(base) and base >= 0):
         return None, "baseVersion must be a non-negative integer or null"
@@ -220,10 +223,20 @@ def validate_op(raw, defaults=None):
     value = op.get("value")
     if kind == "put" and value is None:
         return None, "value is required for put"
-    if kind == "delete" and value is not None:
-        return None, "value must be absent for delete"
+    if kind in ("delete", "patch") and value is not None:
+        return None, f"value must be absent for {kind}"
     if _depth(value) > MAX_DEPTH:
         return None, f"value is nested deeper than {MAX_DEPTH}"
+    patch = base_fields = None
+    if kind == "patch":
+        patch, base_fields = op.get("patch"), op.get("base")
+        problem = malformed_patch(patch, base_fields)
+        if problem:
+            return None, f"malformed patch: {problem}"
+        if _depth(patch) > MAX_DEPTH or _depth(base_fields) > MAX_DEPTH:
+            return None, f"patch is nested deeper than {MAX_DEPTH}"
+    elif op.get("patch") is not None or op.get("base") is not None:
+        return None, f"patch and base belong to a patch operation, not a {kind}"
     return {
         "opId": op_id,
         "collection": collection,
@@ -233,6 +246,8 @@ def validate_op(raw, defaults=None):
         "baseVersion": base,
         "clientTime": client_time,
         "force": force,
+        "patch": patch,
+        "base": base_fields,
     }, None
 
 
@@ -266,12 +281,21 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         return own_views.get(view, "unknown")
 
     def read_json():
-        """Reads at most max_body_bytes + 1 bytes, so a body without Content-Length is bounded too."""
+        """Reads at most max_body_bytes + 1 bytes, so a body without Content-Length is bounded too;
+        a gzip body (Content-Encoding: gzip) is inflated to at most max_body_bytes as well."""
         if request.content_length is not None and request.content_length > max_body_bytes:
             raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes")
         data = request.stream.read(max_body_bytes + 1)
         if len(data) > max_body_bytes:
             raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes")
+        try:
+            data = decode_body(data, request.headers.get("Content-Encoding"), max_body_bytes)
+        except BodyTooLarge:
+            raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes once decompressed") from None
+        except UnsupportedEncoding:
+            raise ApiError(415, "unsupported_media_type", "Content-Encoding must be gzip or identity", headers={"Accept-Encoding": "gzip"}) from None
+        except CorruptBody as error:
+            raise ApiError(400, "bad_request", f"body is not valid gzip: {error}") from None
         if not data:
             raise ApiError(400, "bad_request", "a JSON body is required")
         if not (request.mimetype or "").endswith("json"):
@@ -305,7 +329,21 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
 
     @bp.errorhandler(ApiError)
     def api_error(error):
-        return error_response(error.status, error.code, error.message, **error.extra)
+        extra = dict(error.extra)
+        headers = extra.pop("headers", None)
+        return error_response(error.status, error.code, error.message, headers=headers, **extra)
+
+    @bp.after_request
+    def compress_answer(response):
+        # Pull pages and push answers are large and repetitive: gzip them for clients that accept it.
+        if response.direct_passthrough or response.headers.get("Content-Encoding") or response.mimetype != "application/json":
+            return response
+        body, encoding = compress(response.get_data(), request.headers.get("Accept-Encoding"))
+        if encoding:
+            response.set_data(body)
+            response.headers["Content-Encoding"] = encoding
+        response.vary.add("Accept-Encoding")
+        return response
 
     @bp.errorhandler(HTTPException)
     def http_error(error):
@@ -333,9 +371,12 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
         if problem:
             raise ApiError(400, "bad_request", problem)
         outcomes, _cursor, _epoch = storage.apply_ops([("op", op)])
-        status, payload = outcomes[0]
+        status, payload = outcomes[0][:2]
         if status == "conflict":
-            return error_response(409, "conflict", "baseVersion does not match the current version", opId=op["opId"], current=payload)
+            fields = outcomes[0][2] if len(outcomes[0]) > 2 else None
+            return error_response(
+                409, "conflict", "baseVersion does not match the current version", opId=op["opId"], current=payload, **({"fields": fields} if fields else {})
+            )
         answer = {"opId": op["opId"], "status": "applied", "record": payload}
         if status == "duplicate":
             answer["duplicate"] = True
@@ -386,7 +427,7 @@ def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testi
             if outcome[0] == "rejected":
                 results.append({"opId": outcome[1], "status": "rejected", "error": outcome[2]})
             elif outcome[0] == "conflict":
-                results.append({"opId": None, "status": "conflict", "current": outcome[1]})
+                results.append({"opId": None, "status": "conflict", "current": outcome[1], **({"fields": outcome[2]} if len(outcome) > 2 else {})})
             else:
                 results.append({"opId": None, "status": outcome[0], "record": outcome[1]})
         for result, raw in zip(results, prepared):

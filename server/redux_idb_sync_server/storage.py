@@ -17,6 +17,8 @@ import threading
 import time
 import uuid
 
+from .merge import merge_patch_onto, pointer
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     collection  TEXT    NOT NULL,
@@ -141,7 +143,18 @@ class Storage:
             current = _record(row) if row else None
             current_version = current["version"] if current else 0
             base = op["baseVersion"] or 0
-            if not op["force"] and base != current_version:
+            value = op["value"]
+            if op["type"] == "patch":
+                # A patch merges onto what the server has, at field level, whatever the base
+                # version (docs/protocol.md, "Patches"); there must be an item to patch.
+                if current is None or current["deleted"]:
+                    db.execute("RELEASE op")
+                    return ("conflict", current, [])
+                value, clashes = merge_patch_onto(current["value"], op["patch"], op["base"], force=op["force"])
+                if clashes:
+                    db.execute("RELEASE op")
+                    return ("conflict", current, [pointer(path) for path in clashes])
+            elif not op["force"] and base != current_version:
                 # Conflicts are not stored as decided: the client may retry after rebasing.
                 db.execute("RELEASE op")
                 return ("conflict", current)
@@ -154,7 +167,7 @@ class Storage:
                 "updatedAt": now_ms(),
                 "clientTime": op["clientTime"],
                 "deleted": deleted,
-                "value": None if deleted else op["value"],
+                "value": None if deleted else value,
                 "seq": seq,
                 "opId": op["opId"],
             }
@@ -167,7 +180,7 @@ class Storage:
                     record["updatedAt"],
                     record["clientTime"],
                     1 if deleted else 0,
-                    None if deleted else json.dumps(op["value"], separators=(",", ":"), allow_nan=False),
+                    None if deleted else json.dumps(value, separators=(",", ":"), allow_nan=False),
                     seq,
                     op["opId"],
                 ),
