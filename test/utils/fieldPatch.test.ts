@@ -82,16 +82,14 @@ const leaf = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('a', 'b', 
 const nested = fc.record({ x: leaf, y: leaf }, { requiredKeys: [] })
 const item = fc.record({ id: fc.constant('k'), t: leaf, b: leaf, c: leaf, m: nested }, { requiredKeys: ['id'] })
 const edit = (base: Record<string, unknown>) =>
-  fc
-    .record({ t: fc.option(leaf), b: fc.option(leaf), c: fc.option(leaf), m: fc.option(nested) }, { requiredKeys: [] })
-    .map((changes) => {
-      const next: Record<string, unknown> = { ...base }
-      for (const [k, v] of Object.entries(changes)) {
-        if (v === null) delete next[k]
-        else next[k] = v
-      }
-      return next
-    })
+  fc.record({ t: fc.option(leaf), b: fc.option(leaf), c: fc.option(leaf), m: fc.option(nested) }, { requiredKeys: [] }).map((changes) => {
+    const next: Record<string, unknown> = { ...base }
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null) delete next[k]
+      else next[k] = v
+    }
+    return next
+  })
 const scenario = item.chain((base) => fc.tuple(fc.constant(base), edit(base), edit(base), fc.boolean()))
 
 /** Every path to a leaf of `value` (an empty object counts as a leaf only at the root). */
