@@ -22,6 +22,8 @@ export interface HostSlice {
   readonly storeName: string
   readonly syncToFlask: boolean
   readonly conflict: ConflictStrategy | undefined
+  /** Pushes patches against the confirmed value and merges conflicts at field level. */
+  readonly fieldMerge: boolean
 }
 
 /**

@@ -31,6 +31,7 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
         storeName: s.config.storeName,
         syncToFlask: s.config.syncToFlask && s.config.enabled,
         conflict: s.config.conflict,
+        fieldMerge: s.config.fieldMerge,
       })),
     dispatch(action) {
       if (live()) ctx.api!.dispatch(action as UnknownAction)

@@ -83,6 +83,25 @@ export interface SlicePersistenceConfig<Item = unknown> {
    */
   conflict?: ConflictStrategy<Item>
   /**
+   * Differential sync with field-level merge. A put is sent as a patch of the fields that
+   * changed against the last server value this client knows (RFC 7396 merge patch plus the old
+   * values of those fields), and the server merges it at field level: when another device
+   * changed other fields meanwhile, both edits are kept with no conflict; the same field changed
+   * on both sides is a conflict, decided per field by `conflict` (a merge function also receives
+   * `base`). Needs a protocol 3 server (the client sends whole values to older ones).
+   *
+   * Costs: the outbox row keeps the last server value beside the pending one, and a push diffs
+   * the two (benchmark B13). Opt-in because it changes what a conflict is: a rule that spans
+   * fields (e.g. `end` after `start`) can be broken by a merge of two valid edits; check such
+   * rules with `validate`.
+   * @default false
+   * @example
+   * ```ts
+   * notes: { fieldMerge: true, conflict: 'server-wins' } // one-sided field edits always survive
+   * ```
+   */
+  fieldMerge?: boolean
+  /**
    * The type of this slice's ids. The server stores ids as strings; pulled ids are converted back.
    * @default 'auto' (numbers if the slice's ids are numbers, else strings)
    */

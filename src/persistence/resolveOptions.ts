@@ -25,6 +25,7 @@ export interface ResolvedSliceConfig {
   readonly version: number
   readonly migrate: ((items: unknown[], fromVersion: number) => unknown[] | Promise<unknown[]>) | undefined
   readonly conflict: ConflictStrategy | undefined
+  readonly fieldMerge: boolean
   readonly idType: 'auto' | 'string' | 'number'
   readonly changedIds: ((action: UnknownAction) => Iterable<ItemId> | undefined) | undefined
   readonly verifyChangedIds: boolean
@@ -72,6 +73,7 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   version: true,
   migrate: true,
   conflict: true,
+  fieldMerge: true,
   idType: true,
   changedIds: true,
   verifyChangedIds: true,
@@ -164,6 +166,11 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   )
   check(optional(c.conflict, isConflictStrategy), `${prefix}.conflict`, CONFLICT_STRATEGY_MESSAGE)
   check(
+    optional(c.fieldMerge, (v) => typeof v === 'boolean'),
+    `${prefix}.fieldMerge`,
+    'must be a boolean',
+  )
+  check(
     optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'),
     `${prefix}.idType`,
     "must be 'auto', 'string' or 'number'",
@@ -201,6 +208,7 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     version: c.version ?? 1,
     migrate: c.migrate as ResolvedSliceConfig['migrate'],
     conflict: c.conflict as ConflictStrategy | undefined,
+    fieldMerge: c.fieldMerge ?? false,
     idType: c.idType ?? 'auto',
     changedIds: c.changedIds,
     verifyChangedIds: c.verifyChangedIds ?? false,

@@ -105,6 +105,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     disposed: false,
     silenced: false,
     clockOffset: 0,
+    serverProtocol: 0,
     failures: 0,
     // Ordered across reloads without reading every row first.
     seq: Date.now() * 1000,

@@ -57,6 +57,8 @@ export interface EngineContext {
   silenced: boolean
   /** How far the server's clock is ahead of this device's (ms). */
   clockOffset: number
+  /** The protocol version the server's last health answer named (0: not known yet). Patches and gzip bodies need 3. */
+  serverProtocol: number
   /** Consecutive failures, for backoff. */
   failures: number
   seq: number

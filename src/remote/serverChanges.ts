@@ -16,7 +16,22 @@ import {
   type StoredCursor,
   type StoredDeadLetter,
 } from './engineContext'
-import { acknowledged, confirmedOf, isOwn, latestOp, rebased, withConfirmed, withoutCovered, withoutRejected, type OutboxOp, type OutboxRow } from './outbox'
+import {
+  acknowledged,
+  confirmedOf,
+  isConfirmedDeleted,
+  isOwn,
+  latestOp,
+  rebased,
+  withConfirmed,
+  withoutCovered,
+  withoutRejected,
+  type Confirmed,
+  type OutboxOp,
+  type OutboxRow,
+} from './outbox'
+import { threeWayMerge } from '../utils/fieldPatch'
+import { isObject } from '../utils/isObject'
 import type { RemoteRecord } from './http/protocol'
 import { syncActions, type DeadLetter } from './redux/syncSlice'
 import { readRow, readVersion, writeItem, writeRow, writeVersion, type Effects } from './effects'
@@ -57,7 +72,9 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       effects.pushAgain = true
       return
     }
-    // The server's record is the confirmed value from now on, whatever is decided below.
+    // The server's record is the confirmed value from now on, whatever is decided below; what
+    // the pending change started from is kept for a field-level merge.
+    const start = row.confirmed
     const fresh = withConfirmed(row, confirmedOf(record))
     if (fresh !== row) writeRow(tx, effects, key, fresh)
     // The first op may have been applied (its answer is unknown): was the server's version
@@ -72,8 +89,9 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
       return
     }
-    if (fresh.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, fresh, record)) return
-    await decideConflict(ctx, tx, effects, slice, id, fresh, record, 'pull')
+    // Under fieldMerge nothing is the same either way: the op on the wire may have been merged.
+    if (fresh.ops[0]!.sent && (slice.fieldMerge || !serverWinsEitherWay(ctx, slice, fresh, record))) return
+    await decideConflict(ctx, tx, effects, slice, id, fresh, record, 'pull', start)
     return
   }
   if (ctx.host.isQueued(key)) return // a newer local change: its push meets this version as a conflict
@@ -115,6 +133,7 @@ export async function decideConflict(
   row: OutboxRow,
   server: RemoteRecord | null,
   phase: 'push' | 'pull',
+  start: Confirmed | undefined = row.confirmed,
 ): Promise<void> {
   const key = row.key
   const latest = latestOp(row)!
@@ -148,6 +167,26 @@ export async function decideConflict(
     effects.parked.push([key, { conflict: record('pending'), server, throughSeq: latest.seq }])
     return
   }
+  const startValue = startOf(row, start)
+  const fields = fieldDecision(slice, strategy, startValue, latest, server)
+  if (fields && server) {
+    const invalid = ctx.host.validate(slice.name, id, fields.value)
+    if (!invalid) {
+      // Fields changed on one side only are merged; only a field changed on both sides is a
+      // conflict, and only then is one announced.
+      const resolution = plainEqual(fields.value, server.value) ? 'server' : plainEqual(fields.value, local) ? 'client' : 'merged'
+      if (resolution === 'server') takeServer(tx, effects, slice, id, row, latest.seq, server)
+      else if (resolution === 'client') {
+        writeRow(tx, effects, key, rebased(row, base, confirmedOf(server)))
+        writeVersion(tx, key, base)
+        effects.pushAgain = true
+      } else takeMerged(ctx, tx, effects, slice, id, withConfirmed(row, confirmedOf(server)), latest.seq, base, fields.value)
+      if (fields.conflicts > 0) effects.decided.push(record(resolution))
+      return
+    }
+    // A merge that fails the slice's schema is not kept: the whole-value strategy decides.
+    effects.errors.push(invalid)
+  }
   let resolution: 'server' | 'client' | 'merged'
   if (strategy === 'server-wins') resolution = 'server'
   else if (strategy === 'client-wins') resolution = 'client'
@@ -176,6 +215,7 @@ export async function decideConflict(
         id,
         local: local === undefined ? null : local,
         server: serverValue(server) ?? null,
+        ...(startValue === undefined ? {} : { base: startValue }),
         serverVersion: server?.version ?? 0,
         localTime: latest.clientTime,
         serverTime: server?.clientTime ?? 0,
@@ -330,4 +370,35 @@ export function applyEffects(ctx: EngineContext, effects: Effects): void {
   }
   for (const conflict of effects.decided) announceConflict(ctx, conflict)
   if (changes.length > 0) ctx.host.emit({ type: 'committed', changes })
+}
+
+/**
+ * What the pending change started from (`null`: the item did not exist), when known: the
+ * confirmed value at the first op's base version. `undefined` when the row does not know it.
+ */
+function startOf(row: OutboxRow, start: Confirmed | undefined): unknown {
+  const first = row.ops[0]
+  if (!start || !first || first.baseVersion === undefined || start.version !== first.baseVersion) return undefined
+  return isConfirmedDeleted(start) ? null : start.value
+}
+
+/**
+ * A field-level decision for a `fieldMerge` slice: the three-way merge of what the change
+ * started from, the local item and the server's, with a field changed on both sides decided by
+ * the strategy (`server-wins`: the server's field, `client-wins`: the local one,
+ * `last-write-wins`: the later change's). `null` when the whole-value strategy decides: no
+ * known start, a delete on either side, or a custom merge function (it gets `base` itself).
+ */
+function fieldDecision(
+  slice: HostSlice,
+  strategy: ConflictStrategy,
+  start: unknown,
+  latest: OutboxOp,
+  server: RemoteRecord | null,
+): { value: unknown; conflicts: number } | null {
+  if (!slice.fieldMerge || typeof strategy === 'function' || !isObject(start)) return null
+  if (latest.type !== 'put' || !isObject(latest.value) || !server || server.deleted || !isObject(server.value)) return null
+  const localWins = strategy === 'client-wins' || (strategy === 'last-write-wins' && latest.clientTime > server.clientTime)
+  const merged = threeWayMerge(start, latest.value, server.value, () => (localWins ? 'local' : 'server'))
+  return { value: merged.value, conflicts: merged.conflicts.length }
 }

@@ -88,7 +88,13 @@ export function parsePush(body: unknown, opIds: readonly string[]): PushResponse
       case 'duplicate':
         return { opId, status: raw.status, record: parseRecord(raw.record, `${where}.record`) }
       case 'conflict':
-        return { opId, status: 'conflict', current: raw.current === null || raw.current === undefined ? null : parseRecord(raw.current, `${where}.current`) }
+        return {
+          opId,
+          status: 'conflict',
+          current: raw.current === null || raw.current === undefined ? null : parseRecord(raw.current, `${where}.current`),
+          // Protocol 3: the fields a patch changed that the server changed too (informational).
+          ...(Array.isArray(raw.fields) && raw.fields.every((f) => typeof f === 'string') ? { fields: raw.fields as string[] } : {}),
+        }
       case 'rejected': {
         const error = isObject(raw.error) ? raw.error : {}
         return {
