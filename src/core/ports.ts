@@ -24,6 +24,12 @@ export interface HostSlice {
   readonly conflict: ConflictStrategy | undefined
   /** Pushes patches against the confirmed value and merges conflicts at field level. */
   readonly fieldMerge: boolean
+  /** Local changes are pushed (`syncDirection` is not `'pull-only'`). */
+  readonly push: boolean
+  /** The collection is pulled (`syncDirection` is not `'push-only'`). */
+  readonly pull: boolean
+  /** Items for which it returns `false` are not pushed. */
+  readonly pushFilter: ((item: unknown) => boolean) | undefined
 }
 
 /**

@@ -32,6 +32,9 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
         syncToFlask: s.config.syncToFlask && s.config.enabled,
         conflict: s.config.conflict,
         fieldMerge: s.config.fieldMerge,
+        push: s.config.syncDirection !== 'pull-only',
+        pull: s.config.syncDirection !== 'push-only',
+        pushFilter: s.config.pushFilter,
       })),
     dispatch(action) {
       if (live()) ctx.api!.dispatch(action as UnknownAction)

@@ -33,6 +33,31 @@ export interface SlicePersistenceConfig<Item = unknown> {
    */
   syncToFlask?: boolean
   /**
+   * Which way a synced slice syncs (`syncToFlask: false` turns both off):
+   * - `'both'`: local changes are pushed, server changes pulled;
+   * - `'push-only'`: local changes are pushed; the slice's collection is not pulled (a device
+   *   that only reports, e.g. telemetry or an outbox of orders);
+   * - `'pull-only'`: server changes are pulled; local changes stay local (a read-only catalogue).
+   * @default 'both'
+   * @example
+   * ```ts
+   * slices: { catalogue: { syncDirection: 'pull-only' }, events: { syncDirection: 'push-only' } }
+   * ```
+   */
+  syncDirection?: 'both' | 'push-only' | 'pull-only'
+  /**
+   * Which items are pushed: an item for which it returns `false` stays local (its changes are
+   * not pushed; a delete is always pushed). Called with each changed item as it is written.
+   * An item pushed before and then filtered keeps the server's last version. If it throws, the
+   * item stays local and the error goes to `onError`.
+   * @default undefined (every item is pushed)
+   * @example
+   * ```ts
+   * notes: { pushFilter: (note) => !note.draft } // drafts stay on this device
+   * ```
+   */
+  pushFilter?(item: Item): boolean
+  /**
    * Debounce per key: a key is written this long after its last change.
    * @default 300
    */

@@ -16,6 +16,8 @@ export interface ResolvedSliceConfig {
   readonly storeName: string
   enabled: boolean
   syncToFlask: boolean
+  readonly syncDirection: 'both' | 'push-only' | 'pull-only'
+  readonly pushFilter: ((item: unknown) => boolean) | undefined
   debounceMs: number
   batchSize: number
   readonly getId: (item: unknown) => unknown
@@ -64,6 +66,8 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   storeName: true,
   enabled: true,
   syncToFlask: true,
+  syncDirection: true,
+  pushFilter: true,
   debounceMs: true,
   batchSize: true,
   getId: true,
@@ -166,6 +170,16 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   )
   check(optional(c.conflict, isConflictStrategy), `${prefix}.conflict`, CONFLICT_STRATEGY_MESSAGE)
   check(
+    optional(c.syncDirection, (v) => v === 'both' || v === 'push-only' || v === 'pull-only'),
+    `${prefix}.syncDirection`,
+    "must be 'both', 'push-only' or 'pull-only'",
+  )
+  check(
+    optional(c.pushFilter, (v) => typeof v === 'function'),
+    `${prefix}.pushFilter`,
+    'must be a function',
+  )
+  check(
     optional(c.fieldMerge, (v) => typeof v === 'boolean'),
     `${prefix}.fieldMerge`,
     'must be a boolean',
@@ -199,6 +213,8 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     storeName,
     enabled: c.enabled ?? true,
     syncToFlask: c.syncToFlask ?? true,
+    syncDirection: c.syncDirection ?? 'both',
+    pushFilter: c.pushFilter as ((item: unknown) => boolean) | undefined,
     debounceMs: c.debounceMs ?? 300,
     batchSize: c.batchSize ?? 100,
     getId: (c.getId as ((item: unknown) => unknown) | undefined) ?? defaultGetId,

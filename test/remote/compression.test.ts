@@ -79,7 +79,7 @@ describe('an older server (protocol 2)', () => {
 describe('a merged item that fails validate', () => {
   test('is reported as a ValidationError and not written; the local edit stays and nothing is queued twice', async () => {
     // Alice's schema refuses a body that Bob's device writes.
-    const validate = (item: FileItem) => item.body !== 'forbidden' || 'body is forbidden'
+    const validate = (item: unknown) => (item as FileItem).body !== 'forbidden' || 'body is forbidden'
     const alice = client({ dbName: 'alice', files: { fieldMerge: true, validate } })
     const bob = client({ dbName: 'bob', files: { fieldMerge: true } })
     await Promise.all([alice.persistence.whenHydrated(), bob.persistence.whenHydrated()])
