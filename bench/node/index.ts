@@ -8,10 +8,11 @@ import { b8 } from '../cases/b8'
 import { b6, b9 } from '../cases/dispatch'
 import { b5, b7 } from '../cases/storage'
 import { burst } from '../cases/burst'
+import { diffsync } from '../cases/diffsync'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.filter((a) => /^B\d$/.test(a))
+const only = args.filter((a) => /^B\d+$/.test(a))
 const settings = settingsFor(quick, () => new IDBFactory())
 
 const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
@@ -22,6 +23,9 @@ const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
   B7: () => b7(settings),
   B8: () => b8(settings),
   B9: () => b9(settings),
+  B13: () => diffsync(settings, ['B13']),
+  B14: () => diffsync(settings, ['B14']),
+  B15: () => diffsync(settings, ['B15']),
 }
 
 const rows: string[] = []
