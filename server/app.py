@@ -1,7 +1,12 @@
 """Runs the reference sync server alone.
 
     python3 server/app.py --host 127.0.0.1 --port 0 --db /tmp/sync.sqlite3 [--token T] [--testing-endpoints]
+    python3 server/app.py --db postgresql://user@127.0.0.1:5432/sync --tokens '{"t1": "alice"}'
     python3 server/app.py --rotate-epoch --db /tmp/sync.sqlite3
+
+Werkzeug's threaded server, for development and tests: in production run the same app under
+gunicorn (``gunicorn -w 4 'redux_idb_sync_server:create_app()'``, see server/README.md). Every
+setting can also come from ``REDUX_IDB_SYNC_*`` environment variables; options win.
 
 ``--rotate-epoch`` gives the database a new epoch (keeping its data), prints it and exits: run it
 after restoring a backup, so that clients pull in full instead of trusting their cursors.
@@ -11,18 +16,17 @@ With --port 0 a free port is chosen. Once it accepts connections it prints exact
 """
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from werkzeug.serving import WSGIRequestHandler, make_server
 
-import json  # noqa: E402
-
-from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
-
-from redux_idb_sync_server import DEFAULT_MAX_BODY, Storage, create_app, error_code_for  # noqa: E402
+# Run as a script, Python puts this file's directory (server/) first on sys.path, so the package
+# beside it is found without being installed; installed (pip install ./server), it is found anyway.
+from redux_idb_sync_server import DEFAULT_MAX_BODY, Storage, create_app, error_code_for
 
 
 class JsonErrorRequestHandler(WSGIRequestHandler):
@@ -50,21 +54,32 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="redux-idb-sync reference server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--db", default="redux-idb-sync.sqlite3", help="SQLite database file")
-    parser.add_argument("--token", default=os.environ.get("REDUX_IDB_SYNC_TOKEN"), help="require this bearer token")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
+    parser.add_argument(
+        "--db",
+        "--database",
+        dest="db",
+        default=os.environ.get("REDUX_IDB_SYNC_DATABASE", "redux-idb-sync.sqlite3"),
+        help="a SQLite database file, or a postgresql:// URL",
+    )
+    parser.add_argument("--token", default=os.environ.get("REDUX_IDB_SYNC_TOKEN"), help="require this bearer token (tenant 'default')")
+    parser.add_argument("--tokens", default=None, help='JSON: token -> tenant, or token -> {"tenant", "expires_at"}')
+    parser.add_argument("--max-body-bytes", type=int, default=None, help=f"default {DEFAULT_MAX_BODY}")
     parser.add_argument("--testing-endpoints", action="store_true", help="enable /api/_test/* (never in production)")
-    parser.add_argument("--prefix", default="/api")
+    parser.add_argument("--prefix", default=None, help="the API's URL prefix (default /api)")
     parser.add_argument("--rotate-epoch", action="store_true", help="give --db a new epoch (after restoring a backup), print it and exit")
     args = parser.parse_args(argv)
 
     if args.rotate_epoch:
-        if not os.path.isfile(args.db):
+        if not args.db.startswith(("postgresql://", "postgres://")) and not os.path.isfile(args.db):
             parser.error(f"--rotate-epoch: no database at {args.db}")
         print(f"EPOCH {Storage(args.db).rotate_epoch()}", flush=True)
         return 0
 
-    app = create_app(args.db, token=args.token, max_body_bytes=args.max_body_bytes, testing_endpoints=args.testing_endpoints, url_prefix=args.prefix)
+    given = {"token": args.token, "tokens": args.tokens, "max_body_bytes": args.max_body_bytes, "url_prefix": args.prefix}
+    options = {name: value for name, value in given.items() if value is not None}
+    if args.testing_endpoints:
+        options["testing_endpoints"] = True
+    app = create_app(args.db, **options)
     server = make_json_server(args.host, args.port, app)
 
     def stop(_signum, _frame):

@@ -103,8 +103,8 @@ def test_answers_are_never_non_json(tmp_path):
     client = create_app(path, testing_endpoints=True).test_client()
     db = sqlite3.connect(path)
     db.execute(
-        "INSERT INTO items (collection, id, version, updated_at, client_time, deleted, value, seq, op_id)"
-        " VALUES ('files', 'n', 1, 1, 1, 0, '{\"v\":NaN}', 1, 'o')"
+        "INSERT INTO items (tenant, collection, id, version, updated_at, client_time, deleted, value, seq, op_id)"
+        " VALUES ('default', 'files', 'n', 1, 1, 1, 0, '{\"v\":NaN}', 1, 'o')"
     )
     db.commit()
     db.close()

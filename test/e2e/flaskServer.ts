@@ -7,11 +7,38 @@ import { fileURLToPath } from 'node:url'
 // The repository root; `npm run bench` runs a bundled copy of this file from elsewhere and says where.
 const root = process.env.RIS_REPO_ROOT ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-/** A running reference Flask server on 127.0.0.1, with SQLite in a temporary directory. */
+/*
+ * Which server the tests get (environment variables, read at each start):
+ *
+ * - `RIS_SERVER_DATABASE=postgres`: PostgreSQL instead of SQLite. Needs `REDUX_IDB_SYNC_PG_URL`,
+ *   the URL of a running PostgreSQL that may create databases (`eval "$(scripts/pg-temp.sh start)"`
+ *   exports it). Every started server gets a database of its own, dropped by `close()`.
+ * - `RIS_SERVER_WORKERS=N`: run the app under gunicorn with N worker processes (gthread, 8
+ *   threads each) instead of `server/app.py`'s single Werkzeug process. Needs gunicorn
+ *   (`pip install './server[gunicorn]'`).
+ *
+ *   RIS_SERVER_DATABASE=postgres RIS_SERVER_WORKERS=4 npm run test:e2e
+ */
+
+/** Token configuration: token → tenant, or token → `{ tenant, expires_at }` (epoch ms). */
+export type TokenMap = Record<string, string | { tenant: string; expires_at?: number }>
+
+/** A running reference Flask server on 127.0.0.1, with SQLite in a temporary directory (or PostgreSQL, see above). */
 export interface FlaskServer {
   /** e.g. `http://127.0.0.1:43121/api` */
   readonly baseUrl: string
   readonly port: number
+  /** `sqlite` or `postgresql`. */
+  readonly backend: 'sqlite' | 'postgresql'
+  /** The SQLite path or the `postgresql://` URL the server uses. */
+  readonly database: string
+  /** gunicorn workers, or 0 for `server/app.py`. */
+  readonly workers: number
+  /**
+   * POST /api/_test/tokens: a token for `tenant` stored in the database (every worker and the
+   * socket process accept it), expiring after `ttlMs` (never when omitted).
+   */
+  issueToken(tenant: string, ttlMs?: number): Promise<{ token: string; tenant: string; expires_at: number | null }>
   /** Stops the process (the database file stays, as on a real restart). */
   stop(): Promise<void>
   /** Starts it again on the same port and database. */
@@ -50,28 +77,54 @@ export function hasFlask(): boolean {
   return spawnSync(process.env.PYTHON ?? 'python3', ['-c', 'import flask'], { stdio: 'ignore' }).status === 0
 }
 
-function launch(args: string[]): Promise<{ child: ChildProcess; port: number }> {
+const python = (): string => process.env.PYTHON ?? 'python3'
+
+/** Runs one SQL statement on the PostgreSQL at `url` (psycopg, autocommit). */
+function postgresExec(url: string, sql: string): void {
+  const code = 'import sys, psycopg\nwith psycopg.connect(sys.argv[1], autocommit=True) as c: c.execute(sys.argv[2])'
+  const done = spawnSync(python(), ['-c', code, url, sql], { encoding: 'utf8' })
+  if (done.status !== 0) throw new Error(`PostgreSQL: ${sql} failed\n${done.stderr}`)
+}
+
+interface Launch {
+  /** Arguments after the interpreter, with `{port}` where the port goes. */
+  args: string[]
+  env: Record<string, string>
+  /** What the process prints once it listens. */
+  ready: RegExp
+}
+
+function launch(how: Launch, port: number): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.env.PYTHON ?? 'python3', [join(root, 'server', 'app.py'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PYTHONUNBUFFERED: '1' },
-    })
+    const child = spawn(
+      python(),
+      how.args.map((a) => a.replace('{port}', String(port))),
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PYTHONUNBUFFERED: '1', ...how.env },
+        cwd: join(root, 'server'),
+      },
+    )
     let out = ''
     let err = ''
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`the Flask server did not start within 15 s\n${err}`))
     }, 15_000)
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /LISTENING http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+    const look = (): void => {
+      const match = how.ready.exec(out) ?? how.ready.exec(err)
       if (match) {
         clearTimeout(timer)
         resolvePromise({ child, port: Number(match[1]) })
       }
+    }
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      look()
     })
     child.stderr!.on('data', (chunk: Buffer) => {
       err += chunk.toString()
+      look()
     })
     child.on('exit', (code) => {
       clearTimeout(timer)
@@ -80,26 +133,90 @@ function launch(args: string[]): Promise<{ child: ChildProcess; port: number }> 
   })
 }
 
-function stopChild(child: ChildProcess | null): Promise<void> {
+function stopChild(child: ChildProcess | null, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (!child || child.exitCode !== null) return Promise.resolve()
   return new Promise((resolvePromise) => {
     child.once('exit', () => resolvePromise())
-    child.kill('SIGTERM')
+    child.kill(signal)
     setTimeout(() => child.kill('SIGKILL'), 3000).unref()
   })
 }
 
+export interface FlaskServerOptions {
+  /** One bearer token (tenant `"default"`). */
+  token?: string
+  /** Several tokens and their tenants (`REDUX_IDB_SYNC_TOKENS`). */
+  tokens?: TokenMap
+  maxBodyBytes?: number
+  /** `sqlite` or `postgresql`; default: `RIS_SERVER_DATABASE` (`postgres` selects PostgreSQL), else SQLite. */
+  backend?: 'sqlite' | 'postgresql'
+  /** gunicorn workers (0: `server/app.py`); default: `RIS_SERVER_WORKERS`, else 0. */
+  workers?: number
+}
+
 /**
- * Starts `server/app.py` on a free 127.0.0.1 port (`--port 0`), with testing endpoints on.
- * The process is stopped by `close()`; tests call it in `afterAll`.
+ * Starts the reference server on a free 127.0.0.1 port, with testing endpoints on: by default
+ * `server/app.py` on SQLite; PostgreSQL and gunicorn as the options or the environment variables
+ * above say. The process is stopped by `close()`; tests call it in `afterAll`.
  */
-export async function startFlaskServer(options: { token?: string; maxBodyBytes?: number } = {}): Promise<FlaskServer> {
+export async function startFlaskServer(options: FlaskServerOptions = {}): Promise<FlaskServer> {
   const dir = mkdtempSync(join(tmpdir(), 'ris-flask-'))
-  const db = join(dir, 'sync.sqlite3')
-  const common = ['--host', '127.0.0.1', '--db', db, '--testing-endpoints']
-  if (options.token) common.push('--token', options.token)
-  if (options.maxBodyBytes) common.push('--max-body-bytes', String(options.maxBodyBytes))
-  let { child, port } = await launch([...common, '--port', '0'])
+  const backend = options.backend ?? (/^postgres/.test(process.env.RIS_SERVER_DATABASE ?? '') ? 'postgresql' : 'sqlite')
+  const workers = options.workers ?? Number(process.env.RIS_SERVER_WORKERS ?? 0)
+  let db = join(dir, 'sync.sqlite3')
+  let dropDatabase = (): void => {}
+  if (backend === 'postgresql') {
+    const admin = process.env.REDUX_IDB_SYNC_PG_URL
+    if (!admin) throw new Error('RIS_SERVER_DATABASE=postgres needs REDUX_IDB_SYNC_PG_URL (eval "$(scripts/pg-temp.sh start)")')
+    const name = `ris_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`
+    postgresExec(admin, `CREATE DATABASE ${name}`)
+    const url = new URL(admin)
+    url.pathname = `/${name}`
+    db = url.toString()
+    dropDatabase = () => postgresExec(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  }
+  const settings: Record<string, string> = {
+    REDUX_IDB_SYNC_DATABASE: db,
+    REDUX_IDB_SYNC_TESTING_ENDPOINTS: 'true',
+  }
+  if (options.token) settings.REDUX_IDB_SYNC_TOKEN = options.token
+  if (options.tokens) settings.REDUX_IDB_SYNC_TOKENS = JSON.stringify(options.tokens)
+  if (options.maxBodyBytes) settings.REDUX_IDB_SYNC_MAX_BODY_BYTES = String(options.maxBodyBytes)
+  const how: Launch =
+    workers > 0
+      ? {
+          // gunicorn logs "Listening at: http://127.0.0.1:<port>" once its socket is bound; the
+          // workers accept what queues on it as soon as they have booted.
+          args: [
+            '-m',
+            'gunicorn',
+            '--workers',
+            String(workers),
+            '--worker-class',
+            'gthread',
+            '--threads',
+            '8',
+            '--bind',
+            '127.0.0.1:{port}',
+            '--graceful-timeout',
+            '3',
+            '--preload',
+            'redux_idb_sync_server.wsgi:app',
+          ],
+          env: settings,
+          ready: /Listening at: http:\/\/127\.0\.0\.1:(\d+)/,
+        }
+      : { args: [join(root, 'server', 'app.py'), '--host', '127.0.0.1', '--port', '{port}'], env: settings, ready: /LISTENING http:\/\/127\.0\.0\.1:(\d+)/ }
+  // gunicorn stops at once on SIGINT (SIGTERM waits for open keep-alive connections).
+  const signal: NodeJS.Signals = workers > 0 ? 'SIGINT' : 'SIGTERM'
+  let child: ChildProcess
+  let port: number
+  try {
+    ;({ child, port } = await launch(how, 0))
+  } catch (error) {
+    dropDatabase()
+    throw error
+  }
   let current: ChildProcess | null = child
   const baseUrl = `http://127.0.0.1:${port}/api`
   const auth = (): Record<string, string> => (options.token ? { authorization: `Bearer ${options.token}` } : {})
@@ -114,22 +231,33 @@ export async function startFlaskServer(options: { token?: string; maxBodyBytes?:
   }
   return {
     baseUrl,
+    backend,
+    database: db,
+    workers,
     get port() {
       return port
     },
     async stop() {
-      await stopChild(current)
+      await stopChild(current, signal)
       current = null
     },
     async start() {
       if (current) return
-      ;({ child, port } = await launch([...common, '--port', String(port)]))
+      ;({ child, port } = await launch(how, port))
       current = child
     },
     async close() {
-      await stopChild(current)
+      await stopChild(current, signal)
       current = null
       rmSync(dir, { recursive: true, force: true })
+      dropDatabase()
+    },
+    async issueToken(tenant, ttlMs) {
+      return (await call('POST', '/_test/tokens', { tenant, ...(ttlMs === undefined ? {} : { ttl_ms: ttlMs }) })) as {
+        token: string
+        tenant: string
+        expires_at: number | null
+      }
     },
     async reset() {
       await call('POST', '/_test/reset', {})
