@@ -200,7 +200,12 @@ def build_blueprint(state, name="redux_idb_sync"):
     @bp.get("/sync/pull")
     @counted_as("pull")
     def pull():
-        items, cursor, epoch = storage.live_items(tenant(), parse_collections(request.args.get("collections")))
+        collections = parse_collections(request.args.get("collections"))
+        if request.args.get("limit") is not None:
+            # Protocol 3: the most recent items first, for a new device (docs/protocol.md).
+            items, total, head, epoch = storage.recent_items(tenant(), collections, parse_limit(request.args["limit"]))
+            return json_response({"items": items, "cursor": str(head), "epoch": epoch, "total": total, "hasMore": total > len(items)})
+        items, cursor, epoch = storage.live_items(tenant(), collections)
         return json_response({"items": items, "cursor": str(cursor), "epoch": epoch})
 
     @bp.get("/sync/changes")

@@ -30,6 +30,8 @@ export interface HostSlice {
   readonly pull: boolean
   /** Items for which it returns `false` are not pushed. */
   readonly pushFilter: ((item: unknown) => boolean) | undefined
+  /** A new device first pulls this many of the most recent items, then the rest. */
+  readonly initialPull: number | undefined
 }
 
 /**

@@ -35,6 +35,7 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
         push: s.config.syncDirection !== 'pull-only',
         pull: s.config.syncDirection !== 'push-only',
         pushFilter: s.config.pushFilter,
+        initialPull: s.config.initialPull,
       })),
     dispatch(action) {
       if (live()) ctx.api!.dispatch(action as UnknownAction)

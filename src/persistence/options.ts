@@ -58,6 +58,18 @@ export interface SlicePersistenceConfig<Item = unknown> {
    */
   pushFilter?(item: Item): boolean
   /**
+   * A new device (no pull cursor yet) first pulls the `initialPull` most recently written items
+   * of this slice's collection, shows them, then reads everything from the change feed as usual,
+   * with `state.sync.progress` (`{ operation: 'pull', done, total }`) counting this collection's
+   * items. Needs a protocol 3 server (older ones: the usual pull).
+   * @default undefined (everything is pulled in feed order)
+   * @example
+   * ```ts
+   * notes: { initialPull: 50 } // the 50 newest notes first, the rest in the background
+   * ```
+   */
+  initialPull?: number
+  /**
    * Debounce per key: a key is written this long after its last change.
    * @default 300
    */

@@ -18,6 +18,7 @@ export interface ResolvedSliceConfig {
   syncToFlask: boolean
   readonly syncDirection: 'both' | 'push-only' | 'pull-only'
   readonly pushFilter: ((item: unknown) => boolean) | undefined
+  readonly initialPull: number | undefined
   debounceMs: number
   batchSize: number
   readonly getId: (item: unknown) => unknown
@@ -68,6 +69,7 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   syncToFlask: true,
   syncDirection: true,
   pushFilter: true,
+  initialPull: true,
   debounceMs: true,
   batchSize: true,
   getId: true,
@@ -180,6 +182,11 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     'must be a function',
   )
   check(
+    optional(c.initialPull, (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 1000),
+    `${prefix}.initialPull`,
+    'must be an integer from 1 to 1000',
+  )
+  check(
     optional(c.fieldMerge, (v) => typeof v === 'boolean'),
     `${prefix}.fieldMerge`,
     'must be a boolean',
@@ -215,6 +222,7 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     syncToFlask: c.syncToFlask ?? true,
     syncDirection: c.syncDirection ?? 'both',
     pushFilter: c.pushFilter as ((item: unknown) => boolean) | undefined,
+    initialPull: c.initialPull,
     debounceMs: c.debounceMs ?? 300,
     batchSize: c.batchSize ?? 100,
     getId: (c.getId as ((item: unknown) => unknown) | undefined) ?? defaultGetId,

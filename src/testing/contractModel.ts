@@ -226,9 +226,16 @@ export function createContractModel() {
       })
       return { status: 200, body: { results, cursor: String(seq), epoch } }
     },
-    pull(collections: readonly string[] | null): ModelAnswer {
+    /** `limit` (protocol 3): the `limit` most recent live items, newest first, with `total` and `hasMore`. */
+    pull(collections: readonly string[] | null, limit: string | null = null): ModelAnswer {
       const live = [...items.values()].filter((r) => !r.deleted && (!collections || collections.includes(r.collection)))
       live.sort((a, b) => a.seq - b.seq)
+      if (limit !== null) {
+        const max = LIMIT.test(limit) ? Number(limit) : 0
+        if (max < 1 || max > 1000) return error(400, 'bad_request', 'limit must be an integer from 1 to 1000')
+        const recent = live.slice(-max).reverse()
+        return { status: 200, body: { items: recent, cursor: String(seq), epoch, total: live.length, hasMore: live.length > recent.length } }
+      }
       return { status: 200, body: { items: live, cursor: String(seq), epoch } }
     },
     changes(since: string | null, limit: string | null, collections: readonly string[] | null): ModelAnswer {

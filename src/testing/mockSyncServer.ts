@@ -140,7 +140,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     const collections = url.searchParams.get('collections')
     const list = collections ? collections.split(',').filter(Boolean) : null
     if (head === 'sync' && a === 'push' && method === 'POST') return model.push(body)
-    if (head === 'sync' && a === 'pull' && method === 'GET') return model.pull(list)
+    if (head === 'sync' && a === 'pull' && method === 'GET') return model.pull(list, url.searchParams.get('limit'))
     if (head === 'sync' && a === 'changes' && method === 'GET') {
       return model.changes(url.searchParams.get('since'), url.searchParams.get('limit'), list)
     }

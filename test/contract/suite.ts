@@ -382,6 +382,20 @@ export function contractSuite(name: string, target: ContractTarget): void {
       })
     })
 
+    test('a pull with a limit returns the most recent live items first, with total and hasMore (protocol 3)', async () => {
+      await push([op({ id: 'a', value: { id: 'a' } }), op({ id: 'b', value: { id: 'b' } }), op({ id: 'c', value: { id: 'c' } })])
+      await push([op({ id: 'a', value: { id: 'a', v: 2 }, baseVersion: 1 }), op({ id: 'c', type: 'delete', value: undefined, baseVersion: 1 })])
+      const recent = await call('GET', '/sync/pull?collections=files&limit=1')
+      expect(recent.status).toBe(200)
+      expect((recent.body.items as Json[]).map((r) => r.id)).toEqual(['a'])
+      expect(recent.body).toMatchObject({ total: 2, hasMore: true, cursor: '5' })
+      const all = await call('GET', '/sync/pull?collections=files&limit=10')
+      expect((all.body.items as Json[]).map((r) => r.id)).toEqual(['a', 'b'])
+      expect(all.body.hasMore).toBe(false)
+      expect((await call('GET', '/sync/pull?limit=0')).status).toBe(400)
+      expect((await call('GET', '/sync/pull')).body).not.toHaveProperty('total')
+    })
+
     describe('compression (protocol 3)', () => {
       const gz = (value: unknown): Uint8Array => new Uint8Array(gzipSync(JSON.stringify(value)))
       const send = async (bytes: Uint8Array, encoding: string): Promise<{ status: number; body: Json; headers: Headers }> => {

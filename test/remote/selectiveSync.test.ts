@@ -1,10 +1,11 @@
+import { http } from 'msw'
 import { describe, expect, test } from 'vitest'
 import { createApiClient, isInvalidOptionError, pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from '../../src'
 import { until } from '../support/instrumentedStore'
 import { saveFile, type FileItem } from '../support/store'
 import { BASE_URL, makeSyncedStore, useMockSync } from '../support/synced'
 
-const { server, client } = useMockSync()
+const { server, msw, client } = useMockSync()
 const onServer = (id: string) => server.model.records().find((r) => r.id === id)?.value as FileItem | undefined
 
 /** Another device writes `files/<id>` on the server. */
@@ -105,5 +106,45 @@ describe('pushFilter', () => {
     expect(onServer('a')).toBeUndefined()
     expect(c.store.getState().files.entities.a).toEqual({ id: 'a', name: 'x' })
     expect(c.errors.some((e) => /pushFilter of slice "files" threw/.test(e.message))).toBe(true)
+  })
+})
+
+describe('initialPull: a new device asks for the most recent items first', () => {
+  test('shows the newest N at once, then fills in the rest from the feed with progress', async () => {
+    const api = createApiClient({ baseUrl: BASE_URL })
+    for (let i = 0; i < 30; i++) {
+      await api.push('other', [
+        { opId: `seed-${i}`, collection: 'files', id: `f${i}`, type: 'put', value: { id: `f${i}`, name: `n${i}` }, baseVersion: null, clientTime: 1 },
+      ])
+    }
+    // Hold the change feed until the test has looked at the state after the first answer.
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const progress: Array<unknown> = []
+    msw.use(
+      http.get(`${BASE_URL}/sync/changes`, async () => {
+        await gate // then falls through to the mock server's handler
+      }),
+    )
+    const c = client({ files: { initialPull: 5 }, remote: { connectOnStart: true } })
+    c.store.subscribe(() => {
+      const p = c.store.getState().sync.progress
+      if (progress.at(-1) !== p) progress.push(p)
+    })
+    await started(c)
+    const pulling = c.store.dispatch(pullFlaskChanges())
+    await until(() => c.store.getState().files.ids.length === 5, 'the newest five')
+    expect([...c.store.getState().files.ids].sort()).toEqual(['f25', 'f26', 'f27', 'f28', 'f29'])
+    expect(c.store.getState().sync.progress).toEqual({ operation: 'pull', done: 0, total: 30 })
+    release()
+    await pulling
+    expect(c.store.getState().files.ids).toHaveLength(30)
+    expect(c.store.getState().sync.progress).toBeNull()
+    expect(progress).toContainEqual({ operation: 'pull', done: 30, total: 30 })
+    // The cursor covers the feed: the next pull asks only for what is new.
+    await otherDevice('late', 'new')
+    await c.store.dispatch(pullFlaskChanges())
+    expect(c.store.getState().files.entities.late).toEqual({ id: 'late', name: 'new' })
+    expect(c.store.getState().files.ids).toHaveLength(31)
   })
 })

@@ -303,6 +303,21 @@ class Storage:
             head, epoch = self._tenant_row(tx, tenant)
         return [self._record(r) for r in rows], head, epoch
 
+    def recent_items(self, tenant, collections, limit):
+        """The ``limit`` most recently written live items, newest first, with the number of live
+        items, the head and the epoch: ``(items, total, head, epoch)``, read in one snapshot. A new
+        device shows these first and reads the rest from the feed (docs/protocol.md)."""
+        where, params = self._filter(collections)
+        self._ensure_tenant(tenant)
+        with self.backend.read() as tx:
+            rows = tx.execute(
+                f"SELECT {_COLUMNS} FROM items WHERE tenant = ? AND deleted = 0{where} ORDER BY seq DESC LIMIT ?",
+                [tenant, *params, limit],
+            ).fetchall()
+            total = tx.execute(f"SELECT COUNT(*) FROM items WHERE tenant = ? AND deleted = 0{where}", [tenant, *params]).fetchone()[0]
+            head, epoch = self._tenant_row(tx, tenant)
+        return [self._record(r) for r in rows], total, head, epoch
+
     def changes(self, tenant, since, limit, collections):
         """Returns ``(page, has_more, head, epoch)``, read in one snapshot. ``head`` is the
         tenant's whole feed's last seq (whatever the filter), so a caller can tell a cursor beyond it."""

@@ -72,7 +72,8 @@ export interface ApiClient {
   deleteItem(op: RemoteOperation): Promise<ItemWriteResult>
   /** `compress`: the server speaks protocol 3, so a large body may go out gzip-compressed. */
   push(clientId: string, ops: readonly RemoteOperation[], options?: { compress?: boolean }): Promise<PushResponse>
-  pull(collections?: readonly string[]): Promise<PullResponse>
+  /** `limit` (protocol 3): only the `limit` most recently written items, newest first. */
+  pull(collections?: readonly string[], options?: { limit?: number }): Promise<PullResponse>
   changes(since: string, options?: { limit?: number; collections?: readonly string[] }): Promise<ChangesResponse>
 }
 
@@ -254,8 +255,9 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       const opIds = ops.map((op) => op.opId)
       return parse(answer, 'POST push', (body) => parsePush(body, opIds))
     },
-    async pull(collections) {
-      const answer = await send('GET', `${paths.pull}${query({ collections: collections?.join(',') })}`, undefined, false)
+    async pull(collections, opts = {}) {
+      const params = { collections: collections?.join(','), limit: opts.limit === undefined ? undefined : String(opts.limit) }
+      const answer = await send('GET', `${paths.pull}${query(params)}`, undefined, false)
       if (answer.status === 409) unexpected409(answer, 'GET pull')
       return parse(answer, 'GET pull', parsePull)
     },

@@ -113,7 +113,13 @@ export function parsePush(body: unknown, opIds: readonly string[]): PushResponse
 export function parsePull(body: unknown): PullResponse {
   expect(isObject(body), 'pull body is not an object')
   expect(Array.isArray(body.items), 'items is not an array')
-  return { items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)), cursor: parseCursor(body), ...parseEpoch(body) }
+  return {
+    items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)),
+    cursor: parseCursor(body),
+    ...parseEpoch(body),
+    ...(typeof body.total === 'number' && Number.isInteger(body.total) && body.total >= 0 ? { total: body.total } : {}),
+    ...(typeof body.hasMore === 'boolean' ? { hasMore: body.hasMore } : {}),
+  }
 }
 
 export function parseChanges(body: unknown): ChangesResponse {

@@ -54,7 +54,11 @@ export interface PushResponse {
 
 export interface PullResponse {
   readonly items: readonly RemoteRecord[]
+  /** The feed's head. After a limited pull it does not cover the items left out: not a feed cursor then. */
   readonly cursor: string
+  /** Protocol 3, limited pulls only: how many live items there are, and whether some were left out. */
+  readonly total?: number
+  readonly hasMore?: boolean
   /**
    * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
    * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
