@@ -31,12 +31,18 @@ export {
   syncReducer,
   syncSlice,
   type DeadLetter,
+  type ItemStateChange,
+  type ItemSyncState,
+  type SliceSyncCounts,
   type SyncProgress,
   type SyncState,
   type SyncStatus,
 } from './remote/redux/syncSlice'
+export { syncActionSanitizer } from './remote/redux/devTools'
+export { selectItemRejections, selectItemSyncState, selectSliceSyncCounts, selectSyncAtSync } from './remote/redux/selectors'
 export { checkFlaskConnection, pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from './remote/redux/thunks'
-export { discardDeadLetter, resolveConflict, retryDeadLetter } from './core/actions'
+export { discardDeadLetter, resolveConflict, retryDeadLetter, rolledBack, type RollbackReason, type RolledBackPayload } from './core/actions'
+export type { ItemRef } from './core/ports'
 export { remoteApplied } from './core/actions'
 
 // Sync monitor

@@ -1,11 +1,12 @@
 // A notes editor on redux-idb-sync: notes persist in IndexedDB, sync to the reference Flask
-// server, and conflicts are settled by hand in the dashboard.
+// server, and conflicts are settled by hand in the dashboard. Each note shows its sync state;
+// a change the server refuses rolls back to the server's text, with the reason beside it.
 import { configureStore, createEntityAdapter, createSlice, type PayloadAction } from '@reduxjs/toolkit'
 import { StrictMode, useState } from 'react'
 import { createRoot } from 'react-dom/client'
 import { Provider, useDispatch, useSelector } from 'react-redux'
-import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, syncReducer } from 'redux-idb-sync'
-import { PersistenceDashboard, PersistenceProvider } from 'redux-idb-sync/react'
+import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, selectItemRejections, syncReducer } from 'redux-idb-sync'
+import { PersistenceDashboard, PersistenceProvider, useItemSyncState } from 'redux-idb-sync/react'
 
 interface Note {
   id: string
@@ -44,6 +45,25 @@ const store = configureStore({
 })
 type RootState = ReturnType<typeof store.getState>
 
+const BADGE = { synced: 'Saved', pending: 'Saving…', conflict: 'Conflict', rejected: 'Rejected' } as const
+
+/** The note's sync state; re-renders only when this note's state changes. */
+function SyncBadge({ id }: { id: string }) {
+  const state = useItemSyncState('notes', id)
+  const [rejection] = useSelector((root: RootState) => selectItemRejections(root, 'notes', id))
+  return (
+    <span className="badge" data-state={state} data-testid={`badge-${id}`}>
+      {BADGE[state]}
+      {state === 'rejected' && rejection ? (
+        <span className="reason">
+          : {rejection.message}
+          {rejection.rolledBack ? ' (the server’s version is shown)' : ''}
+        </span>
+      ) : null}
+    </span>
+  )
+}
+
 let counter = 0
 const newId = (): string => `n${Date.now().toString(36)}${(counter++).toString(36)}`
 
@@ -73,7 +93,8 @@ function Notes() {
             <input aria-label={`Note ${note.id}`} value={note.text} onChange={(e) => dispatch(renameNote({ id: note.id, text: e.target.value }))} />
             <button type="button" onClick={() => dispatch(deleteNote(note.id))} aria-label={`Delete note ${note.id}`}>
               Delete
-            </button>
+            </button>{' '}
+            <SyncBadge id={note.id} />
           </li>
         ))}
       </ul>

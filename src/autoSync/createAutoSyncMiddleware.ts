@@ -210,6 +210,11 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     }
   }
 
+  const reloadEngine = singleFlight(
+    () => instance?.sync?.reload().catch((error: unknown) => report(toSyncError(error, 'reading the outbox another tab changed failed'))) ?? Promise.resolve(),
+    () => !disposed,
+  )
+
   const middleware = companionMiddleware(
     (persistence) => {
       relay = createChangeRelay({
@@ -218,6 +223,9 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
         sharedDatabase: persistence.usesGlobalIndexedDB,
         onChanges: (changes) => {
           persistence.applyExternalChanges(changes).catch((error: unknown) => report(toSyncError(error, 'applying changes from another tab failed')))
+          // The leader's engine acknowledged, rejected or rolled back items: a follower re-reads
+          // the outbox and dead letters so its per-item sync states follow.
+          if (!leader && persistence.sync) void reloadEngine()
         },
       })
       attach(persistence)

@@ -32,6 +32,16 @@ export interface HostSlice {
   readonly pushFilter: ((item: unknown) => boolean) | undefined
   /** A new device first pulls this many of the most recent items, then the rest. */
   readonly initialPull: number | undefined
+  /** What a permanent rejection does to the local item (`SlicePersistenceConfig.onReject`). */
+  readonly onReject: 'rollback' | 'keep'
+  /** The items an item refers to (`SlicePersistenceConfig.dependsOn`), or `undefined`. */
+  readonly dependsOn: ((item: unknown) => Iterable<ItemRef>) | undefined
+}
+
+/** Names one item: its slice and its id. */
+export interface ItemRef {
+  readonly slice: string
+  readonly id: ItemId
 }
 
 /**

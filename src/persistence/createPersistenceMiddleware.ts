@@ -372,7 +372,7 @@ function commandFor(target: SyncEngine, action: UnknownAction): Promise<void> | 
     const p = action.payload
     return target.resolve(p.key, p.resolution, p.resolution === 'merged' ? p.value : undefined)
   }
-  if (retryDeadLetter.match(action)) return target.retryDeadLetter(action.payload.opId)
+  if (retryDeadLetter.match(action)) return target.retryDeadLetter(action.payload.opId, 'value' in action.payload ? { value: action.payload.value } : undefined)
   if (discardDeadLetter.match(action)) return target.discardDeadLetter(action.payload.opId)
   return undefined
 }

@@ -36,6 +36,8 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
         pull: s.config.syncDirection !== 'push-only',
         pushFilter: s.config.pushFilter,
         initialPull: s.config.initialPull,
+        onReject: s.config.onReject,
+        dependsOn: s.config.dependsOn,
       })),
     dispatch(action) {
       if (live()) ctx.api!.dispatch(action as UnknownAction)

@@ -1,6 +1,6 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
 import type { ConflictStrategy } from '../core/conflicts'
-import type { ChannelLike } from '../core/ports'
+import type { ChannelLike, ItemRef } from '../core/ports'
 import type { SyncError } from '../errors'
 import type { RemoteOptions } from '../remote/options'
 import type { ItemId, LocalStore } from '../storage/types'
@@ -138,6 +138,40 @@ export interface SlicePersistenceConfig<Item = unknown> {
    * ```
    */
   fieldMerge?: boolean
+  /**
+   * What happens to the local item when the server refuses a change for good (a 4xx other than
+   * 401/409, or a per-operation rejection such as a validation error):
+   * - `'rollback'`: the item returns to its confirmed value (the last value the server
+   *   acknowledged or sent) in the state and in IndexedDB, in one step, and
+   *   `redux-idb-sync/rolledBack` names the key, the reason and the rejected value. A newer
+   *   change of the same key made after the rejected one stays and is pushed on top of the
+   *   server's version.
+   * - `'keep'`: the rejected value stays where it is; discarding the
+   *   dead letter rolls it back.
+   *
+   * Either way the operation is kept in the dead-letter list (retry, edit and resend, or
+   * discard) and `selectItemSyncState` says `'rejected'`. The default follows what users of
+   * redux-offline (`meta.offline.rollback`) and TanStack Query (`onMutate`/`onError`) write by
+   * hand: an optimistic change the server refused is undone.
+   * @default 'rollback'
+   * @example
+   * ```ts
+   * notes: { onReject: 'keep' } // a draft editor: keep the text, show the reason
+   * ```
+   */
+  onReject?: 'rollback' | 'keep'
+  /**
+   * The items an item refers to (a file's folder). A change is not pushed while an item it
+   * depends on waits for its create to be acknowledged; when that create is rejected for good,
+   * the dependants' pending changes are dead-lettered too (code `dependency_rejected`, naming the
+   * rejected key) and rolled back as `onReject` says.
+   * @default undefined (no dependencies)
+   * @example
+   * ```ts
+   * files: { dependsOn: (file) => [{ slice: 'folders', id: file.folderId }] }
+   * ```
+   */
+  dependsOn?(item: Item): Iterable<ItemRef>
   /**
    * The type of this slice's ids. The server stores ids as strings; pulled ids are converted back.
    * @default 'auto' (numbers if the slice's ids are numbers, else strings)

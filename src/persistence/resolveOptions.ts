@@ -1,7 +1,7 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
 import type { ConflictStrategy } from '../core/conflicts'
 import { MAX_VALUE_DEPTH } from '../core/depth'
-import type { ChannelLike } from '../core/ports'
+import type { ChannelLike, ItemRef } from '../core/ports'
 import { InvalidOptionError, type SyncError } from '../errors'
 import { REMOTE_OPTION_KEYS, REMOTE_PATH_KEYS, type RemoteOptions } from '../remote/options'
 import { RESERVED_PREFIX, type ItemId, type LocalStore } from '../storage/types'
@@ -29,6 +29,8 @@ export interface ResolvedSliceConfig {
   readonly migrate: ((items: unknown[], fromVersion: number) => unknown[] | Promise<unknown[]>) | undefined
   readonly conflict: ConflictStrategy | undefined
   readonly fieldMerge: boolean
+  readonly onReject: 'rollback' | 'keep'
+  readonly dependsOn: ((item: unknown) => Iterable<ItemRef>) | undefined
   readonly idType: 'auto' | 'string' | 'number'
   readonly changedIds: ((action: UnknownAction) => Iterable<ItemId> | undefined) | undefined
   readonly verifyChangedIds: boolean
@@ -80,6 +82,8 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   migrate: true,
   conflict: true,
   fieldMerge: true,
+  onReject: true,
+  dependsOn: true,
   idType: true,
   changedIds: true,
   verifyChangedIds: true,
@@ -192,6 +196,16 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     'must be a boolean',
   )
   check(
+    optional(c.onReject, (v) => v === 'rollback' || v === 'keep'),
+    `${prefix}.onReject`,
+    "must be 'rollback' or 'keep'",
+  )
+  check(
+    optional(c.dependsOn, (v) => typeof v === 'function'),
+    `${prefix}.dependsOn`,
+    'must be a function',
+  )
+  check(
     optional(c.idType, (v) => v === 'auto' || v === 'string' || v === 'number'),
     `${prefix}.idType`,
     "must be 'auto', 'string' or 'number'",
@@ -233,6 +247,8 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     migrate: c.migrate as ResolvedSliceConfig['migrate'],
     conflict: c.conflict as ConflictStrategy | undefined,
     fieldMerge: c.fieldMerge ?? false,
+    onReject: c.onReject ?? 'rollback',
+    dependsOn: c.dependsOn as ResolvedSliceConfig['dependsOn'],
     idType: c.idType ?? 'auto',
     changedIds: c.changedIds,
     verifyChangedIds: c.verifyChangedIds ?? false,

@@ -3,7 +3,7 @@ import { useCallback, useEffect, useId, useRef, useState, type CSSProperties } f
 import { useDispatch, useSelector } from 'react-redux'
 import type { OperationRecord } from '../core/events'
 import type { SyncConflict } from '../core/conflicts'
-import { resolveConflict } from '../core/actions'
+import { discardDeadLetter, resolveConflict, retryDeadLetter } from '../core/actions'
 import { syncFromFlaskBulk, syncToFlaskBulk } from '../remote/redux/thunks'
 import type { SyncState } from '../remote/redux/syncSlice'
 import { usePersistenceContext } from './context'
@@ -346,6 +346,33 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
                   )
                 }
               />
+            ))}
+          </ul>
+        </div>
+      ) : null}
+
+      {sync.deadLetters.length > 0 ? (
+        <div>
+          <h3>Rejected changes ({sync.deadLetters.length})</h3>
+          <ul aria-label="Rejected changes" style={{ listStyle: 'none', padding: 0, display: 'grid', gap: 8 }}>
+            {sync.deadLetters.map((letter) => (
+              <li key={letter.opId} className="ris-conflict" data-testid="rejected-item">
+                <div className="ris-row">
+                  <strong>{letter.key}</strong>
+                  <span>
+                    {letter.type} refused{letter.status ? ` (HTTP ${letter.status})` : ''}: {letter.message} [{letter.code}]
+                  </span>
+                </div>
+                <span>{letter.rolledBack ? 'Rolled back to the server’s value.' : 'The local value was kept.'}</span>
+                <div className="ris-row">
+                  <button type="button" onClick={() => dispatch(retryDeadLetter({ opId: letter.opId }))}>
+                    Try again
+                  </button>
+                  <button type="button" onClick={() => dispatch(discardDeadLetter({ opId: letter.opId }))}>
+                    Discard
+                  </button>
+                </div>
+              </li>
             ))}
           </ul>
         </div>

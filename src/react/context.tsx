@@ -2,7 +2,8 @@ import { createContext, useContext, useEffect, type ReactNode } from 'react'
 import type { AutoSyncMiddleware } from '../autoSync/createAutoSyncMiddleware'
 import type { SyncMonitorMiddleware } from '../monitor/createSyncMonitorMiddleware'
 import type { PersistenceMiddleware } from '../persistence/createPersistenceMiddleware'
-import { initialSyncState, type SyncState } from '../remote/redux/syncSlice'
+import type { SyncState } from '../remote/redux/syncSlice'
+import { selectSyncAtSync } from '../remote/redux/selectors'
 import { onPageHide } from '../utils/pageHide'
 
 /** What the hooks and the dashboard read from `<PersistenceProvider>`. */
@@ -17,7 +18,7 @@ export interface PersistenceContextValue {
 const PersistenceContext = createContext<PersistenceContextValue | null>(null)
 
 /** The default `selectSync`: the slice mounted under `sync`, or the initial state when absent. */
-export const selectSyncAtSync = (state: unknown): SyncState => ((state as { sync?: SyncState } | null)?.sync ?? initialSyncState) as SyncState
+export { selectSyncAtSync }
 
 /** Props of {@link PersistenceProvider}. */
 export interface PersistenceProviderProps {

@@ -6,5 +6,5 @@ export {
   type PersistenceContextValue,
   type PersistenceProviderProps,
 } from './context'
-export { usePersistence, type UsePersistenceResult } from './usePersistence'
+export { useItemSyncState, usePersistence, useSliceSyncCounts, type UsePersistenceResult } from './usePersistence'
 export { PersistenceDashboard, type PersistenceDashboardProps } from './PersistenceDashboard'

@@ -7,7 +7,9 @@ import type { SyncMetrics } from '../monitor/metrics'
 import { getSyncMetrics, resetSyncMetrics, subscribeSyncMetrics } from '../monitor/defaultMonitor'
 import type { RuntimeSliceConfig } from '../persistence/options'
 import { pullFlaskChanges, syncToFlaskBulk } from '../remote/redux/thunks'
-import type { SyncStatus } from '../remote/redux/syncSlice'
+import type { ItemSyncState, SliceSyncCounts, SyncStatus } from '../remote/redux/syncSlice'
+import { selectItemSyncState, selectSliceSyncCounts } from '../remote/redux/selectors'
+import type { ItemId } from '../storage/types'
 import { usePersistenceContext } from './context'
 
 /** What `usePersistence()` returns. */
@@ -90,4 +92,32 @@ function useAutoSyncStatus(autoSync: AutoSyncMiddleware | null): AutoSyncStatus 
     return () => clearInterval(timer)
   }, [autoSync, counting])
   return status
+}
+
+/**
+ * One item's sync state (`'synced' | 'pending' | 'conflict' | 'rejected'`) for a badge. The
+ * component re-renders only when that item's state changes, not when other items' do.
+ * @example
+ * ```tsx
+ * function Badge({ id }: { id: string }) {
+ *   const state = useItemSyncState('notes', id)
+ *   return <span className={`badge ${state}`}>{state}</span>
+ * }
+ * ```
+ */
+export function useItemSyncState(slice: string, id: ItemId): ItemSyncState {
+  const { selectSync } = usePersistenceContext()
+  return useSelector((state: unknown) => selectItemSyncState(state, slice, id, selectSync))
+}
+
+/**
+ * A slice's counts of pending, conflicting and rejected items; re-renders only when they change.
+ * @example
+ * ```tsx
+ * const { pending, rejected } = useSliceSyncCounts('notes')
+ * ```
+ */
+export function useSliceSyncCounts(slice: string): SliceSyncCounts {
+  const { selectSync } = usePersistenceContext()
+  return useSelector((state: unknown) => selectSliceSyncCounts(state, slice, selectSync))
 }

@@ -9,7 +9,7 @@ import { isPushed, outboxDepth, publishOutbox, randomId, sliceByName, transact, 
 import { checkRemoteOptions, type RemoteOptions } from './options'
 import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
-import { pushOutbox } from './push'
+import { dependencyOf, pushOutbox } from './push'
 import { loadOutbox } from './loadOutbox'
 import { newEffects, readVersion, writeRow } from './effects'
 import { applyEffects } from './serverChanges'
@@ -52,7 +52,8 @@ export interface SyncEngine extends SyncEngineHandle {
   /** Re-reads the outbox, dead letters and cursor from storage (another tab may have changed them). */
   reload(): Promise<void>
   resolve(key: string, resolution: 'local' | 'server' | 'merged', value?: unknown): Promise<void>
-  retryDeadLetter(opId: string): Promise<void>
+  /** Puts a dead letter back into the outbox; with `edited`, that value is sent instead (edit and resend). */
+  retryDeadLetter(opId: string, edited?: { value: unknown }): Promise<void>
   discardDeadLetter(opId: string): Promise<void>
   readonly connected: boolean
   /** Keys with operations stored and not yet acknowledged (a key counts once). */
@@ -111,6 +112,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     seq: Date.now() * 1000,
     abort,
     pushProgress: null,
+    published: new Map(),
   }
   let pendingEpoch = false
   let lock: Promise<unknown> = Promise.resolve()
@@ -157,7 +159,9 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
 
   // ------------------------------------------------------------ pushing
 
-  const pushable = (): boolean => [...ctx.rows.values()].some((row) => !ctx.parked.has(row.key) && nextToSend(row) !== null)
+  // A change waiting for its dependency's create is not pushable yet (the push that acknowledges the create sends it).
+  const pushable = (): boolean =>
+    [...ctx.rows.values()].some((row) => !ctx.parked.has(row.key) && nextToSend(row) !== null && dependencyOf(ctx, row) !== 'wait')
 
   /** A pull may leave something to push (a conflict decided for the client, a merge). */
   const pushIfAuto = (): void => {
@@ -327,9 +331,9 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
       await ensureLoaded()
       if (await exclusive(() => resolveParked(ctx, key, resolution, value))) void drain()
     },
-    async retryDeadLetter(opId) {
+    async retryDeadLetter(opId, edited) {
       await ensureLoaded()
-      if (await exclusive(() => retryDeadLetter(ctx, opId))) void drain()
+      if (await exclusive(() => retryDeadLetter(ctx, opId, edited))) void drain()
     },
     async discardDeadLetter(opId) {
       await ensureLoaded()

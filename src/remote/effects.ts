@@ -1,3 +1,4 @@
+import type { RolledBackPayload } from '../core/actions'
 import type { SyncConflict } from '../core/conflicts'
 import type { SyncError } from '../errors'
 import { OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
@@ -20,6 +21,8 @@ export interface Effects {
   readonly buried: StoredDeadLetter[]
   readonly unburied: string[]
   readonly errors: SyncError[]
+  /** Items returned to their confirmed value: announced with `rolledBack` after the commit. */
+  readonly rolledBack: RolledBackPayload[]
   cursor: StoredCursor | null
   /** Something new waits to be pushed. */
   pushAgain: boolean
@@ -33,6 +36,7 @@ export const newEffects = (): Effects => ({
   buried: [],
   unburied: [],
   errors: [],
+  rolledBack: [],
   cursor: null,
   pushAgain: false,
 })

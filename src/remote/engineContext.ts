@@ -6,9 +6,9 @@ import type { SyncConflict } from '../core/conflicts'
 
 export type { HostSlice, SyncHost }
 import type { CheckedRemoteOptions } from './options'
-import type { OutboxOp, OutboxRow } from './outbox'
+import type { Confirmed, OutboxOp, OutboxRow } from './outbox'
 import type { RemoteRecord } from './http/protocol'
-import { syncActions, type DeadLetter } from './redux/syncSlice'
+import { syncActions, type DeadLetter, type ItemStateChange, type ItemSyncState } from './redux/syncSlice'
 
 /** A `manual` conflict waiting for the app; its key is not pushed meanwhile. */
 export interface ParkedConflict {
@@ -22,6 +22,8 @@ export interface StoredDeadLetter {
   readonly row: { readonly key: string; readonly slice: string; readonly collection: string; readonly id: ItemId }
   readonly op: OutboxOp
   readonly letter: DeadLetter
+  /** The key's confirmed value when the op was refused (absent: unknown, a row of an older version). */
+  readonly confirmed?: Confirmed
 }
 
 /** The pull cursor, the collections it covers and the server database (epoch) it belongs to. */
@@ -66,6 +68,13 @@ export interface EngineContext {
   readonly abort: AbortController
   /** Set while a bulk push reports progress. */
   pushProgress: ((count: number) => void) | null
+  /** The item states last dispatched to the sync slice (only items that are not synced). */
+  readonly published: Map<string, PublishedState>
+}
+
+interface PublishedState {
+  readonly slice: string
+  readonly state: Exclude<ItemSyncState, 'synced'>
 }
 
 /** The stores of one transaction that may touch any synced item and the engine's own records. */
@@ -114,6 +123,27 @@ export function publishOutbox(ctx: EngineContext): void {
   if (ctx.silenced) return
   ctx.host.dispatch(syncActions.outboxChanged(outboxDepth(ctx)))
   ctx.host.emit({ type: 'depth' })
+  publishItemStates(ctx)
+}
+
+/**
+ * Dispatches the items whose sync state changed since the last call (none: nothing is
+ * dispatched). A parked conflict outranks a pending op, which outranks a dead letter (a newer
+ * change of a rejected key is what the store shows). O(outbox + dead letters), no item bodies.
+ */
+export function publishItemStates(ctx: EngineContext): void {
+  if (ctx.silenced) return
+  const next = new Map<string, PublishedState>()
+  for (const stored of ctx.deadLetters.values()) next.set(stored.row.key, { slice: stored.row.slice, state: 'rejected' })
+  for (const row of ctx.rows.values()) if (row.ops.length > 0) next.set(row.key, { slice: row.slice, state: 'pending' })
+  for (const [key, parked] of ctx.parked) next.set(key, { slice: parked.conflict.slice, state: 'conflict' })
+  const changes: ItemStateChange[] = []
+  for (const [key, was] of ctx.published) if (!next.has(key)) changes.push({ key, slice: was.slice, state: 'synced' })
+  for (const [key, now] of next) if (ctx.published.get(key)?.state !== now.state) changes.push({ key, ...now })
+  if (changes.length === 0) return
+  ctx.published.clear()
+  for (const [key, now] of next) ctx.published.set(key, now)
+  ctx.host.dispatch(syncActions.itemStatesChanged(changes))
 }
 
 /**
@@ -127,6 +157,7 @@ export function outboxDepth(ctx: EngineContext): number {
 export function publishDeadLetters(ctx: EngineContext): void {
   if (ctx.silenced) return
   ctx.host.dispatch(syncActions.deadLettersChanged([...ctx.deadLetters.values()].map((d) => d.letter)))
+  publishItemStates(ctx)
 }
 
 /** Reports a finished request (push, pull page, health check) to the monitor. */

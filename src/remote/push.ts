@@ -8,7 +8,9 @@ import type { RemoteOperation, RemoteRecord } from './http/protocol'
 import { newEffects, readRow, writeItem, writeRow, writeVersion, type Effects } from './effects'
 import { fieldPatch, type FieldPatch } from '../utils/fieldPatch'
 import { plainEqual } from '../utils/equal'
-import { applyEffects, bury, cursorBackTo, decideConflict } from './serverChanges'
+import { applyEffects, bury, createsItem, cursorBackTo, decideConflict } from './serverChanges'
+import { itemKey } from '../core/ids'
+import type { ItemRef } from '../core/ports'
 
 type Outcome = 'ok' | 'split' | 'stop'
 
@@ -68,7 +70,7 @@ export async function pushOutbox(ctx: EngineContext, connection: Connection, aga
   for (;;) {
     if (ctx.disposed || !ctx.connected) return
     const candidates = [...ctx.rows.values()]
-      .filter((row) => !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && nextToSend(row) !== null)
+      .filter((row) => !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && nextToSend(row) !== null && dependencyOf(ctx, row) !== 'wait')
       .sort((a, b) => a.ops[0]!.seq - b.ops[0]!.seq)
       .slice(0, limit)
     if (candidates.length === 0) {
@@ -101,28 +103,66 @@ export async function pushOutbox(ctx: EngineContext, connection: Connection, aga
   }
 }
 
-/** Reads the candidates' rows in one transaction and marks each first op as sent. */
+/**
+ * The dependency rule (`dependsOn`): a change waits while an item it refers to waits for its
+ * create to be acknowledged (`'wait'`), and is refused with that create when the create was
+ * rejected for good (the rejected key); `null` when nothing holds it.
+ */
+export function dependencyOf(ctx: EngineContext, row: OutboxRow): 'wait' | string | null {
+  const slice = sliceByName(ctx, row.slice)
+  const latest = row.ops[row.ops.length - 1]
+  if (!slice?.dependsOn || !latest || latest.type !== 'put') return null
+  let refs: ItemRef[]
+  try {
+    refs = [...slice.dependsOn(latest.value)]
+  } catch (caught) {
+    ctx.host.reportError(toSyncError(caught, `dependsOn of slice "${slice.name}" threw`))
+    return null
+  }
+  for (const ref of refs) {
+    const key = itemKey(ref.slice, ref.id)
+    if (key === row.key) continue
+    const pending = ctx.rows.get(key)
+    if (pending && createsItem(pending)) return 'wait'
+    if (!pending)
+      for (const dead of ctx.deadLetters.values())
+        if (dead.row.key === key && dead.confirmed && isConfirmedDeleted(dead.confirmed) && dead.confirmed.version === null) return key
+  }
+  return null
+}
+
+/**
+ * Reads the candidates' rows in one transaction and marks each first op as sent. A change that
+ * refers to a rejected create is dead-lettered instead (the dependency rule).
+ */
 async function claim(ctx: EngineContext, candidates: readonly OutboxRow[]): Promise<Claimed[]> {
   const effects = newEffects()
   const attempt = randomId()
   const claimed = await transact(ctx, async (tx) => {
     const found: Claimed[] = []
     const rows = await Promise.all(candidates.map((c) => readRow(tx, c.key)))
-    rows.forEach((row, i) => {
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]
       const key = candidates[i]!.key
       if (!row) {
         effects.rows.set(key, null)
-        return
+        continue
       }
       const op = nextToSend(row)
       if (!op) {
         effects.rows.set(key, row)
-        return
+        continue
+      }
+      const dead = op.sent ? null : dependencyOf(ctx, row)
+      if (dead !== null && dead !== 'wait') {
+        const message = `${dead} was rejected by the server, and this change refers to it`
+        await bury(ctx, tx, effects, row, op, { status: null, code: 'dependency_rejected', message }, 'dependency', dead)
+        continue
       }
       const marked = markedSent(row, attempt)
       writeRow(tx, effects, key, marked)
       found.push({ row: marked, op: marked.ops[0]! })
-    })
+    }
     return found
   })
   applyEffects(ctx, effects)
@@ -203,7 +243,12 @@ async function pushFailed(ctx: EngineContext, connection: Connection, again: () 
     await transact(ctx, async (tx) => {
       const stored = await readRow(tx, row.key)
       if (stored && latestAttempt(stored, op))
-        await bury(ctx, tx, effects, stored, op, { status: error.status, code: error.code ?? `http_${error.status}`, message: error.message })
+        await bury(ctx, tx, effects, stored, op, {
+          status: error.status,
+          code: error.code ?? `http_${error.status}`,
+          // The server's own words when it gave some: a user reads this.
+          message: error.serverMessage ?? error.message,
+        })
     })
     applyEffects(ctx, effects)
     return 'ok'

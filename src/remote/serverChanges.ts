@@ -1,6 +1,6 @@
 import type { ChangeSet } from '../core/events'
 import { itemKey } from '../core/ids'
-import { HttpError, toSyncError } from '../errors'
+import { HttpError, toSyncError, type SyncError } from '../errors'
 import { DEAD_LETTER_STORE, META_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import { plainEqual } from '../utils/equal'
 import type { ConflictStrategy, ServerVersion, SyncConflict } from '../core/conflicts'
@@ -8,9 +8,11 @@ import {
   CURSOR_KEY,
   announceConflict,
   publishDeadLetters,
+  publishItemStates,
   publishOutbox,
   randomId,
   sliceByCollection,
+  sliceByName,
   type EngineContext,
   type HostSlice,
   type StoredCursor,
@@ -32,6 +34,8 @@ import {
 } from './outbox'
 import { threeWayMerge } from '../utils/fieldPatch'
 import { isObject } from '../utils/isObject'
+import { rolledBack, type RollbackReason } from '../core/actions'
+import type { ItemRef } from '../core/ports'
 import type { RemoteRecord } from './http/protocol'
 import { syncActions, type DeadLetter } from './redux/syncSlice'
 import { readRow, readVersion, writeItem, writeRow, writeVersion, type Effects } from './effects'
@@ -175,17 +179,24 @@ export async function decideConflict(
       // Fields changed on one side only are merged; only a field changed on both sides is a
       // conflict, and only then is one announced.
       const resolution = plainEqual(fields.value, server.value) ? 'server' : plainEqual(fields.value, local) ? 'client' : 'merged'
-      if (resolution === 'server') takeServer(tx, effects, slice, id, row, latest.seq, server)
-      else if (resolution === 'client') {
-        writeRow(tx, effects, key, rebased(row, base, confirmedOf(server)))
-        writeVersion(tx, key, base)
-        effects.pushAgain = true
-      } else takeMerged(ctx, tx, effects, slice, id, withConfirmed(row, confirmedOf(server)), latest.seq, base, fields.value)
-      if (fields.conflicts > 0) effects.decided.push(record(resolution))
-      return
+      // Every local edit lost to the server's (only possible when the strategy picks the server
+      // for every clashing field): the whole-value decision below takes it, and announces the
+      // rollback of the local change.
+      const lostEverything = resolution === 'server' && fields.conflicts > 0
+      if (!lostEverything) {
+        if (resolution === 'server') takeServer(tx, effects, slice, id, row, latest.seq, server)
+        else if (resolution === 'client') {
+          writeRow(tx, effects, key, rebased(row, base, confirmedOf(server)))
+          writeVersion(tx, key, base)
+          effects.pushAgain = true
+        } else takeMerged(ctx, tx, effects, slice, id, withConfirmed(row, confirmedOf(server)), latest.seq, base, fields.value)
+        if (fields.conflicts > 0) effects.decided.push(record(resolution))
+        return
+      }
+    } else {
+      // A merge that fails the slice's schema is not kept: the whole-value strategy decides.
+      effects.errors.push(invalid)
     }
-    // A merge that fails the slice's schema is not kept: the whole-value strategy decides.
-    effects.errors.push(invalid)
   }
   let resolution: 'server' | 'client' | 'merged'
   if (strategy === 'server-wins') resolution = 'server'
@@ -202,7 +213,22 @@ export async function decideConflict(
     }
   }
   if (resolution === 'server') {
-    takeServer(tx, effects, slice, id, row, latest.seq, server)
+    if (takeServer(tx, effects, slice, id, row, latest.seq, server)) {
+      effects.rolledBack.push({
+        key,
+        slice: slice.name,
+        id,
+        opId: null,
+        reason: {
+          cause: 'conflict',
+          status: null,
+          code: 'conflict',
+          message: `the server's version ${server?.version ?? '(none)'} was kept (${record('server').strategy})`,
+        },
+        rejected: { type: latest.type, value: local ?? null },
+        restored: { value: serverValue(server) ?? null, version: base },
+      })
+    }
   } else if (resolution === 'client') {
     writeRow(tx, effects, key, rebased(row, base, confirmedOf(server)))
     writeVersion(tx, key, base)
@@ -231,7 +257,10 @@ export async function decideConflict(
   effects.decided.push(record(resolution))
 }
 
-/** The server's version wins over every op up to `throughSeq`; a newer op is based on it. */
+/**
+ * The server's version wins over every op up to `throughSeq`; a newer op is based on it.
+ * Returns whether the item was set to the server's version (nothing newer was pending).
+ */
 export function takeServer(
   tx: StoreTransaction,
   effects: Effects,
@@ -240,7 +269,7 @@ export function takeServer(
   row: OutboxRow | undefined,
   throughSeq: number,
   server: RemoteRecord | null,
-): void {
+): boolean {
   const key = itemKey(slice.name, id)
   const base = server ? server.version : null
   const next = row ? withoutCovered(row, throughSeq, base, confirmedOf(server)) : null
@@ -249,6 +278,7 @@ export function takeServer(
   // A newer local change stays what the store shows; it goes out on top of the server's version.
   if (!next) writeItem(tx, effects, slice, id, serverValue(server))
   else effects.pushAgain = true
+  return !next
 }
 
 /** A merged value (`null`: deleted) replaces every op up to `throughSeq`, locally and as the next push on top of `base`. */
@@ -281,7 +311,16 @@ export function takeMerged(
   effects.pushAgain = true
 }
 
-/** Moves an op the server refused for good to the dead-letter list; the op behind it is based on what the server has. */
+/** Whether the row stands for an item the server has never held: its ops create it. */
+export const createsItem = (row: OutboxRow): boolean => row.confirmed !== undefined && isConfirmedDeleted(row.confirmed) && row.confirmed.version === null
+
+/**
+ * Moves an op the server refused for good to the dead-letter list, in the caller's transaction.
+ * The op behind it (a newer change of the key) stays, based on what the server has. With
+ * `onReject: 'rollback'` and nothing newer pending, the item returns to its confirmed value in
+ * the same transaction, and `rolledBack` announces it after the commit. A rejected create takes
+ * its dependants' pending changes with it (`dependency_rejected`).
+ */
 export async function bury(
   ctx: EngineContext,
   tx: StoreTransaction,
@@ -289,7 +328,14 @@ export async function bury(
   row: OutboxRow,
   op: OutboxOp,
   reason: { status: number | null; code: string; message: string },
+  cause: 'rejected' | 'dependency' = 'rejected',
+  dependsOn?: string,
 ): Promise<void> {
+  const slice = sliceByName(ctx, row.slice)
+  const known = await readVersion(tx, row.key)
+  const rest = withoutRejected(row, op.opId, known ?? null)
+  const confirmed = row.confirmed
+  const rollback = slice !== undefined && slice.onReject === 'rollback' && rest === null && confirmed !== undefined
   const letter: DeadLetter = {
     opId: op.opId,
     key: row.key,
@@ -298,12 +344,81 @@ export async function bury(
     type: op.type,
     ...reason,
     at: Date.now(),
+    rolledBack: rollback,
+    ...(dependsOn ? { dependsOn } : {}),
   }
-  const stored: StoredDeadLetter = { row: { key: row.key, slice: row.slice, collection: row.collection, id: row.id }, op, letter }
+  const stored: StoredDeadLetter = {
+    row: { key: row.key, slice: row.slice, collection: row.collection, id: row.id },
+    op,
+    letter,
+    ...(confirmed ? { confirmed } : {}),
+  }
   tx.put(DEAD_LETTER_STORE, op.opId, stored)
-  const known = await readVersion(tx, row.key)
-  writeRow(tx, effects, row.key, withoutRejected(row, op.opId, known ?? null))
+  writeRow(tx, effects, row.key, rest)
   effects.buried.push(stored)
+  if (rollback) restore(tx, effects, slice, row.key, row.id, confirmed, { opId: op.opId, type: op.type, value: op.value }, { cause, ...reason })
+  if (createsItem(row)) await buryDependants(ctx, tx, effects, row.key, { slice: row.slice, id: row.id })
+}
+
+/**
+ * The item returns to `confirmed` in the store (and, after the commit, in the state), and the
+ * rollback is announced. The version is the confirmed one: the item is that server value now.
+ */
+export function restore(
+  tx: StoreTransaction,
+  effects: Effects,
+  slice: HostSlice,
+  key: string,
+  id: ItemId,
+  confirmed: Confirmed,
+  undone: { opId: string | null; type: 'put' | 'delete'; value: unknown },
+  reason: RollbackReason,
+): void {
+  const value = isConfirmedDeleted(confirmed) ? undefined : confirmed.value
+  writeItem(tx, effects, slice, id, value)
+  writeVersion(tx, key, confirmed.version)
+  effects.rolledBack.push({
+    key,
+    slice: slice.name,
+    id,
+    opId: undone.opId,
+    reason,
+    rejected: { type: undone.type, value: undone.type === 'put' ? (undone.value ?? null) : null },
+    restored: { value: value ?? null, version: confirmed.version },
+  })
+}
+
+/** Whether `item` of `slice` refers to `target`, by the slice's `dependsOn`. A throwing `dependsOn` is reported and counts as no reference. */
+export function refersTo(ctx: EngineContext, slice: HostSlice, item: unknown, target: ItemRef, errors: SyncError[]): boolean {
+  if (!slice.dependsOn || item === undefined) return false
+  try {
+    for (const ref of slice.dependsOn(item)) if (ref.slice === target.slice && String(ref.id) === String(target.id)) return true
+  } catch (caught) {
+    errors.push(toSyncError(caught, `dependsOn of slice "${slice.name}" threw`))
+  }
+  return false
+}
+
+/** The unsent changes that refer to a rejected create are dead-lettered too (and rolled back as their slice says). */
+async function buryDependants(ctx: EngineContext, tx: StoreTransaction, effects: Effects, key: string, target: ItemRef): Promise<void> {
+  for (const candidate of [...ctx.rows.values()]) {
+    if (candidate.key === key || effects.buried.some((b) => b.row.key === candidate.key)) continue
+    const slice = sliceByName(ctx, candidate.slice)
+    if (!slice?.dependsOn) continue
+    const row = await readRow(tx, candidate.key)
+    const latest = row && latestOp(row)
+    if (!row || !latest || latest.sent || !refersTo(ctx, slice, latest.value, target, effects.errors)) continue
+    await bury(
+      ctx,
+      tx,
+      effects,
+      row,
+      latest,
+      { status: null, code: 'dependency_rejected', message: `${key} was rejected by the server, and this change refers to it` },
+      'dependency',
+      key,
+    )
+  }
 }
 
 /**
@@ -364,11 +479,13 @@ export function applyEffects(ctx: EngineContext, effects: Effects): void {
   if (effects.buried.length > 0 || effects.unburied.length > 0) publishDeadLetters(ctx)
   if (effects.rows.size > 0) publishOutbox(ctx)
   for (const error of effects.errors) ctx.host.reportError(error)
+  for (const payload of effects.rolledBack) ctx.host.dispatch(rolledBack(payload))
   for (const [key, parked] of effects.parked) {
     ctx.parked.set(key, parked)
     announceConflict(ctx, parked.conflict)
   }
   for (const conflict of effects.decided) announceConflict(ctx, conflict)
+  if (effects.parked.length > 0 || effects.decided.length > 0) publishItemStates(ctx)
   if (changes.length > 0) ctx.host.emit({ type: 'committed', changes })
 }
 

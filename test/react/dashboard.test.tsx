@@ -183,6 +183,43 @@ describe('<PersistenceDashboard>', () => {
     ])
   })
 
+  test('lists rejected changes with their reasons, and offers try again and discard', async () => {
+    const { wrapper, persistence, store, seen } = app()
+    await persistence.whenHydrated()
+    render(<PersistenceDashboard />, { wrapper })
+    expect(screen.queryByRole('list', { name: 'Rejected changes' })).toBeNull()
+    act(() => {
+      store.dispatch(
+        syncActions.deadLettersChanged([
+          {
+            opId: 'op-1',
+            key: 'files:x',
+            slice: 'files',
+            id: 'x',
+            type: 'put',
+            status: null,
+            code: 'validation',
+            message: 'name must not be empty',
+            at: 1,
+            rolledBack: true,
+          },
+        ]),
+      )
+    })
+    const list = screen.getByRole('list', { name: 'Rejected changes' })
+    expect(list.textContent).toContain('files:x')
+    expect(list.textContent).toContain('name must not be empty')
+    expect(list.textContent).toContain('Rolled back to the server’s value.')
+    fireEvent.click(screen.getByRole('button', { name: 'Try again' }))
+    fireEvent.click(screen.getByRole('button', { name: 'Discard' }))
+    expect(
+      seen.filter((a) => a.type === 'redux-idb-sync/retryDeadLetter' || a.type === 'redux-idb-sync/discardDeadLetter').map((a) => [a.type, a.payload]),
+    ).toEqual([
+      ['redux-idb-sync/retryDeadLetter', { opId: 'op-1' }],
+      ['redux-idb-sync/discardDeadLetter', { opId: 'op-1' }],
+    ])
+  })
+
   test('its styles are scoped: every rule starts with .ris-dashboard', async () => {
     const { wrapper, persistence } = app()
     await persistence.whenHydrated()

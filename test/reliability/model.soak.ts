@@ -1,7 +1,8 @@
 // Model-based randomized test of the "nothing lost, nothing applied twice" promise. Each run is a
 // random sequence of 50 to 200 steps: local edits, time, flushes, server faults (500, 503,
 // network errors, timeouts, lost answers), token rotations (a 401, then a refresh), writes from
-// another device (conflicts), incremental pulls, IndexedDB transaction aborts and restarts, under
+// another device (conflicts), edits the server refuses for good (rolled back), incremental
+// pulls, IndexedDB transaction aborts and restarts, under
 // a conflict strategy drawn per run (client-wins, server-wins or last-write-wins). Then the faults
 // stop, the client converges, and the invariants are checked against a model of what must have won.
 // docs/reliability.md ("Model-based randomized tests") lists the steps, weights and invariants.
@@ -10,12 +11,20 @@
 // Every run prints its seed. Replay a failure with FC_SEED=<seed> FC_PATH=<path> from the
 // report; FC_NO_SHRINK=1 reports the first failing run without shrinking it (shrinking a long
 // run can take minutes). FC_TRACE=1 prints every step and push.
-import { configureStore } from '@reduxjs/toolkit'
+import { configureStore, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
 import fc from 'fast-check'
 import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
 import { afterAll, beforeAll, expect, test, vi } from 'vitest'
-import { TransactionAbortedError, createPersistenceMiddleware, pullFlaskChanges, syncReducer, syncToFlaskBulk, type PersistenceMiddleware } from '../../src'
+import {
+  TransactionAbortedError,
+  createPersistenceMiddleware,
+  pullFlaskChanges,
+  rolledBack,
+  syncReducer,
+  syncToFlaskBulk,
+  type PersistenceMiddleware,
+} from '../../src'
 import { OUTBOX_STORE, type StorageOp } from '../../src/storage/types'
 import type { OutboxRow } from '../../src/remote/outbox'
 import { createMockSyncServer } from '../../src/testing'
@@ -48,8 +57,31 @@ interface PushResult {
 }
 const pushResults: PushResult[] = []
 const push = server.model.push
+/** A value the server refuses for good (a validation error): its name starts with this. */
+const BAD = 'bad-'
+const isBad = (value: unknown): boolean => typeof (value as { name?: unknown } | null)?.name === 'string' && (value as { name: string }).name.startsWith(BAD)
 server.model.push = (body) => {
-  const answer = push(body)
+  // The server refuses every op of a bad value on its own; the other ops of the push apply.
+  const ops = ((body as { ops?: Array<{ opId?: string; value?: unknown }> } | null)?.ops ?? []) as Array<{ opId?: string; value?: unknown }>
+  const good = ops.filter((op) => !isBad(op.value))
+  const inner =
+    good.length > 0 || ops.length === 0
+      ? push({ ...(body as object), ops: good })
+      : { status: 200, body: { results: [], cursor: '0', epoch: server.model.epoch } }
+  const answer =
+    inner.status !== 200 || good.length === ops.length
+      ? inner
+      : (() => {
+          const applied = [...((inner.body as { results: PushResult[] }).results ?? [])]
+          const results = ops.map((op) =>
+            isBad(op.value)
+              ? { opId: op.opId ?? null, status: 'rejected', error: { error: 'validation', message: 'name must not start with bad-' } }
+              : applied.shift()!,
+          )
+          coverage.rejections += ops.length - good.length
+          const cursor = good.length > 0 ? (inner.body as { cursor: string }).cursor : String(server.model.records().reduce((m, r) => Math.max(m, r.seq), 0))
+          return { status: 200, body: { results, cursor, epoch: server.model.epoch } }
+        })()
   const results = (answer.body as { results?: PushResult[] } | null)?.results ?? []
   pushResults.push(...results)
   if (TRACE) console.log('push', Date.now(), JSON.stringify(body), JSON.stringify(results.map((r) => r.status)))
@@ -87,6 +119,9 @@ const coverage = {
   racesLocalChecked: 0,
   serverWinsOverPending: 0,
   racesRemoteChecked: 0,
+  /** Ops the server refused for good, and the rollbacks the client announced. */
+  rejections: 0,
+  rollbacks: 0,
 }
 msw.events.on('response:mocked', ({ response }) => {
   if (response.status === 500) coverage.status500++
@@ -104,6 +139,7 @@ type Command =
   | { t: 'abort' }
   | { t: 'restart' }
   | { t: 'pull' }
+  | { t: 'bad'; key: string; v: number }
 
 const key = fc.constantFrom(...KEYS)
 // Weights: docs/reliability.md. 'hang' is a timeout (the client gives up after timeoutMs).
@@ -124,6 +160,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ t: 'abort' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'restart' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'pull' as const }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('bad' as const), key, v: fc.nat(1000) }) },
 )
 const MIN_STEPS = 50
 const MAX_STEPS = 200
@@ -283,9 +320,16 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
       if (event.operation.error?.name === 'NetworkError') coverage.networkErrors++
       if (event.operation.error?.name === 'RequestTimeoutError') coverage.timeouts++
     })
+    const countRollbacks: Middleware = () => (next) => (action) => {
+      if (rolledBack.match(action as UnknownAction)) {
+        coverage.rollbacks++
+        rejectedSomething = true
+      }
+      return next(action)
+    }
     const store = configureStore({
       reducer: { files: filesSlice.reducer, sync: syncReducer },
-      middleware: (g) => g().concat(persistence),
+      middleware: (g) => g().concat(persistence, countRollbacks),
       enhancers: (g) => g().concat(persistence.enhancer),
     })
     return { storage, persistence, store }
@@ -321,6 +365,8 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
     segment.clear()
   }
 
+  // Set once a rollback happened: like a conflict the server won, it shows in the state right after its commit.
+  let rejectedSomething = false
   let app = open()
   await withTime(app.persistence.whenHydrated())
 
@@ -333,6 +379,14 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
       case 'del':
         if (present(c.key)) localChange(c.key, null)
         break
+      case 'bad': {
+        // An edit the server refuses for good: it rolls back to the last value the server
+        // accepted, or a newer pending change of the key wins. Either may be last: the final
+        // checks below hold the key to "never a rejected value", and to the server's value.
+        localChange(c.key, { id: c.key, name: `${BAD}${c.v}` })
+        model.set(c.key, { expectation: null, durable: true, changedAt: 0, instance: 0 })
+        break
+      }
       case 'wait':
         endSegment()
         await advance(c.ms)
@@ -346,7 +400,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
         // version first and commits it right after (putting the old one back if that fails), so
         // give that commit a moment (no timer fires: only IndexedDB's own callbacks run).
         let stored = Object.fromEntries(await readStore(factory, FILES, 'model'))
-        for (let i = 0; i < 5 && strategy !== 'client-wins' && !same(stored, stateAsObject()); i++) {
+        for (let i = 0; i < 5 && (strategy !== 'client-wins' || rejectedSomething) && !same(stored, stateAsObject()); i++) {
           await settle(50)
           stored = Object.fromEntries(await readStore(factory, FILES, 'model'))
         }
@@ -437,10 +491,11 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
         await withTime(app.persistence.whenHydrated())
         const state = app.store.getState().files
         // Hydration shows what IndexedDB holds. Except under client-wins, a conflict settled while
-        // the new instance starts (it pushes once connected) may already show the server's version.
+        // the new instance starts (it pushes once connected) may already show the server's version;
+        // and a refused value stored before the crash may already be rolled back.
         for (const k of KEYS) {
           const shown = state.entities[k] ?? null
-          const replaced = strategy !== 'client-wins' && wasRemote(k, shown)
+          const replaced = (strategy !== 'client-wins' && wasRemote(k, shown)) || (isBad(committed.get(k)) && !isBad(shown))
           if (!replaced) expect(shown, `hydrated ${k}`).toEqual(committed.get(k) ?? null)
         }
         expect(
@@ -518,7 +573,18 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
   expect(app.persistence.getStatus().pendingOperations, 'queue empty').toBe(0)
   expect(sync.outboxDepth, `outbox empty (${diagnosis}; ${JSON.stringify(app.persistence.getStatus().lastError)})`).toBe(0)
   expect((await readStore(factory, OUTBOX_STORE, 'model')).size, 'stored outbox empty').toBe(0)
-  expect(sync.deadLetters, 'no operation in the dead-letter list').toEqual([])
+  // Invariant: only the refused edits are in the dead-letter list, and each was rolled back (or
+  // superseded by a newer change of its key).
+  expect(
+    sync.deadLetters.filter((letter) => letter.code !== 'validation'),
+    'no operation in the dead-letter list but the refused ones',
+  ).toEqual([])
+  // Invariant: after settling, no key holds a rejected value (onReject: 'rollback', the default):
+  // each holds its last accepted value or a newer change that was accepted since.
+  for (const k of KEYS) {
+    expect(isBad(local[k]), `${k} holds a rejected value in the state (${diagnosis})`).toBe(false)
+    expect(isBad(stored[k]), `${k} holds a rejected value in IndexedDB (${diagnosis})`).toBe(false)
+  }
   expect(
     sync.conflicts.filter((x) => x.resolution === 'pending'),
     'no conflict left pending',

@@ -2,7 +2,7 @@ import ky, { isTimeoutError, type KyInstance } from 'ky'
 import { AuthError, HttpError, InvalidOptionError, MalformedResponseError, NetworkError, RequestTimeoutError, type SyncError } from '../../errors'
 import type { ChangesResponse, HealthResponse, ItemWriteResult, PullResponse, PushResponse, RemoteOperation } from './protocol'
 import { canGzip, gzip } from '../../utils/gzip'
-import { ShapeError, conflictCurrent, errorCode, parseChanges, parseHealth, parsePull, parsePush, parseRecord } from './parse'
+import { ShapeError, conflictCurrent, errorCode, errorMessage, parseChanges, parseHealth, parsePull, parsePush, parseRecord } from './parse'
 
 /** Paths of the endpoints, relative to `baseUrl`. `:collection` and `:id` are filled in, percent-encoded. */
 export interface ApiPaths {
@@ -181,7 +181,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     if (!response.ok) {
       const code = errorCode(body)
       const message = `${method} ${url} answered ${response.status}${code ? ` (${code})` : ''}`
-      const context = { status: response.status, code, method, url }
+      const context = { status: response.status, code, serverMessage: errorMessage(body), method, url }
       throw response.status === 401 ? new AuthError(message, context) : new HttpError(message, context)
     }
     if (body === INVALID_JSON || body === undefined) {

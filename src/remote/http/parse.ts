@@ -139,6 +139,11 @@ export function errorCode(body: unknown): string | undefined {
   return isObject(body) && typeof body.error === 'string' ? body.error : undefined
 }
 
+/** The `message` of a JSON error body, when it has one (at most 500 characters: it is shown to users). */
+export function errorMessage(body: unknown): string | undefined {
+  return isObject(body) && typeof body.message === 'string' ? body.message.slice(0, 500) : undefined
+}
+
 export function conflictCurrent(body: unknown): RemoteRecord | null {
   expect(isObject(body), 'conflict body is not an object')
   return body.current === null || body.current === undefined ? null : parseRecord(body.current, 'current')

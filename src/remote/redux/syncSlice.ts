@@ -34,6 +34,34 @@ export interface DeadLetter {
   code: string
   message: string
   at: number
+  /** Whether the item was returned to its confirmed value (`onReject: 'rollback'`); `false`: it kept the rejected value, or a newer change of it is pending. */
+  rolledBack?: boolean
+  /** For `dependency_rejected`: the key whose rejected create this op depended on. */
+  dependsOn?: string
+}
+
+/**
+ * Where one item stands with the server:
+ * - `'synced'`: the server holds what the store shows (or nothing is known to the contrary);
+ * - `'pending'`: a local change is stored and not yet acknowledged;
+ * - `'conflict'`: a `manual` conflict waits for the app;
+ * - `'rejected'`: the server refused a change for good; it is in the dead-letter list (rolled
+ *   back, or kept with `onReject: 'keep'`) until it is retried or discarded.
+ */
+export type ItemSyncState = 'synced' | 'pending' | 'conflict' | 'rejected'
+
+/** How many items of a slice are in each state other than `'synced'`. */
+export interface SliceSyncCounts {
+  pending: number
+  conflict: number
+  rejected: number
+}
+
+/** One item's new state, as `itemStatesChanged` carries it (`'synced'`: it leaves `items`). */
+export interface ItemStateChange {
+  key: string
+  slice: string
+  state: ItemSyncState
 }
 
 export interface SyncState {
@@ -44,6 +72,14 @@ export interface SyncState {
   deadLetters: DeadLetter[]
   /** Open conflicts, and the last settled ones (at most 50 settled are kept). */
   conflicts: SyncConflict[]
+  /**
+   * The items that are not synced, by item key (`<slice>:<id>`). Synced items are absent, so
+   * the state grows with the outbox and the dead letters, never with the collection. Read it
+   * with `selectItemSyncState`.
+   */
+  items: Record<string, Exclude<ItemSyncState, 'synced'>>
+  /** Per slice, how many items are pending, in conflict or rejected (slices with none are absent). */
+  counts: Record<string, SliceSyncCounts>
 }
 
 const MAX_SETTLED_CONFLICTS = 50
@@ -54,6 +90,8 @@ export const initialSyncState: SyncState = {
   outboxDepth: 0,
   deadLetters: [],
   conflicts: [],
+  items: {},
+  counts: {},
 }
 
 const bulkThunks = [syncToFlaskBulk, syncFromFlaskBulk, pullFlaskChanges] as const
@@ -90,6 +128,21 @@ export const syncSlice = createSlice({
     },
     outboxChanged(state, action: PayloadAction<number>) {
       state.outboxDepth = action.payload
+    },
+    /** Only the items whose state changed: the payload is small and has no item bodies. */
+    itemStatesChanged(state, action: PayloadAction<ItemStateChange[]>) {
+      for (const { key, slice, state: next } of action.payload) {
+        const before = state.items[key]
+        if (before === next || (before === undefined && next === 'synced')) continue
+        const counts = (state.counts[slice] ??= { pending: 0, conflict: 0, rejected: 0 })
+        if (before) counts[before]--
+        if (next === 'synced') delete state.items[key]
+        else {
+          state.items[key] = next
+          counts[next]++
+        }
+        if (counts.pending === 0 && counts.conflict === 0 && counts.rejected === 0) delete state.counts[slice]
+      }
     },
     deadLettersChanged(state, action: PayloadAction<DeadLetter[]>) {
       state.deadLetters = action.payload
