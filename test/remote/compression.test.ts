@@ -1,9 +1,9 @@
 import { http, HttpResponse } from 'msw'
 import { gunzipSync } from 'node:zlib'
 import { describe, expect, test } from 'vitest'
-import { createApiClient, isInvalidOptionError, isValidationError, syncFromFlaskBulk, type RemoteOperation } from '../../src'
+import { createApiClient, isHttpError, isInvalidOptionError, isValidationError, syncFromFlaskBulk, type RemoteOperation } from '../../src'
 import { until } from '../support/instrumentedStore'
-import { saveFile, type FileItem } from '../support/store'
+import { deleteFile, saveFile, type FileItem } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
 
 const { server, msw, client } = useMockSync()
@@ -98,5 +98,39 @@ describe('a merged item that fails validate', () => {
     expect(alice.errors.some((e) => isValidationError(e) && e.source === 'server')).toBe(true)
     expect(alice.store.getState().files.entities.doc).toEqual({ id: 'doc', name: 'alice', body: 'ok' })
     expect(alice.store.getState().sync.deadLetters).toEqual([])
+  })
+})
+
+describe('bad input around patches and compression: typed errors, nothing lost', () => {
+  test('a patch against an item another device deleted is a conflict; client-wins recreates it whole', async () => {
+    const alice = client({ dbName: 'alice', files: { fieldMerge: true }, strategy: 'client-wins' })
+    const bob = client({ dbName: 'bob' })
+    await Promise.all([alice.persistence.whenHydrated(), bob.persistence.whenHydrated()])
+    await until(() => alice.store.getState().sync.status.flaskConnected && bob.store.getState().sync.status.flaskConnected, 'connections')
+    alice.store.dispatch(saveFile({ id: 'doc', name: 'v1', body: 'b' }))
+    await alice.persistence.flush()
+    await until(() => alice.store.getState().sync.outboxDepth === 0, 'v1')
+    await bob.store.dispatch(syncFromFlaskBulk())
+    bob.store.dispatch(deleteFile('doc'))
+    await bob.persistence.flush()
+    await until(() => bob.store.getState().sync.outboxDepth === 0 && server.model.records()[0]!.deleted, 'bob deleted it')
+    alice.store.dispatch(saveFile({ id: 'doc', name: 'alice', body: 'b' }))
+    await alice.persistence.flush()
+    await until(() => alice.conflicts.length === 1 && alice.store.getState().sync.outboxDepth === 0, 'decided')
+    expect(server.model.records()[0]).toMatchObject({ deleted: false, version: 3, value: { id: 'doc', name: 'alice', body: 'b' } })
+    expect(alice.conflicts[0]).toMatchObject({ resolution: 'client', server: { deleted: true } })
+  })
+
+  test('a push whose body inflates beyond the server limit is a 413: the op is dead-lettered, not lost', async () => {
+    const c = client()
+    await c.persistence.whenHydrated()
+    await until(() => c.store.getState().sync.status.flaskConnected, 'connected')
+    // 3 MB of one character: a few kB gzip-compressed, over the mock's 2 MiB limit once inflated.
+    c.store.dispatch(saveFile({ id: 'huge', name: 'h', body: 'x'.repeat(3 * 1024 * 1024) }))
+    await c.persistence.flush()
+    await until(() => c.store.getState().sync.deadLetters.length === 1, 'dead-lettered')
+    expect(c.store.getState().sync.deadLetters[0]).toMatchObject({ key: 'files:huge', status: 413, code: 'payload_too_large' })
+    expect(c.errors.some((e) => isHttpError(e) && e.status === 413)).toBe(true)
+    expect(server.model.records()).toEqual([])
   })
 })
