@@ -81,14 +81,15 @@ def create_app(config=None, **options):
     return app
 
 
-def create_blueprint(database, token=None, max_body_bytes=DEFAULT_MAX_BODY, testing_endpoints=False, name="redux_idb_sync", tokens=None, authenticate=None):
+def create_blueprint(db_path, token=None, max_body_bytes=DEFAULT_MAX_BODY, testing_endpoints=False, name="redux_idb_sync", tokens=None, authenticate=None):
     """The sync API as a Blueprint, for an app that does not use the extension's config. Register
     it under any prefix (the client's ``baseUrl``).
 
+    ``db_path``: a SQLite path or a ``postgresql://`` URL.
     ``token``: one bearer token (tenant ``"default"``); ``tokens``: token -> tenant map. With
     either (or ``authenticate``), every endpoint except health requires a token.
     ``max_body_bytes``: larger request bodies get 413.
     ``testing_endpoints``: enables ``/_test/*``.
     """
-    state = SyncState(database, tokens=tokens, token=token, testing_endpoints=testing_endpoints, max_body_bytes=max_body_bytes, authenticate=authenticate)
+    state = SyncState(db_path, tokens=tokens, token=token, testing_endpoints=testing_endpoints, max_body_bytes=max_body_bytes, authenticate=authenticate)
     return build_blueprint(state, name=name)

@@ -200,6 +200,11 @@ export async function startFlaskServer(options: FlaskServerOptions = {}): Promis
             '127.0.0.1:{port}',
             '--graceful-timeout',
             '3',
+            // Idle keep-alive longer than Node's fetch keeps idle sockets (4 s), so the client,
+            // never the server, closes an idle connection: otherwise a request sent as the server
+            // closes it fails with "other side closed".
+            '--keep-alive',
+            '30',
             '--preload',
             'redux_idb_sync_server.wsgi:app',
           ],

@@ -136,7 +136,7 @@ class Storage:
     # -------------------------------------------------------------- writes
 
     def apply_ops(self, tenant, ops):
-        """Applies operations in order, each in its own savepoint of one transaction.
+        """Applies operations in order, in one transaction under the tenant's lock.
 
         ``ops`` holds ``("op", op)`` validated operations, or ``("rejected", opId, error)``
         tuples, which are passed through. Returns ``(results, cursor, epoch, advanced)``: one result
