@@ -10,6 +10,7 @@ import { b6, b9 } from '../cases/dispatch'
 import { b5, b7 } from '../cases/storage'
 import { burst } from '../cases/burst'
 import { b10, b12 } from '../cases/realtime'
+import { diffsync } from '../cases/diffsync'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -27,6 +28,9 @@ const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
   B10: () => b10(settings),
   B11: () => b11(settings),
   B12: () => b12(settings),
+  B13: () => diffsync(settings, ['B13']),
+  B14: () => diffsync(settings, ['B14']),
+  B15: () => diffsync(settings, ['B15']),
 }
 
 const rows: string[] = []

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from . import testing
+from .compression import BodyTooLarge, CorruptBody, UnsupportedEncoding, compress, decode_body
 from .errors import ApiError, api_error_response, error_response, http_error_response, json_response, unauthorized
 from .storage import now_ms
 from .tokens import DEFAULT_TENANT
@@ -23,7 +24,8 @@ from .validation import (
     validate_push,
 )
 
-PROTOCOL = 2
+# 3: patch operations with field-level merge, gzip request bodies (docs/protocol.md, "Version 3").
+PROTOCOL = 3
 EXTENSION_KEY = "redux_idb_sync"
 
 
@@ -32,12 +34,21 @@ def tenant():
 
 
 def read_json(max_body_bytes):
-    """Reads at most max_body_bytes + 1 bytes, so a body without Content-Length is bounded too."""
+    """Reads at most max_body_bytes + 1 bytes, so a body without Content-Length is bounded too;
+    a gzip body (Content-Encoding: gzip) is inflated to at most max_body_bytes as well."""
     if request.content_length is not None and request.content_length > max_body_bytes:
         raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes")
     data = request.stream.read(max_body_bytes + 1)
     if len(data) > max_body_bytes:
         raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes")
+    try:
+        data = decode_body(data, request.headers.get("Content-Encoding"), max_body_bytes)
+    except BodyTooLarge:
+        raise ApiError(413, "payload_too_large", f"body larger than {max_body_bytes} bytes once decompressed") from None
+    except UnsupportedEncoding:
+        raise ApiError(415, "unsupported_media_type", "Content-Encoding must be gzip or identity", headers={"Accept-Encoding": "gzip"}) from None
+    except CorruptBody as error:
+        raise ApiError(400, "bad_request", f"body is not valid gzip: {error}") from None
     if not data:
         raise ApiError(400, "bad_request", "a JSON body is required")
     if not (request.mimetype or "").endswith("json"):
@@ -113,6 +124,18 @@ def build_blueprint(state, name="redux_idb_sync"):
     def api_error(error):
         return api_error_response(error)
 
+    @bp.after_request
+    def compress_answer(response):
+        # Pull pages and push answers are large and repetitive: gzip them for clients that accept it.
+        if response.direct_passthrough or response.headers.get("Content-Encoding") or response.mimetype != "application/json":
+            return response
+        body_, encoding = compress(response.get_data(), request.headers.get("Accept-Encoding"))
+        if encoding:
+            response.set_data(body_)
+            response.headers["Content-Encoding"] = encoding
+        response.vary.add("Accept-Encoding")
+        return response
+
     @bp.errorhandler(HTTPException)
     def http_error(error):
         return http_error_response(error)
@@ -133,9 +156,12 @@ def build_blueprint(state, name="redux_idb_sync"):
     def write_one(method, collection, item_id):
         op = validate_item_write(method, collection, item_id, body())
         outcomes, _cursor, _epoch = state.apply_ops(tenant(), [("op", op)])
-        status, payload = outcomes[0]
+        status, payload = outcomes[0][:2]
         if status == "conflict":
-            return error_response(409, "conflict", "baseVersion does not match the current version", opId=op["opId"], current=payload)
+            fields = outcomes[0][2] if len(outcomes[0]) > 2 else None
+            return error_response(
+                409, "conflict", "baseVersion does not match the current version", opId=op["opId"], current=payload, **({"fields": fields} if fields else {})
+            )
         answer = {"opId": op["opId"], "status": "applied", "record": payload}
         if status == "duplicate":
             answer["duplicate"] = True
@@ -165,7 +191,8 @@ def build_blueprint(state, name="redux_idb_sync"):
             if outcome[0] == "rejected":
                 results.append({"opId": outcome[1], "status": "rejected", "error": outcome[2]})
             elif outcome[0] == "conflict":
-                results.append({"opId": raw[1]["opId"], "status": "conflict", "current": outcome[1]})
+                fields = {"fields": outcome[2]} if len(outcome) > 2 else {}  # a patch's clashing fields
+                results.append({"opId": raw[1]["opId"], "status": "conflict", "current": outcome[1], **fields})
             else:
                 results.append({"opId": raw[1]["opId"], "status": outcome[0], "record": outcome[1]})
         return json_response({"results": results, "cursor": str(cursor), "epoch": epoch})
@@ -173,7 +200,12 @@ def build_blueprint(state, name="redux_idb_sync"):
     @bp.get("/sync/pull")
     @counted_as("pull")
     def pull():
-        items, cursor, epoch = storage.live_items(tenant(), parse_collections(request.args.get("collections")))
+        collections = parse_collections(request.args.get("collections"))
+        if request.args.get("limit") is not None:
+            # Protocol 3: the most recent items first, for a new device (docs/protocol.md).
+            items, total, head, epoch = storage.recent_items(tenant(), collections, parse_limit(request.args["limit"]))
+            return json_response({"items": items, "cursor": str(head), "epoch": epoch, "total": total, "hasMore": total > len(items)})
+        items, cursor, epoch = storage.live_items(tenant(), collections)
         return json_response({"items": items, "cursor": str(cursor), "epoch": epoch})
 
     @bp.get("/sync/changes")

@@ -6,6 +6,7 @@ import math
 import re
 
 from .errors import ApiError
+from .merge import malformed_patch
 
 MAX_OPS = 500
 MAX_DEPTH = 100
@@ -147,8 +148,8 @@ def validate_op(raw, defaults=None):
     if problem:
         return None, problem
     kind = op.get("type")
-    if kind not in ("put", "delete"):
-        return None, 'type must be "put" or "delete"'
+    if kind not in ("put", "delete", "patch"):
+        return None, 'type must be "put", "delete" or "patch"'
     base = op.get("baseVersion")
     if base is not None and not (is_int(base) and base >= 0):
         return None, "baseVersion must be a non-negative integer or null"
@@ -161,10 +162,20 @@ def validate_op(raw, defaults=None):
     value = op.get("value")
     if kind == "put" and value is None:
         return None, "value is required for put"
-    if kind == "delete" and value is not None:
-        return None, "value must be absent for delete"
+    if kind in ("delete", "patch") and value is not None:
+        return None, f"value must be absent for {kind}"
     if depth(value) > MAX_DEPTH:
         return None, f"value is nested deeper than {MAX_DEPTH}"
+    patch = base_fields = None
+    if kind == "patch":
+        patch, base_fields = op.get("patch"), op.get("base")
+        problem = malformed_patch(patch, base_fields)
+        if problem:
+            return None, f"malformed patch: {problem}"
+        if depth(patch) > MAX_DEPTH or depth(base_fields) > MAX_DEPTH:
+            return None, f"patch is nested deeper than {MAX_DEPTH}"
+    elif op.get("patch") is not None or op.get("base") is not None:
+        return None, f"patch and base belong to a patch operation, not a {kind}"
     return {
         "opId": op_id,
         "collection": collection,
@@ -174,6 +185,8 @@ def validate_op(raw, defaults=None):
         "baseVersion": base,
         "clientTime": client_time,
         "force": force,
+        "patch": patch,
+        "base": base_fields,
     }, None
 
 

@@ -13,7 +13,7 @@ def test_health_is_public_and_versioned(make_client):
     r = client.get("/api/health")
     assert r.status_code == 200
     body = r.get_json()
-    assert body["status"] == "ok" and body["protocol"] == 2 and isinstance(body["serverTime"], int)
+    assert body["status"] == "ok" and body["protocol"] == 3 and isinstance(body["serverTime"], int)
 
 
 def test_push_applies_in_order_with_server_versions(client, op):

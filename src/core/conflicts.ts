@@ -17,6 +17,11 @@ export interface ConflictContext<Item = unknown> {
   readonly local: Item | null
   /** The server's item, or `null` when it is deleted (or unknown) on the server. */
   readonly server: Item | null
+  /**
+   * What both sides started from: the last server value this client knew when the local change
+   * was made (`null`: the item did not exist). `undefined` when the client does not know it.
+   */
+  readonly base?: Item | null
   readonly serverVersion: number
   /** When the local change was made (client clock) and when the server's was (its client's clock). */
   readonly localTime: number

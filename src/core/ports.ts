@@ -56,6 +56,16 @@ export interface HostSlice {
   readonly storeName: string
   readonly syncToFlask: boolean
   readonly conflict: ConflictStrategy | undefined
+  /** Pushes patches against the confirmed value and merges conflicts at field level. */
+  readonly fieldMerge: boolean
+  /** Local changes are pushed (`syncDirection` is not `'pull-only'`). */
+  readonly push: boolean
+  /** The collection is pulled (`syncDirection` is not `'push-only'`). */
+  readonly pull: boolean
+  /** Items for which it returns `false` are not pushed. */
+  readonly pushFilter: ((item: unknown) => boolean) | undefined
+  /** A new device first pulls this many of the most recent items, then the rest. */
+  readonly initialPull: number | undefined
   /** What a permanent rejection does to the local item (`SlicePersistenceConfig.onReject`). */
   readonly onReject: 'rollback' | 'keep'
   /** The items an item refers to (`SlicePersistenceConfig.dependsOn`), or `undefined`. */

@@ -33,6 +33,43 @@ export interface SlicePersistenceConfig<Item = unknown> {
    */
   syncToFlask?: boolean
   /**
+   * Which way a synced slice syncs (`syncToFlask: false` turns both off):
+   * - `'both'`: local changes are pushed, server changes pulled;
+   * - `'push-only'`: local changes are pushed; the slice's collection is not pulled (a device
+   *   that only reports, e.g. telemetry or an outbox of orders);
+   * - `'pull-only'`: server changes are pulled; local changes stay local (a read-only catalogue).
+   * @default 'both'
+   * @example
+   * ```ts
+   * slices: { catalogue: { syncDirection: 'pull-only' }, events: { syncDirection: 'push-only' } }
+   * ```
+   */
+  syncDirection?: 'both' | 'push-only' | 'pull-only'
+  /**
+   * Which items are pushed: an item for which it returns `false` stays local (its changes are
+   * not pushed; a delete is always pushed). Called with each changed item as it is written.
+   * An item pushed before and then filtered keeps the server's last version. If it throws, the
+   * item stays local and the error goes to `onError`.
+   * @default undefined (every item is pushed)
+   * @example
+   * ```ts
+   * notes: { pushFilter: (note) => !note.draft } // drafts stay on this device
+   * ```
+   */
+  pushFilter?(item: Item): boolean
+  /**
+   * A new device (no pull cursor yet) first pulls the `initialPull` most recently written items
+   * of this slice's collection, shows them, then reads everything from the change feed as usual,
+   * with `state.sync.progress` (`{ operation: 'pull', done, total }`) counting this collection's
+   * items. Needs a protocol 3 server (older ones: the usual pull).
+   * @default undefined (everything is pulled in feed order)
+   * @example
+   * ```ts
+   * notes: { initialPull: 50 } // the 50 newest notes first, the rest in the background
+   * ```
+   */
+  initialPull?: number
+  /**
    * Debounce per key: a key is written this long after its last change.
    * @default 300
    */
@@ -82,6 +119,25 @@ export interface SlicePersistenceConfig<Item = unknown> {
    * @default the `remote.conflict` option, else 'server-wins'
    */
   conflict?: ConflictStrategy<Item>
+  /**
+   * Differential sync with field-level merge. A put is sent as a patch of the fields that
+   * changed against the last server value this client knows (RFC 7396 merge patch plus the old
+   * values of those fields), and the server merges it at field level: when another device
+   * changed other fields meanwhile, both edits are kept with no conflict; the same field changed
+   * on both sides is a conflict, decided per field by `conflict` (a merge function also receives
+   * `base`). Needs a protocol 3 server (the client sends whole values to older ones).
+   *
+   * Costs: the outbox row keeps the last server value beside the pending one, and a push diffs
+   * the two (benchmark B13). Opt-in because it changes what a conflict is: a rule that spans
+   * fields (e.g. `end` after `start`) can be broken by a merge of two valid edits; check such
+   * rules with `validate`.
+   * @default false
+   * @example
+   * ```ts
+   * notes: { fieldMerge: true, conflict: 'server-wins' } // one-sided field edits always survive
+   * ```
+   */
+  fieldMerge?: boolean
   /**
    * What happens to the local item when the server refuses a change for good (a 4xx other than
    * 401/409, or a per-operation rejection such as a validation error):

@@ -16,6 +16,9 @@ export interface ResolvedSliceConfig {
   readonly storeName: string
   enabled: boolean
   syncToFlask: boolean
+  readonly syncDirection: 'both' | 'push-only' | 'pull-only'
+  readonly pushFilter: ((item: unknown) => boolean) | undefined
+  readonly initialPull: number | undefined
   debounceMs: number
   batchSize: number
   readonly getId: (item: unknown) => unknown
@@ -25,6 +28,7 @@ export interface ResolvedSliceConfig {
   readonly version: number
   readonly migrate: ((items: unknown[], fromVersion: number) => unknown[] | Promise<unknown[]>) | undefined
   readonly conflict: ConflictStrategy | undefined
+  readonly fieldMerge: boolean
   readonly onReject: 'rollback' | 'keep'
   readonly dependsOn: ((item: unknown) => Iterable<ItemRef>) | undefined
   readonly idType: 'auto' | 'string' | 'number'
@@ -65,6 +69,9 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   storeName: true,
   enabled: true,
   syncToFlask: true,
+  syncDirection: true,
+  pushFilter: true,
+  initialPull: true,
   debounceMs: true,
   batchSize: true,
   getId: true,
@@ -74,6 +81,7 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   version: true,
   migrate: true,
   conflict: true,
+  fieldMerge: true,
   onReject: true,
   dependsOn: true,
   idType: true,
@@ -168,6 +176,26 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
   )
   check(optional(c.conflict, isConflictStrategy), `${prefix}.conflict`, CONFLICT_STRATEGY_MESSAGE)
   check(
+    optional(c.syncDirection, (v) => v === 'both' || v === 'push-only' || v === 'pull-only'),
+    `${prefix}.syncDirection`,
+    "must be 'both', 'push-only' or 'pull-only'",
+  )
+  check(
+    optional(c.pushFilter, (v) => typeof v === 'function'),
+    `${prefix}.pushFilter`,
+    'must be a function',
+  )
+  check(
+    optional(c.initialPull, (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 1000),
+    `${prefix}.initialPull`,
+    'must be an integer from 1 to 1000',
+  )
+  check(
+    optional(c.fieldMerge, (v) => typeof v === 'boolean'),
+    `${prefix}.fieldMerge`,
+    'must be a boolean',
+  )
+  check(
     optional(c.onReject, (v) => v === 'rollback' || v === 'keep'),
     `${prefix}.onReject`,
     "must be 'rollback' or 'keep'",
@@ -206,6 +234,9 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     storeName,
     enabled: c.enabled ?? true,
     syncToFlask: c.syncToFlask ?? true,
+    syncDirection: c.syncDirection ?? 'both',
+    pushFilter: c.pushFilter as ((item: unknown) => boolean) | undefined,
+    initialPull: c.initialPull,
     debounceMs: c.debounceMs ?? 300,
     batchSize: c.batchSize ?? 100,
     getId: (c.getId as ((item: unknown) => unknown) | undefined) ?? defaultGetId,
@@ -215,6 +246,7 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     version: c.version ?? 1,
     migrate: c.migrate as ResolvedSliceConfig['migrate'],
     conflict: c.conflict as ConflictStrategy | undefined,
+    fieldMerge: c.fieldMerge ?? false,
     onReject: c.onReject ?? 'rollback',
     dependsOn: c.dependsOn as ResolvedSliceConfig['dependsOn'],
     idType: c.idType ?? 'auto',

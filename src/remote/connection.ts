@@ -89,6 +89,7 @@ export function createConnection(ctx: EngineContext, hooks: { onUp(): void; onEp
         bestRoundTrip = Math.min(bestRoundTrip, roundTrip)
       }
       reportOperation(ctx, 'health', 0, started, null)
+      ctx.serverProtocol = health.protocol
       if (health.epoch !== undefined) hooks.onEpoch(health.epoch)
       lastError = reported = null
       set(true)

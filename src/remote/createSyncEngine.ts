@@ -5,7 +5,7 @@ import { singleFlight } from '../utils/singleFlight'
 import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
-import { outboxDepth, publishOutbox, randomId, sliceByName, syncedSlices, transact, type EngineContext, type SyncHost } from './engineContext'
+import { isPushed, outboxDepth, publishOutbox, randomId, sliceByName, transact, type EngineContext, type SyncHost } from './engineContext'
 import { checkRemoteOptions, type RemoteOptions } from './options'
 import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
@@ -109,6 +109,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
     disposed: false,
     silenced: false,
     clockOffset: 0,
+    serverProtocol: 0,
     failures: 0,
     // Ordered across reloads without reading every row first.
     seq: Date.now() * 1000,
@@ -225,10 +226,10 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
         // slice just turned syncToFlask on) join the outbox first.
         const effects = newEffects()
         await transact(ctx, async (tx) => {
-          for (const slice of syncedSlices(ctx)) {
+          for (const slice of host.slices().filter((s) => s.syncToFlask && s.push)) {
             for (const [id, item] of host.localEntries(slice.name)) {
               const key = itemKey(slice.name, id)
-              if (ctx.rows.has(key) || host.isQueued(key)) continue
+              if (ctx.rows.has(key) || host.isQueued(key) || !isPushed(ctx, slice, 'put', item)) continue
               const [known, row] = await Promise.all([readVersion(tx, key), tx.get(OUTBOX_STORE, key)])
               if (known !== undefined || row !== undefined) continue
               const change = {
@@ -298,7 +299,7 @@ export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEng
       const rows: OutboxRow[] = []
       for (const change of changes) {
         const slice = sliceByName(ctx, change.slice)
-        if (!slice?.syncToFlask) continue
+        if (!slice || !isPushed(ctx, slice, change.type, change.value)) continue
         const [stored, known] = await Promise.all([tx.get(OUTBOX_STORE, change.key), readVersion(tx, change.key)])
         // A row an older version wrote (or this one before loading) keeps its opIds.
         const row = isRow(stored) ? stored : isLegacyEntry(stored) ? fromLegacy(stored, await tx.get(slice.storeName, change.id), known ?? null) : undefined

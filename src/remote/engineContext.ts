@@ -59,6 +59,8 @@ export interface EngineContext {
   silenced: boolean
   /** How far the server's clock is ahead of this device's (ms). */
   clockOffset: number
+  /** The protocol version the server's last health answer named (0: not known yet). Patches and gzip bodies need 3. */
+  serverProtocol: number
   /** Consecutive failures, for backoff. */
   failures: number
   seq: number
@@ -95,9 +97,26 @@ export async function transact<T>(ctx: EngineContext, work: (tx: StoreTransactio
   })
 }
 
-export const syncedSlices = (ctx: EngineContext): HostSlice[] => ctx.host.slices().filter((s) => s.syncToFlask)
+/** The slices whose collections are pulled (synced, and not `push-only`). */
+export const syncedSlices = (ctx: EngineContext): HostSlice[] => ctx.host.slices().filter((s) => s.syncToFlask && s.pull)
+/** The pulled slice a server record belongs to; records of other collections are ignored. */
 export const sliceByCollection = (ctx: EngineContext, collection: string): HostSlice | undefined =>
-  ctx.host.slices().find((s) => s.storeName === collection && s.syncToFlask)
+  ctx.host.slices().find((s) => s.storeName === collection && s.syncToFlask && s.pull)
+
+/**
+ * Whether a local change of `slice` is pushed: the slice pushes, and its `pushFilter` (if any)
+ * lets a put's item through. A filter that throws keeps the item local, and is reported.
+ */
+export function isPushed(ctx: EngineContext, slice: HostSlice, type: 'put' | 'delete', value: unknown): boolean {
+  if (!slice.syncToFlask || !slice.push) return false
+  if (type === 'delete' || value === undefined || !slice.pushFilter) return true
+  try {
+    return slice.pushFilter(value) !== false
+  } catch (caught) {
+    ctx.host.reportError(toSyncError(caught, `the pushFilter of slice "${slice.name}" threw; the item stays local`))
+    return false
+  }
+}
 export const sliceByName = (ctx: EngineContext, name: string): HostSlice | undefined => ctx.host.slices().find((s) => s.name === name)
 
 export function publishOutbox(ctx: EngineContext): void {

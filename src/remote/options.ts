@@ -204,6 +204,7 @@ const remoteKeys: Record<keyof RemoteOptions, true> = {
   getToken: true,
   timeoutMs: true,
   fetch: true,
+  compressRequestsOver: true,
   batchSize: true,
   pullPageSize: true,
   conflict: true,

@@ -57,7 +57,54 @@ async function request<T>(ctx: EngineContext, connection: Connection, items: (an
 export async function pullChanges(ctx: EngineContext, connection: Connection): Promise<void> {
   const wanted = collectionsOf(ctx)
   // A new synced collection was never pulled: start from the beginning.
-  let since = ctx.cursor && ctx.cursor.collections.join(',') === wanted.join(',') ? ctx.cursor.cursor : '0'
+  const since = ctx.cursor && ctx.cursor.collections.join(',') === wanted.join(',') ? ctx.cursor.cursor : '0'
+  const fill = since === '0' && ctx.cursor === null ? await pullRecentFirst(ctx, connection) : null
+  try {
+    await followFeed(ctx, connection, wanted, since, fill)
+  } finally {
+    if (fill) ctx.host.dispatch(syncActions.progressChanged(null))
+  }
+}
+
+interface Fill {
+  readonly collections: ReadonlySet<string>
+  readonly total: number
+  done: number
+}
+
+/**
+ * A new device's first pull, for slices with `initialPull`: their most recent items, applied
+ * at once (through the same per-key rule as every pulled record) so the app shows them, while
+ * the cursor stays where it is. The feed is then read from the beginning as usual; the records
+ * already applied are skipped there (their versions are known), so the cursor still advances
+ * only with the feed and never covers an item it did not bring.
+ */
+async function pullRecentFirst(ctx: EngineContext, connection: Connection): Promise<Fill | null> {
+  const slices = syncedSlices(ctx).filter((s) => s.initialPull !== undefined)
+  if (slices.length === 0 || ctx.serverProtocol < 3) return null
+  let total = 0
+  for (const slice of slices) {
+    const recent = await request(
+      ctx,
+      connection,
+      (p) => p.items.length,
+      () => ctx.client.pull([slice.storeName], { limit: slice.initialPull! }),
+    )
+    if (isNewEpoch(ctx, recent.epoch)) throw new EpochChanged(recent.epoch ?? null)
+    total += recent.total ?? recent.items.length
+    const effects = newEffects()
+    await transact(ctx, async (tx) => {
+      for (const record of recent.items) await receiveRecord(ctx, tx, effects, record)
+    })
+    applyEffects(ctx, effects)
+  }
+  const fill: Fill = { collections: new Set(slices.map((s) => s.storeName)), total, done: 0 }
+  ctx.host.dispatch(syncActions.progressChanged({ operation: 'pull', done: 0, total }))
+  return fill
+}
+
+async function followFeed(ctx: EngineContext, connection: Connection, wanted: string[], start: string, fill: Fill | null): Promise<void> {
+  let since = start
   for (;;) {
     const from = since
     const page = await request(
@@ -74,6 +121,10 @@ export async function pullChanges(ctx: EngineContext, connection: Connection): P
     })
     if (page.epoch !== undefined) ctx.epoch = page.epoch
     applyEffects(ctx, effects)
+    if (fill) {
+      fill.done = Math.min(fill.total, fill.done + page.changes.filter((r) => !r.deleted && fill.collections.has(r.collection)).length)
+      ctx.host.dispatch(syncActions.progressChanged({ operation: 'pull', done: fill.done, total: fill.total }))
+    }
     since = page.cursor
     if (!page.hasMore) break
   }

@@ -5,7 +5,9 @@ import { publishOutbox, randomId, reportOperation, sliceByName, transact, type E
 import { syncActions } from './redux/syncSlice'
 import { acknowledged, isConfirmedDeleted, isOwn, isRow, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
 import type { RemoteOperation, RemoteRecord } from './http/protocol'
-import { newEffects, readRow, writeRow, writeVersion, type Effects } from './effects'
+import { newEffects, readRow, writeItem, writeRow, writeVersion, type Effects } from './effects'
+import { fieldPatch, type FieldPatch } from '../utils/fieldPatch'
+import { plainEqual } from '../utils/equal'
 import { applyEffects, bury, createsItem, cursorBackTo, decideConflict } from './serverChanges'
 import { itemKey } from '../core/ids'
 import type { ItemRef } from '../core/ports'
@@ -20,8 +22,25 @@ interface Claimed {
 /** Whether the row's first op is still `op` as this attempt sent it. */
 const latestAttempt = (row: OutboxRow, op: OutboxOp): boolean => row.ops[0]?.opId === op.opId && row.ops[0].attempt === op.attempt
 
-/** The wire form of an op: exactly what the entry holds, never a re-read of the local store. */
-function toRemote(row: OutboxRow, op: OutboxOp): RemoteOperation {
+/**
+ * The wire form of an op: exactly what the entry holds, never a re-read of the local store. For
+ * a `fieldMerge` slice talking to a protocol 3 server, a put whose row knows the server's value
+ * at the op's base version goes out as the patch between the two (a pure function of the row).
+ */
+function toRemote(ctx: EngineContext, row: OutboxRow, op: OutboxOp): RemoteOperation {
+  const patch = patchOf(ctx, row, op)
+  if (patch) {
+    return {
+      opId: op.opId,
+      collection: row.collection,
+      id: String(row.id),
+      type: 'patch',
+      patch: patch.patch,
+      base: patch.base,
+      baseVersion: op.baseVersion ?? null,
+      clientTime: op.clientTime,
+    }
+  }
   return {
     opId: op.opId,
     collection: row.collection,
@@ -153,11 +172,11 @@ async function claim(ctx: EngineContext, candidates: readonly OutboxRow[]): Prom
 async function pushBatch(ctx: EngineContext, connection: Connection, again: () => void, batch: readonly Claimed[]): Promise<Outcome> {
   for (const { row } of batch) ctx.inflight.add(row.key)
   try {
-    const ops = batch.map(({ row, op }) => toRemote(row, op))
+    const ops = batch.map(({ row, op }) => toRemote(ctx, row, op))
     let response
     const started = Date.now()
     try {
-      response = await ctx.client.push(ctx.options.clientId, ops)
+      response = await ctx.client.push(ctx.options.clientId, ops, { compress: ctx.serverProtocol >= 3 })
     } catch (caught) {
       const error = toSyncError(caught, 'push failed')
       reportOperation(ctx, 'push', batch.length, started, error)
@@ -173,7 +192,7 @@ async function pushBatch(ctx: EngineContext, connection: Connection, again: () =
         const result = response.results[i]!
         const row = await readRow(tx, sentRow.key)
         if (result.status === 'applied' || result.status === 'duplicate') {
-          if (row) writeRow(tx, effects, row.key, acknowledged(row, op.opId, result.record))
+          if (row) writeRow(tx, effects, row.key, adoptMerged(ctx, tx, effects, row, op, result.record))
           writeVersion(tx, sentRow.key, result.record.version)
           // A replay's answer is its stored result: the key may have changed since, and pulls
           // skipped it while this op's answer was unknown. Read the feed again from there.
@@ -262,4 +281,40 @@ async function refreshRows(ctx: EngineContext): Promise<void> {
     ctx.rows.set(key, row)
   }
   if (changed) publishOutbox(ctx)
+}
+
+/** The field patch an op is sent as, or `null` for a whole value (see `toRemote`). */
+function patchOf(ctx: EngineContext, row: OutboxRow, op: OutboxOp): FieldPatch | null {
+  if (op.type !== 'put' || ctx.serverProtocol < 3 || !sliceByName(ctx, row.slice)?.fieldMerge) return null
+  const base = row.confirmed
+  // The patch must be against the value the server holds as the op's base version, or the
+  // server would apply it to something else than what the change was made on.
+  if (!base || isConfirmedDeleted(base) || typeof op.baseVersion !== 'number' || base.version !== op.baseVersion) return null
+  return fieldPatch(base.value, op.value)
+}
+
+/**
+ * The row after the server applied `op` as `record`. When the server merged the op with fields
+ * another device changed (the record's value is not the op's), the record is what this key now
+ * holds, and is written locally, unless a newer local change of the key is pending (staged
+ * behind, or still in the write queue). That change was made on `op.value`, not on the merged
+ * record: diffed against the record, it would undo the other device's fields. So its row keeps
+ * `op.value` as the base to diff against (at the record's version); the server merges that
+ * patch onto the record, and the answer to the last pending op brings the merged item home.
+ */
+function adoptMerged(ctx: EngineContext, tx: StoreTransaction, effects: Effects, row: OutboxRow, op: OutboxOp, record: RemoteRecord): OutboxRow | null {
+  const left = acknowledged(row, op.opId, record)
+  if (op.type !== 'put' || record.deleted || plainEqual(record.value, op.value)) return left
+  const slice = sliceByName(ctx, row.slice)
+  if (!slice) return left
+  if (left) return { ...left, confirmed: { value: op.value, version: record.version } }
+  if (ctx.host.isQueued(row.key)) return left // its new row starts from the stored item, op.value
+  const invalid = ctx.host.validate(slice.name, row.id, record.value)
+  if (invalid) {
+    // The merged item fails the slice's schema: it is not written; the local item stays.
+    effects.errors.push(invalid)
+    return left
+  }
+  writeItem(tx, effects, slice, row.id, record.value)
+  return left
 }

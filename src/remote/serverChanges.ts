@@ -32,6 +32,8 @@ import {
   type OutboxOp,
   type OutboxRow,
 } from './outbox'
+import { threeWayMerge } from '../utils/fieldPatch'
+import { isObject } from '../utils/isObject'
 import { rolledBack, type RollbackReason } from '../core/actions'
 import type { ItemRef } from '../core/ports'
 import type { RemoteRecord } from './http/protocol'
@@ -74,7 +76,9 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       effects.pushAgain = true
       return
     }
-    // The server's record is the confirmed value from now on, whatever is decided below.
+    // The server's record is the confirmed value from now on, whatever is decided below; what
+    // the pending change started from is kept for a field-level merge.
+    const start = row.confirmed
     const fresh = withConfirmed(row, confirmedOf(record))
     if (fresh !== row) writeRow(tx, effects, key, fresh)
     // The first op may have been applied (its answer is unknown): was the server's version
@@ -89,8 +93,9 @@ export async function receiveRecord(ctx: EngineContext, tx: StoreTransaction, ef
       ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
       return
     }
-    if (fresh.ops[0]!.sent && !serverWinsEitherWay(ctx, slice, fresh, record)) return
-    await decideConflict(ctx, tx, effects, slice, id, fresh, record, 'pull')
+    // Under fieldMerge nothing is the same either way: the op on the wire may have been merged.
+    if (fresh.ops[0]!.sent && (slice.fieldMerge || !serverWinsEitherWay(ctx, slice, fresh, record))) return
+    await decideConflict(ctx, tx, effects, slice, id, fresh, record, 'pull', start)
     return
   }
   if (ctx.host.isQueued(key)) return // a newer local change: its push meets this version as a conflict
@@ -132,6 +137,7 @@ export async function decideConflict(
   row: OutboxRow,
   server: RemoteRecord | null,
   phase: 'push' | 'pull',
+  start: Confirmed | undefined = row.confirmed,
 ): Promise<void> {
   const key = row.key
   const latest = latestOp(row)!
@@ -164,6 +170,33 @@ export async function decideConflict(
     if (parkedRow !== row) writeRow(tx, effects, key, parkedRow)
     effects.parked.push([key, { conflict: record('pending'), server, throughSeq: latest.seq }])
     return
+  }
+  const startValue = startOf(row, start)
+  const fields = fieldDecision(slice, strategy, startValue, latest, server)
+  if (fields && server) {
+    const invalid = ctx.host.validate(slice.name, id, fields.value)
+    if (!invalid) {
+      // Fields changed on one side only are merged; only a field changed on both sides is a
+      // conflict, and only then is one announced.
+      const resolution = plainEqual(fields.value, server.value) ? 'server' : plainEqual(fields.value, local) ? 'client' : 'merged'
+      // Every local edit lost to the server's (only possible when the strategy picks the server
+      // for every clashing field): the whole-value decision below takes it, and announces the
+      // rollback of the local change.
+      const lostEverything = resolution === 'server' && fields.conflicts > 0
+      if (!lostEverything) {
+        if (resolution === 'server') takeServer(tx, effects, slice, id, row, latest.seq, server)
+        else if (resolution === 'client') {
+          writeRow(tx, effects, key, rebased(row, base, confirmedOf(server)))
+          writeVersion(tx, key, base)
+          effects.pushAgain = true
+        } else takeMerged(ctx, tx, effects, slice, id, withConfirmed(row, confirmedOf(server)), latest.seq, base, fields.value)
+        if (fields.conflicts > 0) effects.decided.push(record(resolution))
+        return
+      }
+    } else {
+      // A merge that fails the slice's schema is not kept: the whole-value strategy decides.
+      effects.errors.push(invalid)
+    }
   }
   let resolution: 'server' | 'client' | 'merged'
   if (strategy === 'server-wins') resolution = 'server'
@@ -208,6 +241,7 @@ export async function decideConflict(
         id,
         local: local === undefined ? null : local,
         server: serverValue(server) ?? null,
+        ...(startValue === undefined ? {} : { base: startValue }),
         serverVersion: server?.version ?? 0,
         localTime: latest.clientTime,
         serverTime: server?.clientTime ?? 0,
@@ -453,4 +487,35 @@ export function applyEffects(ctx: EngineContext, effects: Effects): void {
   for (const conflict of effects.decided) announceConflict(ctx, conflict)
   if (effects.parked.length > 0 || effects.decided.length > 0) publishItemStates(ctx)
   if (changes.length > 0) ctx.host.emit({ type: 'committed', changes })
+}
+
+/**
+ * What the pending change started from (`null`: the item did not exist), when known: the
+ * confirmed value at the first op's base version. `undefined` when the row does not know it.
+ */
+function startOf(row: OutboxRow, start: Confirmed | undefined): unknown {
+  const first = row.ops[0]
+  if (!start || !first || first.baseVersion === undefined || start.version !== first.baseVersion) return undefined
+  return isConfirmedDeleted(start) ? null : start.value
+}
+
+/**
+ * A field-level decision for a `fieldMerge` slice: the three-way merge of what the change
+ * started from, the local item and the server's, with a field changed on both sides decided by
+ * the strategy (`server-wins`: the server's field, `client-wins`: the local one,
+ * `last-write-wins`: the later change's). `null` when the whole-value strategy decides: no
+ * known start, a delete on either side, or a custom merge function (it gets `base` itself).
+ */
+function fieldDecision(
+  slice: HostSlice,
+  strategy: ConflictStrategy,
+  start: unknown,
+  latest: OutboxOp,
+  server: RemoteRecord | null,
+): { value: unknown; conflicts: number } | null {
+  if (!slice.fieldMerge || typeof strategy === 'function' || !isObject(start)) return null
+  if (latest.type !== 'put' || !isObject(latest.value) || !server || server.deleted || !isObject(server.value)) return null
+  const localWins = strategy === 'client-wins' || (strategy === 'last-write-wins' && latest.clientTime > server.clientTime)
+  const merged = threeWayMerge(start, latest.value, server.value, () => (localWins ? 'local' : 'server'))
+  return { value: merged.value, conflicts: merged.conflicts.length }
 }

@@ -2,6 +2,7 @@ import { MAX_VALUE_DEPTH, deeperThan } from '../core/depth'
 import { MAX_WIRE_ID_LENGTH, hasControlCharacter, isWellFormed } from '../core/ids'
 import type { RemoteRecord } from '../remote/http/protocol'
 import { isObject } from '../utils/isObject'
+import { malformedPatch, mergePatchOnto, pointer, type JsonObject } from '../utils/fieldPatch'
 
 /** A JSON answer: status and body. */
 export interface ModelAnswer {
@@ -10,7 +11,7 @@ export interface ModelAnswer {
 }
 
 /** The protocol version of docs/protocol.md that this model speaks. */
-export const PROTOCOL = 2
+export const PROTOCOL = 3
 const COLLECTION = /^[A-Za-z0-9_-]{1,64}$/
 const CURSOR = /^[0-9]{1,19}$/
 const LIMIT = /^[0-9]{1,4}$/
@@ -79,11 +80,13 @@ type Op = {
   opId: string
   collection: string
   id: string
-  type: 'put' | 'delete'
+  type: 'put' | 'delete' | 'patch'
   value: unknown
   baseVersion: number | null
   clientTime: number
   force: boolean
+  patch: JsonObject | null
+  base: JsonObject | null
 }
 
 /**
@@ -108,7 +111,7 @@ export function createContractModel() {
     if (typeof op.collection !== 'string' || !COLLECTION.test(op.collection)) return 'collection must match ^[A-Za-z0-9_-]{1,64}$'
     const idProblem = invalidId(op.id)
     if (idProblem) return idProblem
-    if (op.type !== 'put' && op.type !== 'delete') return 'type must be "put" or "delete"'
+    if (op.type !== 'put' && op.type !== 'delete' && op.type !== 'patch') return 'type must be "put", "delete" or "patch"'
     if (op.baseVersion !== null && op.baseVersion !== undefined && !(isInt(op.baseVersion) && op.baseVersion >= 0)) {
       return 'baseVersion must be a non-negative integer or null'
     }
@@ -116,8 +119,15 @@ export function createContractModel() {
     if (clientTime === null) return `clientTime must be a finite number from 0 to ${MAX_CLIENT_TIME}`
     if (op.force !== undefined && typeof op.force !== 'boolean') return 'force must be a boolean'
     if (op.type === 'put' && (op.value === null || op.value === undefined)) return 'value is required for put'
-    if (op.type === 'delete' && op.value !== null && op.value !== undefined) return 'value must be absent for delete'
+    if (op.type !== 'put' && op.value !== null && op.value !== undefined) return `value must be absent for ${op.type}`
     if (deeperThan(op.value, MAX_VALUE_DEPTH)) return `value is nested deeper than ${MAX_VALUE_DEPTH}`
+    if (op.type === 'patch') {
+      const problem = malformedPatch(op.patch, op.base)
+      if (problem) return `malformed patch: ${problem}`
+      if (deeperThan(op.patch, MAX_VALUE_DEPTH) || deeperThan(op.base, MAX_VALUE_DEPTH)) return `patch is nested deeper than ${MAX_VALUE_DEPTH}`
+    } else if ((op.patch !== null && op.patch !== undefined) || (op.base !== null && op.base !== undefined)) {
+      return `patch and base belong to a patch operation, not a ${op.type}`
+    }
     return {
       opId: op.opId as string,
       collection: op.collection,
@@ -127,10 +137,12 @@ export function createContractModel() {
       baseVersion: (op.baseVersion as number | null | undefined) ?? null,
       clientTime,
       force: (op.force as boolean | undefined) ?? false,
+      patch: op.type === 'patch' ? (op.patch as JsonObject) : null,
+      base: op.type === 'patch' ? (op.base as JsonObject) : null,
     }
   }
 
-  type Outcome = { status: 'applied' | 'duplicate'; record: RemoteRecord } | { status: 'conflict'; current: RemoteRecord | null }
+  type Outcome = { status: 'applied' | 'duplicate'; record: RemoteRecord } | { status: 'conflict'; current: RemoteRecord | null; fields?: string[] }
 
   function apply(op: Op): Outcome {
     const done = decided.get(op.opId)
@@ -139,7 +151,15 @@ export function createContractModel() {
     const current = items.get(key) ?? null
     const currentVersion = current ? current.version : 0
     const base = op.baseVersion ?? 0
-    if (!op.force && base !== currentVersion) return { status: 'conflict', current }
+    let value = op.value
+    if (op.type === 'patch') {
+      // A patch merges onto what the server has, at field level, whatever the base version;
+      // there must be an item to patch.
+      if (!current || current.deleted) return { status: 'conflict', current, fields: [] }
+      const merged = mergePatchOnto(current.value, { patch: op.patch!, base: op.base! }, op.force)
+      if (merged.conflicts.length > 0) return { status: 'conflict', current, fields: merged.conflicts.map(pointer) }
+      value = merged.value
+    } else if (!op.force && base !== currentVersion) return { status: 'conflict', current }
     const record: RemoteRecord = {
       collection: op.collection,
       id: op.id,
@@ -147,7 +167,7 @@ export function createContractModel() {
       updatedAt: Date.now(),
       clientTime: op.clientTime,
       deleted: op.type === 'delete',
-      value: op.type === 'delete' ? null : structuredClone(op.value),
+      value: op.type === 'delete' ? null : structuredClone(value),
       seq: ++seq,
       opId: op.opId,
     }
@@ -172,7 +192,11 @@ export function createContractModel() {
       if (typeof op === 'string') return error(400, 'bad_request', op)
       const outcome = apply(op)
       if (outcome.status === 'conflict') {
-        return error(409, 'conflict', 'baseVersion does not match the current version', { opId: op.opId, current: outcome.current })
+        return error(409, 'conflict', 'baseVersion does not match the current version', {
+          opId: op.opId,
+          current: outcome.current,
+          ...(outcome.fields?.length ? { fields: outcome.fields } : {}),
+        })
       }
       return {
         status: 200,
@@ -195,14 +219,23 @@ export function createContractModel() {
         const opId = isObject(raw) && typeof raw.opId === 'string' ? raw.opId : null
         if (typeof op === 'string') return { opId, status: 'rejected', error: { error: 'bad_request', message: op } }
         const outcome = apply(op)
-        if (outcome.status === 'conflict') return { opId: op.opId, status: 'conflict', current: outcome.current }
+        if (outcome.status === 'conflict') {
+          return { opId: op.opId, status: 'conflict', current: outcome.current, ...(outcome.fields ? { fields: outcome.fields } : {}) }
+        }
         return { opId: op.opId, status: outcome.status, record: outcome.record }
       })
       return { status: 200, body: { results, cursor: String(seq), epoch } }
     },
-    pull(collections: readonly string[] | null): ModelAnswer {
+    /** `limit` (protocol 3): the `limit` most recent live items, newest first, with `total` and `hasMore`. */
+    pull(collections: readonly string[] | null, limit: string | null = null): ModelAnswer {
       const live = [...items.values()].filter((r) => !r.deleted && (!collections || collections.includes(r.collection)))
       live.sort((a, b) => a.seq - b.seq)
+      if (limit !== null) {
+        const max = LIMIT.test(limit) ? Number(limit) : 0
+        if (max < 1 || max > 1000) return error(400, 'bad_request', 'limit must be an integer from 1 to 1000')
+        const recent = live.slice(-max).reverse()
+        return { status: 200, body: { items: recent, cursor: String(seq), epoch, total: live.length, hasMore: live.length > recent.length } }
+      }
       return { status: 200, body: { items: live, cursor: String(seq), epoch } }
     },
     changes(since: string | null, limit: string | null, collections: readonly string[] | null): ModelAnswer {

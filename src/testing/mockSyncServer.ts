@@ -1,6 +1,7 @@
 import { delay, http, HttpResponse, type HttpHandler, type WebSocketHandler } from 'msw'
 import { createContractModel, parseStrictJson, type ContractModel, type ModelAnswer } from './contractModel'
 import { createMockRealtime, type MockRealtime } from './mockRealtime'
+import { gunzip, gzip } from '../utils/gzip'
 
 /** Options of {@link createMockSyncServer}. */
 export interface MockSyncServerOptions {
@@ -81,9 +82,37 @@ export interface MockSyncServer {
 
 const json = (answer: ModelAnswer): Response => HttpResponse.json(answer.body as never, { status: answer.status })
 
+/** Answers of at least this many bytes are gzip-compressed for a request that accepts gzip (as the reference server does). */
+const MIN_COMPRESSED_ANSWER = 1024
+
+/** Whether an Accept-Encoding header allows gzip (q > 0). */
+function acceptsGzip(header: string | null): boolean {
+  if (!header) return false
+  const allowed = new Map<string, number>()
+  for (const part of header.split(',')) {
+    const [name = '', ...params] = part.split(';').map((p) => p.trim())
+    const q = params.find((p) => p.toLowerCase().startsWith('q='))
+    allowed.set(name.toLowerCase(), q ? Number(q.slice(2)) || 0 : 1)
+  }
+  const gz = allowed.get('gzip') ?? allowed.get('x-gzip')
+  return gz !== undefined ? gz > 0 : (allowed.get('*') ?? 0) > 0
+}
+
+/** The answer as JSON, gzip-compressed when the request accepts it and it is large enough. */
+async function answerFor(request: Request, answer: ModelAnswer): Promise<Response> {
+  const text = JSON.stringify(answer.body)
+  const bytes = new TextEncoder().encode(text)
+  const headers: Record<string, string> = { 'content-type': 'application/json', vary: 'Accept-Encoding' }
+  if (bytes.byteLength >= MIN_COMPRESSED_ANSWER && acceptsGzip(request.headers.get('accept-encoding'))) {
+    const packed = await gzip(bytes)
+    if (packed) return new HttpResponse(packed as BodyInit, { status: answer.status, headers: { ...headers, 'content-encoding': 'gzip' } })
+  }
+  return new HttpResponse(text, { status: answer.status, headers })
+}
+
 /**
  * In-memory sync server for tests, as msw handlers. Implements the same contract as the
- * reference Flask server, protocol 2 of docs/protocol.md (the contract tests run one suite against
+ * reference Flask server, protocol 3 of docs/protocol.md (the contract tests run one suite against
  * both), with latency and injectable faults. Like the reference server with testing endpoints on,
  * it answers `GET /_test/history` (`{"ops": [record, ...]}`, without auth or faults).
  *
@@ -128,7 +157,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     const collections = url.searchParams.get('collections')
     const list = collections ? collections.split(',').filter(Boolean) : null
     if (head === 'sync' && a === 'push' && method === 'POST') return model.push(body)
-    if (head === 'sync' && a === 'pull' && method === 'GET') return model.pull(list)
+    if (head === 'sync' && a === 'pull' && method === 'GET') return model.pull(list, url.searchParams.get('limit'))
     if (head === 'sync' && a === 'changes' && method === 'GET') {
       return model.changes(url.searchParams.get('since'), url.searchParams.get('limit'), list)
     }
@@ -169,9 +198,26 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     if (token && !exempt && request.headers.get('authorization') !== `Bearer ${token}`) {
       return json({ status: 401, body: { error: 'unauthorized', message: 'missing or invalid bearer token' } })
     }
-    const bytes = request.method === 'GET' ? new Uint8Array(0) : new Uint8Array(await request.arrayBuffer())
+    let bytes: Uint8Array = request.method === 'GET' ? new Uint8Array(0) : new Uint8Array(await request.arrayBuffer())
     if (bytes.length > maxBody) {
       return json({ status: 413, body: { error: 'payload_too_large', message: `body larger than ${maxBody} bytes` } })
+    }
+    const encoding = (request.headers.get('content-encoding') ?? '').trim().toLowerCase()
+    if (encoding === 'gzip' || encoding === 'x-gzip') {
+      // Inflated to at most the body limit: a zip bomb is a 413, never a full inflation.
+      const inflated = await gunzip(bytes, maxBody)
+      if (inflated === 'too-large') {
+        return json({ status: 413, body: { error: 'payload_too_large', message: `body larger than ${maxBody} bytes once decompressed` } })
+      }
+      if (inflated === 'corrupt' || inflated === 'unsupported') {
+        return json({ status: 400, body: { error: 'bad_request', message: 'body is not valid gzip' } })
+      }
+      bytes = inflated
+    } else if (encoding !== '' && encoding !== 'identity') {
+      return HttpResponse.json(
+        { error: 'unsupported_media_type', message: 'Content-Encoding must be gzip or identity' },
+        { status: 415, headers: { 'accept-encoding': 'gzip' } },
+      )
     }
     let body: unknown
     if (bytes.length > 0) {
@@ -193,7 +239,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     // Every write that advanced the feed is announced (a reset is a new feed, not an advance).
     if (model.head !== head && endpoint !== '_test') realtime?.poke()
     if (fault?.kind === 'lose-answer') return HttpResponse.error()
-    return json(answer)
+    return answerFor(request, answer)
   })
 
   return {

@@ -1,6 +1,7 @@
 // One suite for docs/protocol.md, run against the msw handlers of redux-idb-sync/testing
 // (test/contract/msw.test.ts) and against the real Flask server (test/e2e/contract.e2e.test.ts),
 // so the two cannot drift apart.
+import { gzipSync } from 'node:zlib'
 import { beforeEach, describe, expect, test } from 'vitest'
 
 export interface ContractTarget {
@@ -47,7 +48,7 @@ export function contractSuite(name: string, target: ContractTarget): void {
       const body = (await response.json()) as Json
       expect(body.status).toBe('ok')
       expect(typeof body.serverTime).toBe('number')
-      expect(body.protocol).toBe(2)
+      expect(body.protocol).toBe(3)
       expect(body.epoch).toMatch(/^[0-9a-f]{32}$/)
     })
 
@@ -325,6 +326,117 @@ export function contractSuite(name: string, target: ContractTarget): void {
       const answer = await call('POST', '/sync/push', raw)
       expect((answer.body.results as Json[])[0]!.status).toBe('applied')
       expect(({} as Json).polluted).toBeUndefined()
+    })
+    describe('patches (protocol 3)', () => {
+      const body = 'lorem ipsum '.repeat(850)
+      const patchOp = (patch: Json, base: Json, baseVersion: number, over: Json = {}): Json => {
+        const { value: _value, ...rest } = op({ type: 'patch', patch, base, baseVersion, ...over })
+        void _value
+        return rest
+      }
+      const create = async (): Promise<void> => {
+        const answer = await push([op({ value: { id: 'a', title: 't', body } })])
+        expect((answer.body.results as Json[])[0]!.status).toBe('applied')
+      }
+      const result = async (o: Json): Promise<Json> => ((await push([o])).body.results as Json[])[0]!
+
+      test('a patch on the current version applies as a new version', async () => {
+        await create()
+        const applied = await result(patchOp({ title: 'new' }, { title: 't' }, 1))
+        expect(applied.status).toBe('applied')
+        expect(applied.record).toMatchObject({ version: 2, value: { id: 'a', title: 'new', body } })
+      })
+
+      test('a patch on a stale version merges the fields only the other side changed, as a new version in the feed', async () => {
+        await create()
+        await result(patchOp({ body: 'theirs' }, { body }, 1))
+        const merged = await result(patchOp({ title: 'mine' }, { title: 't' }, 1))
+        expect(merged.status).toBe('applied')
+        expect(merged.record).toMatchObject({ version: 3, value: { id: 'a', title: 'mine', body: 'theirs' } })
+        const feed = await call('GET', '/sync/changes?since=2')
+        expect((feed.body.changes as Json[]).map((c) => [c.version, (c.value as Json).title])).toEqual([[3, 'mine']])
+      })
+
+      test('the same field changed on both sides is a conflict naming the field; nothing is written', async () => {
+        await create()
+        await result(patchOp({ title: 'theirs' }, { title: 't' }, 1))
+        const conflict = await result(patchOp({ title: 'mine', extra: 1 }, { title: 't', extra: null }, 1))
+        expect(conflict.status).toBe('conflict')
+        expect(conflict.fields).toEqual(['/title'])
+        expect(conflict.current).toMatchObject({ version: 2, value: { title: 'theirs' } })
+        const item = await call('GET', '/items/files/a')
+        expect(item.body.value).not.toHaveProperty('extra')
+      })
+
+      test('a patch against a missing item is a conflict with current null', async () => {
+        const conflict = await result(patchOp({ title: 'x' }, { title: 't' }, 1))
+        expect(conflict).toMatchObject({ status: 'conflict', current: null })
+      })
+
+      test('a malformed patch is rejected alone', async () => {
+        await create()
+        const answer = await push([patchOp({ title: 'x' }, {}, 1), patchOp(['x'] as unknown as Json, {}, 1), patchOp({ title: 'ok' }, { title: 't' }, 1)])
+        const results = answer.body.results as Json[]
+        expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'applied'])
+        expect((results[0]!.error as Json).message).toMatch(/malformed patch/)
+      })
+    })
+
+    test('a pull with a limit returns the most recent live items first, with total and hasMore (protocol 3)', async () => {
+      await push([op({ id: 'a', value: { id: 'a' } }), op({ id: 'b', value: { id: 'b' } }), op({ id: 'c', value: { id: 'c' } })])
+      await push([op({ id: 'a', value: { id: 'a', v: 2 }, baseVersion: 1 }), op({ id: 'c', type: 'delete', value: undefined, baseVersion: 1 })])
+      const recent = await call('GET', '/sync/pull?collections=files&limit=1')
+      expect(recent.status).toBe(200)
+      expect((recent.body.items as Json[]).map((r) => r.id)).toEqual(['a'])
+      expect(recent.body).toMatchObject({ total: 2, hasMore: true, cursor: '5' })
+      const all = await call('GET', '/sync/pull?collections=files&limit=10')
+      expect((all.body.items as Json[]).map((r) => r.id)).toEqual(['a', 'b'])
+      expect(all.body.hasMore).toBe(false)
+      expect((await call('GET', '/sync/pull?limit=0')).status).toBe(400)
+      expect((await call('GET', '/sync/pull')).body).not.toHaveProperty('total')
+    })
+
+    describe('compression (protocol 3)', () => {
+      const gz = (value: unknown): Uint8Array => new Uint8Array(gzipSync(JSON.stringify(value)))
+      const send = async (bytes: Uint8Array, encoding: string): Promise<{ status: number; body: Json; headers: Headers }> => {
+        const response = await fetch(`${target.baseUrl()}/sync/push`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-encoding': encoding, ...auth() },
+          body: bytes as BodyInit,
+        })
+        return { status: response.status, body: (await response.json()) as Json, headers: response.headers }
+      }
+
+      test('a gzip request body is accepted', async () => {
+        const answer = await send(gz({ clientId: 'c', ops: [op({ value: { id: 'a', body: 'x'.repeat(20_000) } })] }), 'gzip')
+        expect(answer.status).toBe(200)
+        expect((answer.body.results as Json[])[0]!.status).toBe('applied')
+      })
+
+      test('a body whose decompressed size exceeds the limit is 413 and writes nothing', async () => {
+        const bomb = gz({ clientId: 'c', ops: [op({ value: { id: 'a', body: '0'.repeat(8 * 1024 * 1024) } })] })
+        expect(bomb.byteLength).toBeLessThan(64 * 1024)
+        const answer = await send(bomb, 'gzip')
+        expect(answer.status).toBe(413)
+        expect(answer.body.error).toBe('payload_too_large')
+        expect((await call('GET', '/items/files/a')).status).toBe(404)
+      })
+
+      test('an unknown Content-Encoding is 415, a body that is not gzip is 400; nothing is written', async () => {
+        const raw = new TextEncoder().encode(JSON.stringify({ clientId: 'c', ops: [op()] }))
+        const unknown = await send(raw, 'br')
+        expect(unknown.status).toBe(415)
+        expect(unknown.headers.get('accept-encoding')).toBe('gzip')
+        expect((await send(raw, 'gzip')).status).toBe(400)
+        expect((await call('GET', '/items/files/a')).status).toBe(404)
+      })
+
+      test('answers are gzip-compressed when the request accepts gzip', async () => {
+        await push([op({ value: { id: 'a', body: 'lorem ipsum '.repeat(500) } })])
+        const response = await fetch(`${target.baseUrl()}/sync/pull`, { headers: { 'accept-encoding': 'gzip', ...auth() } })
+        expect(response.headers.get('content-encoding')).toBe('gzip')
+        expect(((await response.json()) as Json).items as Json[]).toHaveLength(1)
+      })
     })
   })
 }

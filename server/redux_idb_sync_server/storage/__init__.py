@@ -29,6 +29,8 @@ import secrets
 import time
 import uuid
 
+from ..merge import merge_patch_onto, pointer
+
 __all__ = ["Storage", "open_backend", "now_ms", "new_epoch"]
 
 
@@ -176,7 +178,17 @@ class Storage:
         current = self._record(row) if row else None
         current_version = current["version"] if current else 0
         base = op["baseVersion"] or 0
-        if not op["force"] and base != current_version:
+        value = op["value"]
+        if op["type"] == "patch":
+            # A patch merges onto what the server has, at field level, whatever the base version
+            # (docs/protocol.md, "Patches"); there must be an item to patch. Conflicts are not
+            # stored as decided: the client may retry after deciding.
+            if current is None or current["deleted"]:
+                return ("conflict", current, []), head
+            value, clashes = merge_patch_onto(current["value"], op["patch"], op["base"], force=op["force"])
+            if clashes:
+                return ("conflict", current, [pointer(path) for path in clashes]), head
+        elif not op["force"] and base != current_version:
             # Conflicts are not stored as decided: the client may retry after rebasing.
             return ("conflict", current), head
         seq = self._next_seq(tx, tenant, head)
@@ -188,7 +200,7 @@ class Storage:
             "updatedAt": now_ms(),
             "clientTime": op["clientTime"],
             "deleted": deleted,
-            "value": None if deleted else op["value"],
+            "value": None if deleted else value,
             "seq": seq,
             "opId": op["opId"],
         }
@@ -205,7 +217,7 @@ class Storage:
                 record["updatedAt"],
                 record["clientTime"],
                 1 if deleted else 0,
-                None if deleted else _dump(op["value"]),
+                None if deleted else _dump(value),
                 seq,
                 key,
             ),
@@ -290,6 +302,21 @@ class Storage:
             ).fetchall()
             head, epoch = self._tenant_row(tx, tenant)
         return [self._record(r) for r in rows], head, epoch
+
+    def recent_items(self, tenant, collections, limit):
+        """The ``limit`` most recently written live items, newest first, with the number of live
+        items, the head and the epoch: ``(items, total, head, epoch)``, read in one snapshot. A new
+        device shows these first and reads the rest from the feed (docs/protocol.md)."""
+        where, params = self._filter(collections)
+        self._ensure_tenant(tenant)
+        with self.backend.read() as tx:
+            rows = tx.execute(
+                f"SELECT {_COLUMNS} FROM items WHERE tenant = ? AND deleted = 0{where} ORDER BY seq DESC LIMIT ?",
+                [tenant, *params, limit],
+            ).fetchall()
+            total = tx.execute(f"SELECT COUNT(*) FROM items WHERE tenant = ? AND deleted = 0{where}", [tenant, *params]).fetchone()[0]
+            head, epoch = self._tenant_row(tx, tenant)
+        return [self._record(r) for r in rows], total, head, epoch
 
     def changes(self, tenant, since, limit, collections):
         """Returns ``(page, has_more, head, epoch)``, read in one snapshot. ``head`` is the

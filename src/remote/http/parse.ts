@@ -88,7 +88,13 @@ export function parsePush(body: unknown, opIds: readonly string[]): PushResponse
       case 'duplicate':
         return { opId, status: raw.status, record: parseRecord(raw.record, `${where}.record`) }
       case 'conflict':
-        return { opId, status: 'conflict', current: raw.current === null || raw.current === undefined ? null : parseRecord(raw.current, `${where}.current`) }
+        return {
+          opId,
+          status: 'conflict',
+          current: raw.current === null || raw.current === undefined ? null : parseRecord(raw.current, `${where}.current`),
+          // Protocol 3: the fields a patch changed that the server changed too (informational).
+          ...(Array.isArray(raw.fields) && raw.fields.every((f) => typeof f === 'string') ? { fields: raw.fields as string[] } : {}),
+        }
       case 'rejected': {
         const error = isObject(raw.error) ? raw.error : {}
         return {
@@ -107,7 +113,13 @@ export function parsePush(body: unknown, opIds: readonly string[]): PushResponse
 export function parsePull(body: unknown): PullResponse {
   expect(isObject(body), 'pull body is not an object')
   expect(Array.isArray(body.items), 'items is not an array')
-  return { items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)), cursor: parseCursor(body), ...parseEpoch(body) }
+  return {
+    items: (body.items as unknown[]).map((r, i) => parseRecord(r, `items[${i}]`)),
+    cursor: parseCursor(body),
+    ...parseEpoch(body),
+    ...(typeof body.total === 'number' && Number.isInteger(body.total) && body.total >= 0 ? { total: body.total } : {}),
+    ...(typeof body.hasMore === 'boolean' ? { hasMore: body.hasMore } : {}),
+  }
 }
 
 export function parseChanges(body: unknown): ChangesResponse {

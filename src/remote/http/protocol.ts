@@ -22,8 +22,13 @@ export interface RemoteOperation {
   readonly opId: string
   readonly collection: string
   readonly id: string
-  readonly type: 'put' | 'delete'
+  /** `patch` (protocol 3): `patch` and `base` instead of `value`, merged at field level. */
+  readonly type: 'put' | 'delete' | 'patch'
   readonly value?: unknown
+  /** An RFC 7396 merge patch from the base version's value to the new one (`type: 'patch'`). */
+  readonly patch?: Readonly<Record<string, unknown>>
+  /** The base version's values of the fields `patch` changes (`null`: absent). */
+  readonly base?: Readonly<Record<string, unknown>>
   /** The server version this change was based on; `null` when the client never saw the item. */
   readonly baseVersion: number | null
   readonly clientTime: number
@@ -34,7 +39,7 @@ export interface RemoteOperation {
 /** The server's verdict on one pushed operation. */
 export type PushResult =
   | { readonly opId: string; readonly status: 'applied' | 'duplicate'; readonly record: RemoteRecord }
-  | { readonly opId: string; readonly status: 'conflict'; readonly current: RemoteRecord | null }
+  | { readonly opId: string; readonly status: 'conflict'; readonly current: RemoteRecord | null; readonly fields?: readonly string[] }
   | { readonly opId: string; readonly status: 'rejected'; readonly error: { readonly error: string; readonly message: string } }
 
 export interface PushResponse {
@@ -49,7 +54,11 @@ export interface PushResponse {
 
 export interface PullResponse {
   readonly items: readonly RemoteRecord[]
+  /** The feed's head. After a limited pull it does not cover the items left out: not a feed cursor then. */
   readonly cursor: string
+  /** Protocol 3, limited pulls only: how many live items there are, and whether some were left out. */
+  readonly total?: number
+  readonly hasMore?: boolean
   /**
    * The server's epoch (protocol 2): names the history the cursors belong to. A different epoch
    * than before means the server was wiped or restored from a backup. Absent from protocol 1 servers.
