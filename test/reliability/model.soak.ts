@@ -10,7 +10,7 @@
 // Every run prints its seed. Replay a failure with FC_SEED=<seed> FC_PATH=<path> from the
 // report; FC_NO_SHRINK=1 reports the first failing run without shrinking it (shrinking a long
 // run can take minutes). FC_TRACE=1 prints every step and push.
-import { configureStore } from '@reduxjs/toolkit'
+import { configureStore, isDraft } from '@reduxjs/toolkit'
 import fc from 'fast-check'
 import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
@@ -47,6 +47,14 @@ interface PushResult {
   readonly record?: { readonly id: string }
 }
 const pushResults: PushResult[] = []
+/** Ids the patch tracker did not name, as verifyChangedIds reports them: there must be none. */
+const trackerMisses: string[] = []
+const countingDrafts =
+  (reducer: typeof filesSlice.reducer): typeof filesSlice.reducer =>
+  (state, action) => {
+    if (state !== undefined && isDraft(state)) coverage.draftedReductions++
+    return reducer(state, action)
+  }
 const push = server.model.push
 server.model.push = (body) => {
   const answer = push(body)
@@ -73,6 +81,8 @@ const coverage = {
   restarts: 0,
   flushesChecked: 0,
   pulls: 0,
+  /** Reductions of the files slice that the enhancer's patch tracking handed a draft. */
+  draftedReductions: 0,
   /** Runs per strategy, and conflicts each strategy settled for the server (a local change lost). */
   runsClientWins: 0,
   runsServerWins: 0,
@@ -255,10 +265,13 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
     const persistence: PersistenceMiddleware = createPersistenceMiddleware({
       dbName: 'model',
       storage,
-      slices: { [FILES]: { debounceMs: 50, batchSize: 3, conflict: strategy } },
+      // verifyChangedIds runs the full diff beside every diff the patch tracker made, and
+      // reports each id the patches did not name.
+      slices: { [FILES]: { debounceMs: 50, batchSize: 3, conflict: strategy, verifyChangedIds: true } },
       retry: { initialDelayMs: 20, maxDelayMs: 200 },
       onError: (error) => {
         if (error.name === 'TransactionAbortedError') coverage.aborts++
+        if (error.name === 'InvalidOptionError') trackerMisses.push(error.message)
       },
       remote: {
         baseUrl: BASE,
@@ -284,7 +297,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
       if (event.operation.error?.name === 'RequestTimeoutError') coverage.timeouts++
     })
     const store = configureStore({
-      reducer: { files: filesSlice.reducer, sync: syncReducer },
+      reducer: { files: countingDrafts(filesSlice.reducer), sync: syncReducer },
       middleware: (g) => g().concat(persistence),
       enhancers: (g) => g().concat(persistence.enhancer),
     })
@@ -526,6 +539,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
   // Invariant: after the final flush, IndexedDB equals the Redux state; once faults stopped,
   // the server does too.
   expect(stored, 'IndexedDB equals the Redux state').toEqual(local)
+  expect(trackerMisses.splice(0), 'verifyChangedIds found no id the patch tracker missed').toEqual([])
   expect(serverLive, `the server equals the Redux state (${diagnosis})`).toEqual(local)
   // Invariant: the server equals the model. Where the model knows who had the last word (a
   // local change, acknowledged or not, or another device's write while nothing of ours was
