@@ -21,7 +21,7 @@ const out = join(root, 'node_modules', '.cache', 'redux-idb-sync-bench')
 mkdirSync(out, { recursive: true })
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.filter((a) => /^B\d$/.test(a))
+const only = args.filter((a) => /^B\d+$/.test(a))
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const common = {
   bundle: true,
@@ -52,10 +52,10 @@ if (!args.includes('--browser-only')) {
     env: { ...process.env, NODE_ENV: 'production', RIS_REPO_ROOT: root, BENCH_JSON: json },
   })
   if (node.status !== 0) process.exit(node.status ?? 1)
-  rows.push(...JSON.parse(readFileSync(json, 'utf8')).rows.map((row) => row.replace(/^\| (B\d) \|/, '| $1 (Node) |')))
+  rows.push(...JSON.parse(readFileSync(json, 'utf8')).rows.map((row) => row.replace(/^\| (B\d+) \|/, '| $1 (Node) |')))
 }
 
-const browserCases = ['B2', 'B3', 'B5', 'B7']
+const browserCases = ['B2', 'B3', 'B5', 'B7', 'B16']
 const wantBrowser = !args.includes('--node-only') && (only.length === 0 || only.some((id) => browserCases.includes(id)))
 if (wantBrowser) {
   if (!existsSync(CHROMIUM)) {
@@ -79,7 +79,7 @@ if (wantBrowser) {
     const { chromium } = await import('playwright-core')
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--js-flags=--expose-gc'],
     })
     try {
       chromiumVersion = browser.version()
@@ -92,7 +92,7 @@ if (wantBrowser) {
       const { rows: browserRows } = await page.evaluate((options) => window.runBench(options), { quick, only: browserOnly })
       console.error(`Chromium cases took ${((Date.now() - started) / 1000).toFixed(1)} s`)
       for (const row of browserRows) console.log(row)
-      rows.push(...browserRows.map((row) => row.replace(/^\| (B\d) \|/, '| $1 (Chromium) |')))
+      rows.push(...browserRows.map((row) => row.replace(/^\| (B\d+) \|/, '| $1 (Chromium) |')))
     } finally {
       await browser.close()
       server.close()

@@ -7,21 +7,23 @@ import { b1 } from '../cases/b1'
 import { b8 } from '../cases/b8'
 import { b6, b9 } from '../cases/dispatch'
 import { b5, b7 } from '../cases/storage'
-import { burst } from '../cases/burst'
+import { b16, burst } from '../cases/burst'
+import { b1real } from '../cases/b1real'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.filter((a) => /^B\d$/.test(a))
+const only = args.filter((a) => /^B\d+$/.test(a))
 const settings = settingsFor(quick, () => new IDBFactory())
 
 const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
-  B1: () => b1(settings),
+  B1: async () => [...(await b1(settings)), ...(await b1real(settings, true))],
   B3: () => burst(settings),
   B5: () => b5(settings),
   B6: () => b6(settings),
   B7: () => b7(settings),
   B8: () => b8(settings),
   B9: () => b9(settings),
+  B16: () => b16(settings),
 }
 
 const rows: string[] = []
