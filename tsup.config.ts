@@ -11,5 +11,5 @@ export default defineConfig({
   clean: true,
   splitting: true,
   treeshake: true,
-  external: ['@reduxjs/toolkit', 'idb', 'ky', 'msw', 'react', 'react-dom', 'react-redux', 'react/jsx-runtime'],
+  external: ['@reduxjs/toolkit', 'idb', 'immer', 'ky', 'msw', 'react', 'react-dom', 'react-redux', 'react/jsx-runtime'],
 })

@@ -55,7 +55,7 @@ if (!args.includes('--browser-only')) {
   rows.push(...JSON.parse(readFileSync(json, 'utf8')).rows.map((row) => row.replace(/^\| (B\d+) \|/, '| $1 (Node) |')))
 }
 
-const browserCases = ['B2', 'B3', 'B5', 'B7']
+const browserCases = ['B2', 'B3', 'B5', 'B7', 'B16']
 const wantBrowser = !args.includes('--node-only') && (only.length === 0 || only.some((id) => browserCases.includes(id)))
 if (wantBrowser) {
   if (!existsSync(CHROMIUM)) {
@@ -79,7 +79,7 @@ if (wantBrowser) {
     const { chromium } = await import('playwright-core')
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--js-flags=--expose-gc'],
     })
     try {
       chromiumVersion = browser.version()

@@ -4,7 +4,8 @@
 import { formatFact, formatResult, type Fact, type Result } from '../lib/harness'
 import { settingsFor } from '../lib/settings'
 import { b1 } from '../cases/b1'
-import { burst } from '../cases/burst'
+import { b16, burst } from '../cases/burst'
+import { b1real } from '../cases/b1real'
 import { b5, b7 } from '../cases/storage'
 
 declare global {
@@ -19,14 +20,16 @@ window.runBench = async ({ quick, only }) => {
   const settings = { ...base, b1Sizes: base.b1Sizes.filter((n) => n <= 10_000) }
   const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
     B2: async () =>
-      (await b1(settings)).map((r) => ({
-        ...r,
-        id: 'B2',
-        ...(r.title.startsWith('one item changes among 10,000') ? { target: { op: '>=' as const, value: 20 }, met: r.ratio >= 20 } : {}),
-      })),
+      [...(await b1(settings)), ...(await b1real(settings, true))].map((r) => {
+        if (!('ratio' in r)) return { ...r, id: 'B2' }
+        const goal = r.title === 'one item changes among 10,000, real RTK reducer, default options'
+        // In Chromium the goal (B2) is 40× redux-persist at 10k with default options.
+        return { ...r, id: 'B2', ...(goal ? { target: { op: '>=' as const, value: 40 }, met: r.ratio >= 40 } : {}) }
+      }),
     B3: () => burst(settings),
     B5: () => b5(settings),
     B7: () => b7(settings),
+    B16: () => b16(settings),
   }
   const results: Array<Result | Fact> = []
   for (const [id, run] of Object.entries(cases)) {

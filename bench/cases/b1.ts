@@ -11,7 +11,9 @@ import type { Settings } from '../lib/settings'
  * The app's own reducer is the same for every side and is not the persistence layer's doing, so
  * both stores replay states computed beforehand (see `prepareReplay`): each dispatch moves the
  * slice to a state one item away from the last in O(1), and what is measured is what each
- * library does with that change.
+ * library does with that change. Replayed states are no immer drafts, so ours cannot track
+ * patches here: with default options these rows measure the full diff (the fallback). The goals
+ * are measured with the real RTK reducer (b1real.ts).
  */
 const oursChange = (o: OursStore, n: number) => {
   const next = replayWalker(n)
@@ -54,11 +56,10 @@ export async function b1(settings: Settings): Promise<Result[]> {
       results.push(
         await compare({
           id: 'B1',
-          title: `one item changes among ${n.toLocaleString('en')} (ours: ${variant.label})`,
+          title: `one item changes among ${n.toLocaleString('en')}, replayed states (ours: ${variant.label})`,
           ours: { name: 'redux-idb-sync', run },
           baseline: { name: 'redux-persist 6 + idb-keyval', run: baselineRun },
           report: 'speedup',
-          ...(n === 10_000 ? { target: { op: '>=' as const, value: 100 } } : {}),
           rounds: settings.rounds,
           iterations: settings.iterations(n),
           note: 'dispatch → committed; the reducer replays precomputed states',
@@ -74,11 +75,10 @@ export async function b1(settings: Settings): Promise<Result[]> {
     results.push(
       await compare({
         id: 'B1',
-        title: `flatness (${label}): ours at ${large.toLocaleString('en')} items vs ours at ${small.toLocaleString('en')}`,
+        title: `flatness, replayed states (${label}): ours at ${large.toLocaleString('en')} items vs ours at ${small.toLocaleString('en')}`,
         ours: { name: `ours@${large}`, run: bySize.get(large)! },
         baseline: { name: `ours@${small}`, run: bySize.get(small)! },
         report: 'overhead',
-        target: { op: '<=', value: 1.2 },
         rounds: settings.rounds,
         iterations: settings.iterations(large),
         note: 'the reducer replays precomputed states',

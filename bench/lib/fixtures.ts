@@ -9,8 +9,11 @@ import {
   type PayloadAction,
   type Reducer,
 } from '@reduxjs/toolkit'
+import Dexie, { type Table } from 'dexie'
 import { createStore as createKeyvalStore, del, get, set } from 'idb-keyval'
+import localforage from 'localforage'
 import { persistReducer, persistStore, type Persistor } from 'redux-persist'
+import { rememberEnhancer, rememberReducer } from 'redux-remember'
 import { createPersistenceMiddleware, type LocalStore, type PersistenceMiddleware, type PersistenceOptions } from 'redux-idb-sync'
 
 /** A realistic item: a note of ~200 bytes. */
@@ -179,18 +182,37 @@ export interface PersistStore {
   readonly dbName: string
 }
 
-function makePersistStore(dbName: string) {
+/** redux-persist 6 storage on localforage (its IndexedDB driver), the other storage its docs name for the browser. */
+export function localforageStorage(dbName: string) {
+  const instance = localforage.createInstance({ name: dbName, storeName: 'keyval', driver: localforage.INDEXEDDB })
+  return {
+    getItem: (key: string) => instance.getItem<string>(key),
+    setItem: (key: string, value: string) => instance.setItem(key, value),
+    removeItem: (key: string) => instance.removeItem(key),
+  }
+}
+
+/** The storage shape redux-persist takes. */
+interface KeyValue {
+  getItem(key: string): Promise<unknown>
+  setItem(key: string, value: string): Promise<unknown>
+  removeItem(key: string): Promise<unknown>
+}
+
+function makePersistStore(dbName: string, storage: KeyValue) {
   const root = combineReducers({ items: itemsReducer, counter: counterSlice.reducer })
-  const persisted = persistReducer({ key: 'root', storage: idbKeyvalStorage(dbName), whitelist: ['items'] }, root) as unknown as Reducer<
-    ReturnType<typeof root>
-  >
+  const persisted = persistReducer({ key: 'root', storage, whitelist: ['items'] }, root) as unknown as Reducer<ReturnType<typeof root>>
   const store = configureStore({ reducer: persisted, middleware: (getDefault) => getDefault(production) })
   return { store }
 }
 
 /** redux-persist 6 persisting the same `items` slice (needs a global `indexedDB`, as idb-keyval uses it). */
-export async function persistStoreOf(n: number, dbName = uniqueName('redux-persist')): Promise<PersistStore> {
-  const { store } = makePersistStore(dbName)
+export async function persistStoreOf(
+  n: number,
+  dbName = uniqueName('redux-persist'),
+  storageOf: (dbName: string) => KeyValue = idbKeyvalStorage,
+): Promise<PersistStore> {
+  const { store } = makePersistStore(dbName, storageOf(dbName))
   const persistor = await new Promise<Persistor>((resolve) => {
     const p = persistStore(store, null, () => resolve(p))
   })
@@ -221,4 +243,44 @@ export function counting(inner: LocalStore): LocalStore & { readonly counts: { c
     getMany: (store, keys) => inner.getMany(store, keys),
     close: () => inner.close(),
   }
+}
+
+/**
+ * redux-remember 6 persisting the `items` slice through idb-keyval, throttle 0 (it writes from its
+ * store listener, inside `dispatch`). `written()` resolves when the next write has completed.
+ */
+export async function rememberStoreOf(n: number) {
+  const kv = createKeyvalStore(uniqueName('redux-remember'), 'keyval')
+  let waiting: Array<() => void> = []
+  const driver = {
+    getItem: (key: string) => get(key, kv),
+    setItem: async (key: string, value: unknown) => {
+      await set(key, value, kv)
+      const done = waiting
+      waiting = []
+      for (const resolve of done) resolve()
+    },
+  }
+  const store = configureStore({
+    reducer: rememberReducer({ items: itemsReducer, counter: counterSlice.reducer }),
+    middleware: (getDefault) => getDefault(production),
+    enhancers: (getDefault) => getDefault().concat(rememberEnhancer(driver, ['items'], { persistThrottle: 0 })),
+  })
+  const written = () => new Promise<void>((resolve) => waiting.push(resolve))
+  // Rehydration runs first; wait for it to settle before filling.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  if (n > 0) {
+    const first = written()
+    store.dispatch(setAll(items(n)))
+    await first
+  }
+  return { store, written }
+}
+
+/** Dexie 4: one table of items, the hand-written raw limit (`put`, `bulkPut`). */
+export async function dexieTable(): Promise<{ table: Table<Item, string>; close: () => void }> {
+  const db = new Dexie(uniqueName('dexie'))
+  db.version(1).stores({ items: 'id' })
+  await db.open()
+  return { table: db.table('items'), close: () => db.close() }
 }

@@ -4,13 +4,26 @@ import { Bench } from 'tinybench'
  * The comparison harness: A (ours) and B (a baseline) run side by side in one process, after a
  * warm-up, over `rounds` rounds. Within a round each side runs `iterations` times under tinybench
  * and contributes its median; the order of A and B alternates from round to round, so drift
- * (GC, JIT, thermal) hits both alike. Ratios are computed per round, then summarised as the
- * median and the min–max spread across rounds — never from a single run.
+ * (JIT, thermal) hits both alike. Before each side's turn the garbage of the other side is
+ * collected (`gc()`: Node runs with --expose-gc, Chromium with --js-flags=--expose-gc), so a side
+ * never pays for the strings the other one built. Ratios are computed per round, then summarised
+ * as the median and the min–max spread across rounds — never from a single run.
  */
 export interface Side {
   readonly name: string
-  /** One measured operation. */
+  /**
+   * One measured operation. A side whose operation needs an untimed part (a burst dispatched
+   * before the flush that is measured) times itself: it returns the milliseconds it measured,
+   * and the harness takes the median of those instead of tinybench's.
+   */
   readonly run: () => unknown
+  readonly timesItself?: boolean
+}
+
+/** Collects garbage where the runtime lets us (see the module comment). */
+export function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (typeof gc === 'function') gc()
 }
 
 export interface Comparison {
@@ -74,6 +87,13 @@ export function meets(target: Target | undefined, ratio: number): boolean | null
 }
 
 async function medianOf(side: Side, iterations: number, warmup: boolean): Promise<number> {
+  collectGarbage()
+  if (side.timesItself) {
+    if (warmup) for (let i = 0; i < Math.max(2, iterations >> 2); i++) await side.run()
+    const times: number[] = []
+    for (let i = 0; i < iterations; i++) times.push((await side.run()) as number)
+    return median(times)
+  }
   const bench = new Bench({ iterations, time: 0, warmup, warmupIterations: Math.max(2, iterations >> 2), warmupTime: 0, throws: true })
   bench.add(side.name, side.run)
   await bench.run()

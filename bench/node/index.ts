@@ -11,6 +11,8 @@ import { b5, b7 } from '../cases/storage'
 import { burst } from '../cases/burst'
 import { b10, b12 } from '../cases/realtime'
 import { diffsync } from '../cases/diffsync'
+import { b16, burst } from '../cases/burst'
+import { b1real } from '../cases/b1real'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -18,7 +20,7 @@ const only = args.filter((a) => /^B\d+$/.test(a))
 const settings = settingsFor(quick, () => new IDBFactory())
 
 const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
-  B1: () => b1(settings),
+  B1: async () => [...(await b1(settings)), ...(await b1real(settings, true))],
   B3: () => burst(settings),
   B5: () => b5(settings),
   B6: () => b6(settings),
@@ -31,6 +33,7 @@ const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
   B13: () => diffsync(settings, ['B13']),
   B14: () => diffsync(settings, ['B14']),
   B15: () => diffsync(settings, ['B15']),
+  B16: () => b16(settings),
 }
 
 const rows: string[] = []

@@ -233,6 +233,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
       s.config.enabled = true
       s.dirty = true
       s.hinted = null // no action was watched while disabled: the catch-up diff is a full one
+      s.patched = null
       refreshWatched(ctx)
       if (ctx.api) {
         if (s.hydration === 'disabled') {

@@ -1,31 +1,124 @@
 import type { Reducer, StoreEnhancer, UnknownAction } from '@reduxjs/toolkit'
 import { ACTION_PREFIX, hydrateSlice, remoteApplied } from '../core/actions'
-import type { PersistenceContext } from './instanceContext'
+import type { PersistenceContext, SliceRuntime } from './instanceContext'
 import { applyChanges, getAt, setAt } from './shapes'
+import { notePatches, patchesAvailable, producePatches, trackable } from './sliceTracker'
+
+type State = Record<string, unknown>
+
+/** How the enhancer reduces an action type it has seen: with drafts (patch tracking), or never so. */
+const DRAFT = 1
+const NEVER = 2
 
 /**
  * The store enhancer: wraps the root reducer so this instance's `hydrateSlice` replaces a slice's
  * collection and its `remoteApplied` applies puts and deletes to it. Actions of other instances
  * (their `meta.instanceId`) pass untouched.
+ *
+ * It also tracks which items each action changed (the `track` slice option): an action type
+ * already seen to change a persisted slice is reduced with the persisted slices as drafts inside
+ * one `produceWithPatches`, and the ids are read from the patches. Every other reduction only
+ * notes which slices changed, and their next diff is a full one.
  */
 export function createEnhancer(ctx: PersistenceContext): StoreEnhancer {
   return (createStore) => (reducer, preloadedState) => {
     ctx.enhancerInstalled = true
-    const wrapped = ((state: Record<string, unknown> | undefined, action: UnknownAction) => {
-      const next = (reducer as Reducer)(state, action) as Record<string, unknown>
-      if (typeof action.type !== 'string' || !action.type.startsWith(ACTION_PREFIX)) return next
+    const root = reducer as Reducer
+    const modes = new Map<string, number>()
+    const tracking = patchesAvailable()
+    /** Dispatches under way: above 1, a store listener dispatched while another dispatch notifies. */
+    let depth = 0
+
+    /** After a reduction the patches did not describe: each slice that changed is diffed in full. */
+    function noteUntracked(before: State | undefined, next: State, type: string | undefined, skip: readonly SliceRuntime[] | null): void {
+      for (const s of ctx.watched) {
+        if (skip !== null && skip.includes(s)) continue
+        const after = next[s.name]
+        if (after === s.patchedState) continue
+        s.patched = null
+        s.patchedState = after
+        // Learn: this type changes a slice that patches can describe; draft it next time.
+        if (type !== undefined && before !== undefined && after !== before[s.name] && trackable(s) && !modes.has(type)) modes.set(type, DRAFT)
+      }
+    }
+
+    function reduceDrafted(state: State, action: UnknownAction, tracked: SliceRuntime[]): State {
+      for (const s of tracked) if (state[s.name] !== s.patchedState) s.patched = null
+      const base: State = {}
+      for (const s of tracked) base[s.name] = state[s.name]
+      let out: unknown
+      let replaced = false
+      const input: State = { ...state }
+      const [nextBase, patches] = producePatches(base, (draft) => {
+        for (const s of tracked) input[s.name] = draft[s.name]
+        out = root(input, action)
+        if (typeof out !== 'object' || out === null) return
+        for (const s of tracked) {
+          const value = (out as State)[s.name]
+          if (value === draft[s.name]) continue
+          // A new object instead of the draft: the reducer is not of RTK's kind for this type.
+          replaced = true
+          s.patched = null
+          draft[s.name] = value
+        }
+      })
+      if (typeof out !== 'object' || out === null) {
+        modes.set(action.type, NEVER)
+        return out as State
+      }
+      if (replaced) modes.set(action.type, NEVER)
+      let next: State
+      if (out === input) {
+        if (nextBase === base) return state
+        next = { ...state }
+      } else next = { ...(out as State) }
+      for (const s of tracked) next[s.name] = nextBase[s.name]
+      notePatches(tracked, patches)
+      for (const s of tracked) s.patchedState = next[s.name]
+      noteUntracked(state, next, undefined, tracked)
+      return next
+    }
+
+    function reduceApp(state: State | undefined, action: UnknownAction): State {
+      const type = action.type
+      if (tracking && state !== undefined && depth <= 1 && modes.get(type) === DRAFT) {
+        const tracked = ctx.watched.filter(trackable)
+        if (tracked.length > 0) return reduceDrafted(state, action, tracked)
+      }
+      const next = root(state, action) as State
+      if (typeof next === 'object' && next !== null) noteUntracked(state, next, depth <= 1 && tracking ? type : undefined, null)
+      return next
+    }
+
+    const wrapped = ((state: State | undefined, action: UnknownAction) => {
+      if (typeof action.type !== 'string' || !action.type.startsWith(ACTION_PREFIX)) return reduceApp(state, action)
+      let next = root(state, action) as State
       if (remoteApplied.match(action) && action.meta.instanceId === ctx.instanceId) {
         const s = ctx.slices.get(action.payload.slice)
-        if (!s?.kind) return next
-        const { puts, deletes } = action.payload
-        const collection = applyChanges(s.kind, getAt(next[s.name], s.config.path), puts, deletes, s.config.getId)
-        return { ...next, [s.name]: setAt(next[s.name], s.config.path, collection) }
+        if (s?.kind) {
+          const { puts, deletes } = action.payload
+          const collection = applyChanges(s.kind, getAt(next[s.name], s.config.path), puts, deletes, s.config.getId)
+          next = { ...next, [s.name]: setAt(next[s.name], s.config.path, collection) }
+        }
+      } else if (hydrateSlice.match(action) && action.meta.instanceId === ctx.instanceId) {
+        const s = ctx.slices.get(action.payload.slice)
+        if (s) next = { ...next, [s.name]: setAt(next[s.name], s.config.path, action.payload.collection) }
       }
-      if (!hydrateSlice.match(action) || action.meta.instanceId !== ctx.instanceId) return next
-      const s = ctx.slices.get(action.payload.slice)
-      if (!s) return next
-      return { ...next, [s.name]: setAt(next[s.name], s.config.path, action.payload.collection) }
+      if (typeof next === 'object' && next !== null) noteUntracked(state, next, undefined, null)
+      return next
     }) as typeof reducer
-    return createStore(wrapped, preloadedState)
+    const store = createStore(wrapped, preloadedState)
+    const dispatch = store.dispatch as (action: UnknownAction) => unknown
+    return {
+      ...store,
+      dispatch: ((action: UnknownAction) => {
+        depth++
+        try {
+          return dispatch(action)
+        } finally {
+          depth--
+        }
+      }) as typeof store.dispatch,
+    }
   }
 }

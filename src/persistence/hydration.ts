@@ -1,12 +1,19 @@
 import { hydrateSlice } from '../core/actions'
 import { validId } from '../core/ids'
 import { HydrationError, MigrationError, toSyncError, type SyncError } from '../errors'
-import { META_STORE, type ItemId, type StorageOp } from '../storage/types'
+import { META_STORE, type ItemId, type StorageOp, type StoredItems } from '../storage/types'
 import { findNonSerializable, stripDangerousKeys } from '../utils/serializable'
 import { emitOperation, reportError, setSliceHydration, type PersistenceContext, type SliceRuntime } from './instanceContext'
-import { buildCollection, detectShape, entriesOf, getAt } from './shapes'
+import { detectShape, entriesOf, getAt } from './shapes'
+import { defineData } from '../utils/serializable'
+import { isObject } from '../utils/isObject'
 import type { SliceTracker } from './sliceTracker'
 import { validationError } from './validate'
+
+/** `[key, value]` pairs (a custom store's `readAll`, a migration's result) as `StoredItems`. */
+function itemsOf(meta: unknown, pairs: ReadonlyArray<readonly [ItemId, unknown]>): StoredItems {
+  return { meta, size: pairs.length, keyAt: (i) => pairs[i]![0], valueAt: (i) => pairs[i]![1] }
+}
 
 /** What the library stores per slice in its meta store. */
 interface SliceMeta {
@@ -25,7 +32,7 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
   const metaOp = (storeName: string, version: number): StorageOp => ({ type: 'put', store: META_STORE, key: storeName, value: { version } satisfies SliceMeta })
 
   /** Replaces the stored items with what `migrate` returns, and the version, in one transaction. */
-  async function migrate(s: SliceRuntime, fromVersion: number, records: Array<[ItemId, unknown]>): Promise<Array<[ItemId, unknown]>> {
+  async function migrate(s: SliceRuntime, fromVersion: number, stored: StoredItems): Promise<Array<[ItemId, unknown]>> {
     const { version: toVersion, migrate: run, storeName, getId } = s.config
     const context = { slice: s.name, fromVersion, toVersion }
     if (!run || fromVersion > toVersion) {
@@ -36,10 +43,9 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
     }
     let items: unknown
     try {
-      items = await run(
-        records.map(([, value]) => value),
-        fromVersion,
-      )
+      const values: unknown[] = []
+      for (let i = 0; i < stored.size; i++) values.push(stored.valueAt(i))
+      items = await run(values, fromVersion)
     } catch (error) {
       throw new MigrationError(`migrate of slice "${s.name}" from ${fromVersion} to ${toVersion} threw`, { ...context, cause: error })
     }
@@ -75,8 +81,11 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
     await ctx.storage.commit(ops)
   }
 
-  /** Merges stored items into the state: ids changed by actions meanwhile keep the state's item. */
-  function applyHydration(s: SliceRuntime, records: Array<[ItemId, unknown]>): void {
+  /**
+   * Merges stored items into the state: ids changed by actions meanwhile keep the state's item.
+   * One pass from the stored records to the slice's collection, with no pair per item between.
+   */
+  function applyHydration(s: SliceRuntime, stored: StoredItems): void {
     tracker.processDiffs()
     const target = ctx.api!
     const sliceState = (target.getState() as Record<string, unknown> | undefined)?.[s.name]
@@ -85,27 +94,51 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
     if (!kind) {
       throw new HydrationError(`cannot tell the shape of slice "${s.name}"; set slices.${s.name}.shape`, { slice: s.name })
     }
-    s.kind = kind
-    if (records.length > 0) s.numericIds ??= typeof records[0]![0] === 'number'
-    const touched = s.touched ?? new Set<ItemId>()
-    const merged: Array<[ItemId, unknown]> = []
-    for (const [id, value] of records) {
-      if (touched.has(id)) continue
-      const invalid = validationError(s.config.validate, s.name, id, value, 'hydration')
-      if (invalid) reportError(ctx, invalid)
-      else merged.push([id, stripDangerousKeys(value)])
-    }
-    if (touched.size > 0) {
-      for (const [id, item] of entriesOf(kind, current, s.config.getId)) if (touched.has(id)) merged.push([id, item])
-    }
-    const compare = s.config.sortComparer
-    if (compare && kind !== 'record') merged.sort((a, b) => compare(a[1], b[1]))
-    const collection = buildCollection(kind, merged, current)
     if (!ctx.enhancerInstalled) {
       throw new HydrationError(`slice "${s.name}" cannot be hydrated: add persistence.enhancer to configureStore's enhancers`, { slice: s.name })
     }
-    s.hydratedCount = merged.length
-    target.dispatch(hydrateSlice({ slice: s.name, collection, count: merged.length }, ctx.instanceId))
+    s.kind = kind
+    const { size } = stored
+    if (size > 0) s.numericIds ??= typeof stored.keyAt(0) === 'number'
+    const touched = s.touched ?? new Set<ItemId>()
+    const { validate } = s.config
+    // Record and entities slices collect into one record (plus the ids, in order); arrays into a list.
+    const record: Record<string, unknown> = {}
+    const ids: ItemId[] = []
+    const list: unknown[] = []
+    const add = (id: ItemId, item: unknown): void => {
+      if (kind === 'array') list.push(item)
+      else {
+        if (kind === 'entities') ids.push(id)
+        defineData(record, String(id), item)
+      }
+    }
+    for (let i = 0; i < size; i++) {
+      const id = stored.keyAt(i)
+      if (touched.has(id)) continue
+      const value = stored.valueAt(i)
+      const invalid = validate ? validationError(validate, s.name, id, value, 'hydration') : null
+      if (invalid) reportError(ctx, invalid)
+      else add(id, stripDangerousKeys(value))
+    }
+    if (touched.size > 0) {
+      for (const [id, item] of entriesOf(kind, current, s.config.getId)) if (touched.has(id)) add(id, item)
+    }
+    const compare = s.config.sortComparer
+    if (compare && kind === 'array') list.sort(compare)
+    else if (compare && kind === 'entities') ids.sort((a, b) => compare(record[String(a)], record[String(b)]))
+    const count = kind === 'array' ? list.length : kind === 'entities' ? ids.length : Object.keys(record).length
+    const collection = kind === 'array' ? list : kind === 'record' ? record : { ...(isObject(current) ? current : {}), ids, entities: record }
+    s.hydratedCount = count
+    target.dispatch(hydrateSlice({ slice: s.name, collection, count }, ctx.instanceId))
+  }
+
+  /** Meta and items from one transaction where the store can; else two reads side by side. */
+  async function readStored(storeName: string): Promise<StoredItems> {
+    const { storage } = ctx
+    if (storage.readItems) return storage.readItems(storeName, storeName)
+    const [meta, pairs] = await Promise.all([storage.get(META_STORE, storeName), storage.readAll(storeName)])
+    return itemsOf(meta, pairs)
   }
 
   function block(errors: ReadonlyMap<string, SyncError>): void {
@@ -124,11 +157,10 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
     s.touched ??= new Set()
     const started = Date.now()
     try {
-      // Both reads at once: two readonly transactions in parallel, not one after the other.
-      const [metaValue, stored] = await Promise.all([ctx.storage.get(META_STORE, s.config.storeName), ctx.storage.readAll(s.config.storeName)])
-      const meta = metaValue as SliceMeta | undefined
+      const stored = await readStored(s.config.storeName)
+      const meta = stored.meta as SliceMeta | undefined
       if (ctx.disposed) return
-      if (!meta && stored.length === 0) {
+      if (!meta && stored.size === 0) {
         await storeInitialState(s)
       } else if (!meta) {
         // Items without the slice's meta record: the database was deleted while an instance had
@@ -138,7 +170,7 @@ export function createHydration(ctx: PersistenceContext, tracker: SliceTracker):
         await ctx.storage.commit([metaOp(s.config.storeName, s.config.version)])
       } else {
         let records = stored
-        if (meta.version !== s.config.version) records = await migrate(s, meta.version, records)
+        if (meta.version !== s.config.version) records = itemsOf(meta, await migrate(s, meta.version, stored))
         if (ctx.disposed) return
         applyHydration(s, records)
       }

@@ -21,6 +21,13 @@ export interface SliceRuntime {
   current: unknown
   /** Ids the actions since the last diff said they changed (`changedIds`); `null`: diff in full. */
   hinted: Set<ItemId> | null
+  /**
+   * Ids immer's patches named since the last diff (the enhancer's patch tracking); `null` when
+   * some change since then could not be named, and the next diff is a full one.
+   */
+  patched: Set<string> | null
+  /** The slice state the enhancer last saw come out of the reducer; another one voids `patched`. */
+  patchedState: unknown
   lastCollection: unknown
   arrayIndex: Map<ItemId, unknown> | null
   dirty: boolean
@@ -45,6 +52,8 @@ export function createSliceRuntime(name: string, config: ResolvedSliceConfig): S
     lastSeen: undefined,
     current: undefined,
     hinted: null,
+    patched: null,
+    patchedState: undefined,
     lastCollection: undefined,
     arrayIndex: null,
     dirty: false,

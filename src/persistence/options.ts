@@ -195,8 +195,29 @@ export interface SlicePersistenceConfig<Item = unknown> {
    */
   changedIds?(action: UnknownAction): Iterable<ItemId> | undefined
   /**
-   * Also runs the full diff after each diff that used `changedIds`, persists whatever the hint
-   * missed, and reports each miss as an `InvalidOptionError` naming the action type.
+   * Learns which items an action changed from immer's patches instead of comparing every item
+   * of the slice: for an action type already seen to change a persisted slice, the enhancer hands
+   * the slice reducers a draft (RTK's `createReducer` mutates a draft it is given instead of
+   * running its own `produce`) and reads the changed ids from the patches, additions and removals
+   * included. It falls back to the full diff whenever the patches cannot name the ids: an action
+   * type not seen before, a replaced collection, a reducer that returned a new object (that type
+   * is never drafted again), a dispatch nested inside a store listener, an `array` slice.
+   *
+   * Set `false` for a slice whose reducer keeps a reference to its state beyond the call (a
+   * root reducer that copies this slice's objects into another slice, a memo cache): drafts
+   * must not outlive the reducer.
+   * @default true
+   * @example
+   * ```ts
+   * files: { track: false } // every change of this slice is found by the full diff
+   * ```
+   */
+  track?: boolean
+  /**
+   * Also runs the full diff after each diff that used `changedIds` or the patch tracker
+   * (`track`), persists whatever they missed, and reports each miss as an `InvalidOptionError`
+   * naming the action type (`slices.<name>.changedIds` for a hint, `slices.<name>.track` for the
+   * tracker).
    * @default false
    */
   verifyChangedIds?: boolean

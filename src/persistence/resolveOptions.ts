@@ -34,6 +34,7 @@ export interface ResolvedSliceConfig {
   readonly idType: 'auto' | 'string' | 'number'
   readonly changedIds: ((action: UnknownAction) => Iterable<ItemId> | undefined) | undefined
   readonly verifyChangedIds: boolean
+  readonly track: boolean
   readonly validate: ItemValidator | undefined
 }
 
@@ -87,6 +88,7 @@ const sliceKeys: Record<keyof SlicePersistenceConfig, true> = {
   idType: true,
   changedIds: true,
   verifyChangedIds: true,
+  track: true,
   validate: true,
 }
 const retryKeys: Record<keyof NonNullable<PersistenceOptions['retry']>, true> = { initialDelayMs: true, maxDelayMs: true }
@@ -230,6 +232,11 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     `${prefix}.verifyChangedIds`,
     'must be a boolean',
   )
+  check(
+    optional(c.track, (v) => typeof v === 'boolean'),
+    `${prefix}.track`,
+    'must be a boolean',
+  )
   return {
     storeName,
     enabled: c.enabled ?? true,
@@ -252,6 +259,7 @@ function resolveSlice(name: string, config: unknown): ResolvedSliceConfig {
     idType: c.idType ?? 'auto',
     changedIds: c.changedIds,
     verifyChangedIds: c.verifyChangedIds ?? false,
+    track: c.track ?? true,
     validate: c.validate as ItemValidator | undefined,
   }
 }

@@ -133,6 +133,37 @@ export function diffIds(kind: ShapeKind, prev: Collection, next: Collection, ids
   return true
 }
 
+/**
+ * The diff of ids named by immer's patches: O(ids), additions and removals included. Patch paths
+ * name ids as strings; in an `entities` slice whose ids are numbers (its `ids` array says so),
+ * they are turned back into numbers, as the full diff would write them.
+ */
+export function diffNamedIds(kind: Exclude<ShapeKind, 'array'>, prev: Collection, next: Collection, ids: ReadonlySet<string>, sink: DiffSink): void {
+  if (prev === next || ids.size === 0) return
+  let p: Record<string, unknown>
+  let n: Record<string, unknown>
+  let numeric = false
+  if (kind === 'entities') {
+    const pe = (isObject(prev) ? prev : { ids: [], entities: {} }) as EntityState
+    const ne = (isObject(next) ? next : { ids: [], entities: {} }) as EntityState
+    p = isObject(pe.entities) ? pe.entities : {}
+    n = isObject(ne.entities) ? ne.entities : {}
+    const sample = (Array.isArray(ne.ids) && ne.ids.length > 0 ? ne.ids[0] : Array.isArray(pe.ids) ? pe.ids[0] : undefined) as unknown
+    numeric = typeof sample === 'number'
+  } else {
+    p = isObject(prev) ? prev : {}
+    n = isObject(next) ? next : {}
+  }
+  for (const key of ids) {
+    const id: ItemId = numeric ? Number(key) : key
+    if (hasOwn(n, key)) {
+      if (p[key] === n[key] && hasOwn(p, key)) continue
+      if (validId(id)) sink.put(id, n[key])
+      else sink.invalid(n[key])
+    } else if (hasOwn(p, key) && validId(id)) sink.delete(id)
+  }
+}
+
 export function indexArray(collection: Collection, getId: IdReader): Map<ItemId, unknown> {
   const index = new Map<ItemId, unknown>()
   for (const item of Array.isArray(collection) ? collection : []) {

@@ -1,8 +1,71 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
+import { enablePatches, produceWithPatches, type Patch } from 'immer'
 import { InvalidItemError, InvalidOptionError, toSyncError } from '../errors'
 import type { ItemId } from '../storage/types'
 import { reportError, type PersistenceContext, type SliceRuntime } from './instanceContext'
-import { detectShape, diffCollection, diffIds, getAt, type DiffSink } from './shapes'
+import { detectShape, diffCollection, diffIds, diffNamedIds, getAt, type DiffSink } from './shapes'
+
+let patches: boolean | undefined
+
+/** Whether immer's patches can be had here (its patches plugin, enabled once). */
+export function patchesAvailable(): boolean {
+  if (patches === undefined) {
+    try {
+      enablePatches()
+      patches = typeof produceWithPatches === 'function'
+    } catch {
+      patches = false
+    }
+  }
+  return patches
+}
+
+/** `produceWithPatches` over the persisted slices (see the enhancer). */
+export function producePatches(base: Record<string, unknown>, recipe: (draft: Record<string, unknown>) => void): [Record<string, unknown>, Patch[]] {
+  const [next, found] = produceWithPatches(base, recipe)
+  return [next as Record<string, unknown>, found]
+}
+
+/** Whether patches can name this slice's changed ids: an `entities` or `record` slice that did not opt out. */
+export function trackable(s: SliceRuntime): boolean {
+  return s.config.track && (s.kind === 'entities' || s.kind === 'record')
+}
+
+/** Marks a slice's patch tracking void for the current window: a collection was replaced. */
+const REPLACED = Symbol('replaced')
+
+/**
+ * The item a patch path points into: `[slice, ...path, 'entities', id, ...]` (entities) or
+ * `[slice, ...path, id, ...]` (record). `undefined` for a change beside the collection (a
+ * `status` field, the `ids` array), `REPLACED` for one that replaced the collection or a parent.
+ */
+function idAt(s: SliceRuntime, path: ReadonlyArray<string | number>): string | typeof REPLACED | undefined {
+  let i = 1
+  for (const key of s.config.path) {
+    if (path.length <= i) return REPLACED
+    if (path[i] !== key) return undefined
+    i++
+  }
+  if (s.kind === 'entities') {
+    if (path.length <= i) return REPLACED
+    if (path[i] !== 'entities') return undefined
+    i++
+  }
+  if (path.length <= i) return REPLACED
+  return String(path[i])
+}
+
+/** Adds the ids immer's patches name to each tracked slice's `patched` set. */
+export function notePatches(tracked: readonly SliceRuntime[], found: readonly Patch[]): void {
+  for (const patch of found) {
+    const name = patch.path[0]
+    const s = tracked.length === 1 ? tracked[0]! : tracked.find((x) => x.name === name)
+    if (!s || s.name !== name || s.patched === null) continue
+    const id = idAt(s, patch.path)
+    if (id === REPLACED) s.patched = null
+    else if (id !== undefined) s.patched.add(id)
+  }
+}
 
 /**
  * Change detection: the hot path after each action, `changedIds` hints, and the diff that turns
@@ -98,6 +161,10 @@ export function createSliceTracker(ctx: PersistenceContext): SliceTracker {
     s.hinted = null
     const sliceState = (state as Record<string, unknown> | undefined)?.[s.name]
     s.current = sliceState
+    // The patches name every change since the last diff only if the enhancer saw this very state.
+    const patched = s.patched !== null && sliceState === s.patchedState && trackable(s) ? s.patched : null
+    s.patched = new Set()
+    s.patchedState = sliceState
     if (sliceState === s.lastSeen) return
     const collection = getAt(sliceState, s.config.path)
     const previous = s.lastCollection
@@ -107,15 +174,27 @@ export function createSliceTracker(ctx: PersistenceContext): SliceTracker {
     s.kind ??= detectShape(collection) ?? detectShape(previous)
     if (!s.kind) return
     const sink = sinkFor(s)
+    if (patched && s.kind !== 'array') {
+      diffNamedIds(s.kind, previous, collection, patched, sink)
+      if (s.config.verifyChangedIds) verifyHint(s, previous, collection, patched, sink, 'track')
+      return
+    }
     if (hinted && s.kind !== 'array' && diffIds(s.kind, previous, collection, hinted, sink)) {
-      if (s.config.verifyChangedIds) verifyHint(s, previous, collection, hinted, sink)
+      if (s.config.verifyChangedIds) verifyHint(s, previous, collection, hinted, sink, 'changedIds')
       return
     }
     s.arrayIndex = diffCollection(s.kind, previous, collection, s.config.getId, sink, s.arrayIndex)
   }
 
-  /** `verifyChangedIds`: the full diff, to persist and report what a `changedIds` hint missed. */
-  function verifyHint(s: SliceRuntime, previous: unknown, collection: unknown, hinted: ReadonlySet<ItemId>, sink: DiffSink): void {
+  /** `verifyChangedIds`: the full diff, to persist and report what a `changedIds` hint or the patch tracker missed. */
+  function verifyHint(
+    s: SliceRuntime,
+    previous: unknown,
+    collection: unknown,
+    hinted: ReadonlySet<ItemId>,
+    sink: DiffSink,
+    source: 'changedIds' | 'track',
+  ): void {
     const missed: ItemId[] = []
     const check = (id: ItemId, write: () => void): void => {
       if (hinted.has(id) || hinted.has(String(id))) return
@@ -137,10 +216,15 @@ export function createSliceTracker(ctx: PersistenceContext): SliceTracker {
     if (missed.length > 0) {
       reportError(
         ctx,
-        new InvalidOptionError(
-          `slices.${s.name}.changedIds`,
-          `left out ${missed.length} changed id(s) (${lastHintedAction ?? 'unknown action'}); they were persisted by the full diff`,
-        ),
+        source === 'changedIds'
+          ? new InvalidOptionError(
+              `slices.${s.name}.changedIds`,
+              `left out ${missed.length} changed id(s) (${lastHintedAction ?? 'unknown action'}); they were persisted by the full diff`,
+            )
+          : new InvalidOptionError(
+              `slices.${s.name}.track`,
+              `immer's patches did not name ${missed.length} changed id(s) (${missed.slice(0, 5).map(String).join(', ')}); they were persisted by the full diff. Set track: false for this slice if its reducer keeps references to its state`,
+            ),
       )
     }
   }
@@ -165,6 +249,8 @@ export function createSliceTracker(ctx: PersistenceContext): SliceTracker {
     s.lastSeen = sliceState
     s.current = sliceState
     s.hinted = null
+    s.patched = new Set()
+    s.patchedState = sliceState
     s.lastCollection = getAt(sliceState, s.config.path)
     s.arrayIndex = null
     s.kind ??= detectShape(s.lastCollection)

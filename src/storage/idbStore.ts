@@ -1,7 +1,7 @@
 import { StorageBlockedError, StorageUnavailableError, isConnectionLostError } from '../errors'
 import { requestResult, unwrapDatabase, unwrapStore, wrapDatabase, type Database } from './idbAdapter'
 import { mapStorageError } from './mapError'
-import { META_STORE, type ItemId, type OpRef, type StorageOp, type StoreTransaction, type TransactionalStore } from './types'
+import { META_STORE, type ItemId, type OpRef, type StorageOp, type StoredItems, type StoreTransaction, type TransactionalStore } from './types'
 
 /** Options of {@link createIdbStore}. */
 export interface IdbStoreOptions {
@@ -36,6 +36,24 @@ interface WithGetAllRecords {
  * - A handle that reported a lost connection is dropped, never reused for the retry.
  * - Every write awaits `tx.done`; nothing else is awaited inside a transaction.
  */
+/** The object stores a batch touches, in first-use order (one pass, no Set for the common single store). */
+function storesOf(ops: readonly StorageOp[]): string[] {
+  const first = ops[0]!.store
+  let many: Set<string> | null = null
+  for (const op of ops) if (op.store !== first) (many ??= new Set([first])).add(op.store)
+  return many ? [...many] : [first]
+}
+
+/** Resolves when the transaction commits, rejects when it aborts; never unhandled. */
+function transactionOutcome(tx: IDBTransaction): Promise<void> {
+  const done = new Promise<void>((resolve, reject) => {
+    tx.oncomplete = () => resolve()
+    tx.onabort = () => reject(tx.error ?? new DOMException('the transaction was aborted', 'AbortError'))
+  })
+  done.catch(() => undefined)
+  return done
+}
+
 export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
   const { dbName, openTimeoutMs, factory, durability, onConnectionEvent } = options
   const wanted = new Set<string>([META_STORE])
@@ -170,37 +188,43 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
     },
     commit(ops: readonly StorageOp[]) {
       if (ops.length === 0) return Promise.resolve()
-      const stores = [...new Set(ops.map((op) => op.store))]
+      const stores = storesOf(ops)
       return withLiveConnection(stores, async (handle) => {
-        let tx
+        // The raw API on the hot path: one object store handle per store, no promise per
+        // request. The outcome of every request is the transaction's (a failed request aborts it).
+        let tx: IDBTransaction
         try {
-          tx = handle.transaction(stores, 'readwrite', { durability })
+          tx = unwrapDatabase(handle).transaction(stores, 'readwrite', { durability })
         } catch (error) {
           throw mapStorageError(error, { stores })
         }
+        const done = transactionOutcome(tx)
         let current: OpRef | undefined
         try {
+          let name: string | undefined
+          let store: IDBObjectStore | undefined
           for (const op of ops) {
-            const store = tx.objectStore(op.store)
-            current = op.type === 'put' || op.type === 'delete' ? op.ref : undefined
-            let request: Promise<unknown>
-            if (op.type === 'put') request = store.put(op.value, op.key)
-            else if (op.type === 'delete') request = store.delete(op.key)
-            else if (op.type === 'clear') request = store.clear()
-            else {
-              // A request chained on a request of the same transaction: still IndexedDB work,
-              // so the transaction stays alive.
-              request = store.get(op.key).then((value) => {
-                if ((value as Record<string, unknown> | undefined)?.[op.field] === op.equals) return store.delete(op.key)
-                return undefined
-              })
+            if (op.store !== name) {
+              name = op.store
+              store = tx.objectStore(name)
             }
-            // The outcome is observed through tx.done; a request rejection must not go unhandled.
-            request.catch(() => undefined)
+            const target = store!
+            current = op.ref
+            if (op.type === 'put') target.put(op.value, op.key)
+            else if (op.type === 'delete') target.delete(op.key)
+            else if (op.type === 'clear') target.clear()
+            else {
+              // A request issued from a request's success handler: still inside the transaction.
+              const { key, field, equals } = op
+              const read = target.get(key)
+              read.onsuccess = () => {
+                if ((read.result as Record<string, unknown> | undefined)?.[field] === equals) target.delete(key)
+              }
+            }
           }
+          current = undefined
         } catch (error) {
           // Synchronous failures (DataCloneError, DataError) leave the transaction open: abort it.
-          tx.done.catch(() => undefined)
           try {
             tx.abort()
           } catch {
@@ -209,7 +233,7 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
           throw mapStorageError(error, { stores, ref: current })
         }
         try {
-          await tx.done
+          await done
         } catch (error) {
           throw mapStorageError(error, { stores }, tx.error)
         }
@@ -224,11 +248,7 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
           throw mapStorageError(error, { stores })
         }
         // Raw requests, no promise per write: the outcome of every write is the transaction's.
-        const done = new Promise<void>((resolve, reject) => {
-          tx.oncomplete = () => resolve()
-          tx.onabort = () => reject(tx.error ?? new DOMException('the transaction was aborted', 'AbortError'))
-        })
-        done.catch(() => undefined)
+        const done = transactionOutcome(tx)
         let current: OpRef | undefined
         const view: StoreTransaction = {
           get: (store, key) =>
@@ -280,6 +300,39 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
           return keys.map((key, i): [ItemId, unknown] => [key as ItemId, values[i]])
         } catch (error) {
           throw mapStorageError(error, { stores: [name] })
+        }
+      })
+    },
+    readItems(name, metaKey) {
+      const stores = [name, META_STORE]
+      return withLiveConnection(stores, async (handle): Promise<StoredItems> => {
+        try {
+          const tx = unwrapDatabase(handle).transaction(stores, 'readonly')
+          const done = transactionOutcome(tx)
+          const meta = tx.objectStore(META_STORE).get(metaKey)
+          const store = tx.objectStore(name) as IDBObjectStore & WithGetAllRecords
+          // getAllRecords (Chromium 141+, fake-indexeddb 6.1+) reads keys and values in one
+          // pass; elsewhere it takes two requests in the same transaction. Results are read once
+          // the transaction completed, and handed out as they came, without a pair per item.
+          if (typeof store.getAllRecords === 'function') {
+            const request = store.getAllRecords()
+            await done
+            const records = request.result
+            return {
+              meta: meta.result,
+              size: records.length,
+              keyAt: (i) => records[i]!.primaryKey as ItemId,
+              valueAt: (i) => records[i]!.value,
+            }
+          }
+          const keys = store.getAllKeys()
+          const values = store.getAll()
+          await done
+          const k = keys.result
+          const v = values.result
+          return { meta: meta.result, size: k.length, keyAt: (i) => k[i] as ItemId, valueAt: (i) => v[i] }
+        } catch (error) {
+          throw mapStorageError(error, { stores })
         }
       })
     },

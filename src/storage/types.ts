@@ -31,6 +31,15 @@ export interface StoreTransaction {
   delete(store: string, key: ItemId): void
 }
 
+/** A store's items as one read returns them, without a `[key, value]` pair per item. */
+export interface StoredItems {
+  /** The value stored under the asked-for key in the library's meta store, read in the same transaction. */
+  readonly meta: unknown
+  readonly size: number
+  keyAt(index: number): ItemId
+  valueAt(index: number): unknown
+}
+
 /**
  * The local storage boundary. The default is IndexedDB through idb; tests, SSR and other
  * backends plug in here without touching the queue.
@@ -64,6 +73,12 @@ export interface LocalStore {
   transact?<T>(stores: readonly string[], work: (tx: StoreTransaction) => Promise<T>): Promise<T>
   /** Every `[key, value]` of a store, in key order, from one readonly transaction. */
   readAll(store: string): Promise<Array<[ItemId, unknown]>>
+  /**
+   * Every item of `store`, in key order, and the meta store's value at `metaKey`, from ONE
+   * readonly transaction (hydration). Optional: without it, hydration reads them with `get` and
+   * `readAll`.
+   */
+  readItems?(store: string, metaKey: string): Promise<StoredItems>
   /** One value, or `undefined`. */
   get(store: string, key: ItemId): Promise<unknown>
   /** Several values of one store from one readonly transaction, `undefined` where missing. */

@@ -11,7 +11,7 @@
 // Every run prints its seed. Replay a failure with FC_SEED=<seed> FC_PATH=<path> from the
 // report; FC_NO_SHRINK=1 reports the first failing run without shrinking it (shrinking a long
 // run can take minutes). FC_TRACE=1 prints every step and push.
-import { configureStore, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
+import { configureStore, isDraft, type Middleware, type UnknownAction } from '@reduxjs/toolkit'
 import fc from 'fast-check'
 import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
@@ -56,6 +56,14 @@ interface PushResult {
   readonly record?: { readonly id: string }
 }
 const pushResults: PushResult[] = []
+/** Ids the patch tracker did not name, as verifyChangedIds reports them: there must be none. */
+const trackerMisses: string[] = []
+const countingDrafts =
+  (reducer: typeof filesSlice.reducer): typeof filesSlice.reducer =>
+  (state, action) => {
+    if (state !== undefined && isDraft(state)) coverage.draftedReductions++
+    return reducer(state, action)
+  }
 const push = server.model.push
 /** A value the server refuses for good (a validation error): its name starts with this. */
 const BAD = 'bad-'
@@ -105,6 +113,8 @@ const coverage = {
   restarts: 0,
   flushesChecked: 0,
   pulls: 0,
+  /** Reductions of the files slice that the enhancer's patch tracking handed a draft. */
+  draftedReductions: 0,
   /** Runs per strategy, and conflicts each strategy settled for the server (a local change lost). */
   runsClientWins: 0,
   runsServerWins: 0,
@@ -292,10 +302,13 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
     const persistence: PersistenceMiddleware = createPersistenceMiddleware({
       dbName: 'model',
       storage,
-      slices: { [FILES]: { debounceMs: 50, batchSize: 3, conflict: strategy } },
+      // verifyChangedIds runs the full diff beside every diff the patch tracker made, and
+      // reports each id the patches did not name.
+      slices: { [FILES]: { debounceMs: 50, batchSize: 3, conflict: strategy, verifyChangedIds: true } },
       retry: { initialDelayMs: 20, maxDelayMs: 200 },
       onError: (error) => {
         if (error.name === 'TransactionAbortedError') coverage.aborts++
+        if (error.name === 'InvalidOptionError') trackerMisses.push(error.message)
       },
       remote: {
         baseUrl: BASE,
@@ -328,7 +341,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
       return next(action)
     }
     const store = configureStore({
-      reducer: { files: filesSlice.reducer, sync: syncReducer },
+      reducer: { files: countingDrafts(filesSlice.reducer), sync: syncReducer },
       middleware: (g) => g().concat(persistence, countRollbacks),
       enhancers: (g) => g().concat(persistence.enhancer),
     })
@@ -592,6 +605,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
   // Invariant: after the final flush, IndexedDB equals the Redux state; once faults stopped,
   // the server does too.
   expect(stored, 'IndexedDB equals the Redux state').toEqual(local)
+  expect(trackerMisses.splice(0), 'verifyChangedIds found no id the patch tracker missed').toEqual([])
   expect(serverLive, `the server equals the Redux state (${diagnosis})`).toEqual(local)
   // Invariant: the server equals the model. Where the model knows who had the last word (a
   // local change, acknowledged or not, or another device's write while nothing of ours was
