@@ -65,7 +65,7 @@ try {
     cwd: app,
     stdio: ['ignore', 'ignore', 'inherit'],
   })
-  for (const name of ['@reduxjs/toolkit', 'fake-indexeddb', 'msw', 'react', 'react-dom', 'react-redux', '@types/react', '@types/node', 'vitest']) {
+  for (const name of ['@reduxjs/toolkit', 'immer', 'fake-indexeddb', 'msw', 'react', 'react-dom', 'react-redux', '@types/react', '@types/node', 'vitest']) {
     mkdirSync(dirname(join(app, 'node_modules', name)), { recursive: true })
     symlinkSync(join(modules, name), join(app, 'node_modules', name), 'dir')
   }

@@ -315,9 +315,13 @@ describe('multiple tabs', () => {
     expect(b.store.getState().files.entities.shared).toEqual({ id: 'shared', name: 'shared' })
     await advance(50)
     expect(b.persistence.getStatus().pendingOperations).toBe(0)
-    expect(b.store.getState().sync.outboxDepth).toBe(0)
+    // Follower tabs read the outbox the tabs share (so their per-item states follow): b shows
+    // a's one pending operation, and has added none of its own.
+    expect(a.store.getState().sync.outboxDepth).toBe(1)
+    expect(b.store.getState().sync.outboxDepth).toBe(1)
     await a.autoSync.syncNow()
     expect(server.model.appliedOps).toBe(1)
+    expect(a.store.getState().sync.outboxDepth).toBe(0)
   })
 
   test('leader "never" does not auto-sync; without Web Locks a non-browser runtime leads', async () => {
