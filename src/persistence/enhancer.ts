@@ -9,6 +9,8 @@ type State = Record<string, unknown>
 /** How the enhancer reduces an action type it has seen: with drafts (patch tracking), or never so. */
 const DRAFT = 1
 const NEVER = 2
+/** Thrown inside the draft recipe to abandon it: the reducer replaced a persisted slice. */
+const REDUCE_PLAIN = Symbol('reduce without drafts')
 
 /**
  * The store enhancer: wraps the root reducer so this instance's `hydrateSlice` replaces a slice's
@@ -42,31 +44,46 @@ export function createEnhancer(ctx: PersistenceContext): StoreEnhancer {
       }
     }
 
+    /** Reduces without drafts; the changed slices are diffed in full. */
+    function reducePlain(state: State | undefined, action: UnknownAction, learn: boolean): State {
+      const next = root(state, action) as State
+      if (typeof next === 'object' && next !== null) noteUntracked(state, next, learn ? action.type : undefined, null)
+      return next
+    }
+
     function reduceDrafted(state: State, action: UnknownAction, tracked: SliceRuntime[]): State {
       for (const s of tracked) if (state[s.name] !== s.patchedState) s.patched = null
       const base: State = {}
       for (const s of tracked) base[s.name] = state[s.name]
       let out: unknown
-      let replaced = false
+      let reduced = false
       const input: State = { ...state }
-      const [nextBase, patches] = producePatches(base, (draft) => {
-        for (const s of tracked) input[s.name] = draft[s.name]
-        out = root(input, action)
-        if (typeof out !== 'object' || out === null) return
-        for (const s of tracked) {
-          const value = (out as State)[s.name]
-          if (value === draft[s.name]) continue
+      let produced: [State, Parameters<typeof notePatches>[1]]
+      try {
+        produced = producePatches(base, (draft) => {
+          for (const s of tracked) input[s.name] = draft[s.name]
+          out = root(input, action)
+          reduced = true
+          if (typeof out !== 'object' || out === null) return
           // A new object instead of the draft: the reducer is not of RTK's kind for this type.
-          replaced = true
-          s.patched = null
-          draft[s.name] = value
-        }
-      })
+          // Abort before immer finalizes it: finalizing walks the whole new value, which may
+          // hold a getter that throws or nesting deeper than the stack.
+          for (const s of tracked) if ((out as State)[s.name] !== draft[s.name]) throw REDUCE_PLAIN
+        })
+      } catch (error) {
+        // The reducer's own exception is the app's, and propagates as it would without us.
+        if (!reduced) throw error
+        // The reducer returned a new slice object, or immer could not finalize what the reducer
+        // left in the draft: this type is never drafted again, and this action is reduced
+        // without drafts. Reducers are pure, so the second run gives what the first would have.
+        modes.set(action.type, NEVER)
+        return reducePlain(state, action, false)
+      }
       if (typeof out !== 'object' || out === null) {
         modes.set(action.type, NEVER)
         return out as State
       }
-      if (replaced) modes.set(action.type, NEVER)
+      const [nextBase, patches] = produced
       let next: State
       if (out === input) {
         if (nextBase === base) return state
@@ -85,9 +102,7 @@ export function createEnhancer(ctx: PersistenceContext): StoreEnhancer {
         const tracked = ctx.watched.filter(trackable)
         if (tracked.length > 0) return reduceDrafted(state, action, tracked)
       }
-      const next = root(state, action) as State
-      if (typeof next === 'object' && next !== null) noteUntracked(state, next, depth <= 1 && tracking ? type : undefined, null)
-      return next
+      return reducePlain(state, action, depth <= 1 && tracking)
     }
 
     const wrapped = ((state: State | undefined, action: UnknownAction) => {

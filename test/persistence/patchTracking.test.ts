@@ -243,7 +243,9 @@ describe('patch tracking falls back to the full diff', () => {
     store.dispatch(replaceText({ id: 'a', text: '1' })) // learned
     expect(fullDiffsOf(persistence, () => store.dispatch(replaceText({ id: 'a', text: '2' })))).toBe(1) // drafted, returned new
     expect(fullDiffsOf(persistence, () => store.dispatch(replaceText({ id: 'b', text: '3' })))).toBe(1) // never drafted again
-    expect(drafted.filter(([type]) => type === `docs:${replaceText.type}`).map(([, d]) => d)).toEqual([false, true, false])
+    // The drafted run is abandoned once it returns a new slice, and that action is reduced again
+    // without drafts: learned, drafted, plain again, then plain for good.
+    expect(drafted.filter(([type]) => type === `docs:${replaceText.type}`).map(([, d]) => d)).toEqual([false, true, false, false])
     await persistence.flush()
     expect([...(await stored('docs'))].sort()).toEqual([
       ['a', { id: 'a', text: '2' }],
@@ -259,7 +261,7 @@ describe('patch tracking falls back to the full diff', () => {
     set('a', '1')
     expect(fullDiffsOf(persistence, () => set('b', '2'))).toBe(1)
     expect(fullDiffsOf(persistence, () => set('c', '3'))).toBe(1)
-    expect(drafted.filter(([type]) => type === 'notes:notes/set').map(([, d]) => d)).toEqual([false, true, false])
+    expect(drafted.filter(([type]) => type === 'notes:notes/set').map(([, d]) => d)).toEqual([false, true, false, false])
     await persistence.flush()
     expect([...(await stored('notes'))].sort()).toEqual([
       ['a', { text: '1' }],

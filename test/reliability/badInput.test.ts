@@ -35,11 +35,13 @@ import {
   persistenceFailed,
   pullFlaskChanges,
   retryDeadLetter,
+  rolledBack,
   syncFromFlaskBulk,
   syncReducer,
   type LocalStore,
   type PersistenceMiddleware,
   type RemoteOptions,
+  type RolledBackPayload,
   type SerializedSyncError,
   type SyncError,
   type SyncState,
@@ -80,6 +82,7 @@ function harness(options: HarnessOptions = {}) {
   const dbName = options.dbName ?? `bad-input-${++dbCounter}`
   const errors: SyncError[] = []
   const failed: SerializedSyncError[] = []
+  const rollbacks: RolledBackPayload[] = []
   const opErrors: SerializedSyncError[] = []
   const syncErrors: string[] = []
   const persistence = createPersistenceMiddleware({
@@ -99,6 +102,7 @@ function harness(options: HarnessOptions = {}) {
   live.push(persistence)
   const recorder: Middleware = () => (next) => (action) => {
     if (persistenceFailed.match(action)) failed.push(action.payload.error)
+    if (rolledBack.match(action)) rollbacks.push(action.payload)
     return next(action)
   }
   const store = configureStore({
@@ -124,7 +128,7 @@ function harness(options: HarnessOptions = {}) {
     if (error && error !== lastSyncError) syncErrors.push(error)
     lastSyncError = error
   })
-  return { store, persistence, factory, dbName, errors, failed, opErrors, syncErrors }
+  return { store, persistence, factory, dbName, errors, failed, rollbacks, opErrors, syncErrors }
 }
 type Harness = ReturnType<typeof harness>
 
@@ -372,6 +376,10 @@ describe('A. huge values', () => {
       expect(h.persistence.getStatus().errorCount).toBeGreaterThan(0)
       await expectGoodEverywhere(h)
       expect(onServer('raw', 'big')).toBeUndefined()
+      // A 413 is a rejection: the refused create rolls back (onReject: 'rollback', the default).
+      await until(() => h.rollbacks.some((r) => r.key === 'raw:big'), 'the rolledBack action')
+      expect('big' in h.store.getState().raw).toBe(false)
+      expect((await idb(h, 'raw')).has('big')).toBe(false)
     },
     30_000,
   )
@@ -497,16 +505,20 @@ describe('B. ids the library or the server must refuse', () => {
   it.each([
     ['of 10,000 characters', 'k'.repeat(10_000)],
     ['with a NUL control character', 'nul\u0000byte'],
-  ])('an id %s: stored locally; the server refuses it permanently (HttpError, dead letter)', async (_name, id) => {
+  ])('an id %s: stored locally; the server refuses it permanently (HttpError, dead letter, the create rolled back)', async (_name, id) => {
     const h = await connected()
     safely(() => h.store.dispatch(putGood()))
     safely(() => h.store.dispatch(putRaw({ id, value: { id, name: 'refused' } })))
     await h.persistence.flush()
-    expect((await idb(h, 'raw')).has(id)).toBe(true)
     await until(() => h.store.getState().sync.deadLetters.length === 1, 'the dead letter')
     expect(h.store.getState().sync.deadLetters[0]).toMatchObject({ key: `raw:${id}`, code: 'bad_request' })
     expect(h.errors.find(isHttpError)?.key).toBe(`raw:${id}`)
-    expect(h.store.getState().raw[id]).toEqual({ id, name: 'refused' })
+    // onReject: 'rollback' (the default): a refused create is removed from the state and
+    // IndexedDB, and the refused value travels in the rolledBack action for the app to offer.
+    await until(() => h.rollbacks.length === 1, 'the rolledBack action')
+    expect(h.rollbacks[0]).toMatchObject({ key: `raw:${id}`, reason: { cause: 'rejected' }, rejected: { type: 'put', value: { id, name: 'refused' } } })
+    expect(id in h.store.getState().raw).toBe(false)
+    expect((await idb(h, 'raw')).has(id)).toBe(false)
     await expectGoodEverywhere(h)
   })
 })
@@ -864,7 +876,7 @@ describe('C. error statuses with bodies that are not the protocol', () => {
   it.each<[string, () => Response]>([
     ['413 with a JSON error body', () => HttpResponse.json({ error: 'payload_too_large', message: 'too big' }, { status: 413 })],
     ['413 with an HTML body (a proxy or Flask default page)', () => text('<h1>Request Entity Too Large</h1>', 'text/html', 413)],
-  ])('push answered %s: HttpError 413, that op is a dead letter, retrying it later succeeds', async (_name, answer) => {
+  ])('push answered %s: HttpError 413, that op is a dead letter and rolled back, retrying it later succeeds', async (_name, answer) => {
     const h = await connected()
     answerOnce('post', '/sync/push', answer)
     safely(() => h.store.dispatch(putGood()))
@@ -874,10 +886,15 @@ describe('C. error statuses with bodies that are not the protocol', () => {
     expect(letter).toMatchObject({ key: 'raw:good', status: 413 })
     expect(h.errors.find(isHttpError)).toMatchObject({ status: 413, key: 'raw:good' })
     expect(h.persistence.getStatus().lastError).toMatchObject({ name: 'HttpError' })
-    expect((await idb(h, 'raw')).get('good')).toEqual(good)
-    expect(h.store.getState().raw).toEqual({ good })
-    // Nothing is lost: the dead letter is kept, and retrying it pushes the item.
+    // A 413 is a rejection: the create rolls back (onReject: 'rollback', the default), in the
+    // state and in IndexedDB, and the refused value is kept in the letter and the action.
+    await until(() => h.rollbacks.length === 1, 'the rolledBack action')
+    expect(h.rollbacks[0]).toMatchObject({ key: 'raw:good', reason: { cause: 'rejected', status: 413 }, rejected: { type: 'put', value: good } })
+    expect((await idb(h, 'raw')).has('good')).toBe(false)
+    expect(h.store.getState().raw).toEqual({})
+    // Nothing is lost: the dead letter is kept, and retrying it shows and pushes the item again.
     safely(() => h.store.dispatch(retryDeadLetter({ opId: letter.opId })))
+    await until(() => h.store.getState().raw.good !== undefined, 'the retried item back in the state')
     await expectGoodEverywhere(h)
     expect(h.store.getState().sync.deadLetters).toEqual([])
   })
