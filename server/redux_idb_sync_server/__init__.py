@@ -73,7 +73,7 @@ def create_app(config=None, **options):
     try:  # Browser apps on another localhost port need CORS; optional dependency.
         from flask_cors import CORS
 
-        CORS(app, allow_headers=["Authorization", "Content-Type", "Accept"], max_age=600)
+        CORS(app, allow_headers=["Authorization", "Content-Type", "Content-Encoding", "Accept"], max_age=600)
     except ImportError:  # pragma: no cover
         pass
 

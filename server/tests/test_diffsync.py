@@ -3,6 +3,8 @@
 import gzip
 import json
 
+import pytest
+
 BODY = "lorem ipsum " * 850  # about 10 kB
 
 
@@ -95,6 +97,22 @@ def test_a_gzip_request_body_is_accepted(client, op):
     raw = json.dumps({"clientId": "c", "ops": [op(value={"id": "a", "body": BODY})]}).encode()
     answer = client.post("/api/sync/push", data=gzip.compress(raw), headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert answer.status_code == 200 and answer.get_json()["results"][0]["status"] == "applied"
+
+
+def test_a_browser_on_another_origin_may_send_a_gzip_push(make_client):
+    # A browser asks before a cross-origin POST with non-simple headers; the client sends
+    # Content-Encoding: gzip with every push of 1 kB or more. Without it in the preflight's answer
+    # the browser never sends the push, and the op waits in the outbox forever.
+    pytest.importorskip("flask_cors")
+    client = make_client(token="secret")
+    sent = ["accept", "authorization", "content-type", "content-encoding"]
+    answer = client.options(
+        "/api/sync/push",
+        headers={"Origin": "http://127.0.0.1:5173", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": ", ".join(sent)},
+    )
+    assert answer.status_code == 200
+    allowed = {h.strip().lower() for h in answer.headers.get("Access-Control-Allow-Headers", "").split(",")}
+    assert set(sent) <= allowed
 
 
 def test_a_zip_bomb_is_413_and_nothing_is_written(make_client, op):
