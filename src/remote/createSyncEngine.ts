@@ -88,7 +88,8 @@ export interface SyncEngine extends SyncEngineHandle {
  *   decided conflict), so the server's copy of any of our writes is recognised as ours.
  * - Every decision about a key is made inside one transaction that reads its outbox row.
  * - The cursor moves only in the transaction that commits the changes it covers.
- * - Retries live here: the HTTP client never retries (except once after a 401 refresh).
+ * - Retries live here: the HTTP client never retries (except once after a 401 refresh, and a
+ *   gzip push refused on the way, sent again plain at once: see `ApiClient.push`).
  * - Everything that reads or changes the outbox against the server runs under one lock.
  * - After `dispose()` resolves, nothing is written and nothing dispatched.
  */

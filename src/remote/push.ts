@@ -176,7 +176,13 @@ async function pushBatch(ctx: EngineContext, connection: Connection, again: () =
     let response
     const started = Date.now()
     try {
-      response = await ctx.client.push(ctx.options.clientId, ops, { compress: ctx.serverProtocol >= 3 })
+      response = await ctx.client.push(ctx.options.clientId, ops, {
+        compress: ctx.serverProtocol >= 3,
+        // Not a failure of this push (it went through plain): said once, through onError.
+        onCompressionRefused: (warning) => {
+          if (!ctx.disposed) ctx.host.reportError(warning)
+        },
+      })
     } catch (caught) {
       const error = toSyncError(caught, 'push failed')
       reportOperation(ctx, 'push', batch.length, started, error)

@@ -1,7 +1,7 @@
 import { http, HttpResponse } from 'msw'
 import { gunzipSync } from 'node:zlib'
 import { describe, expect, test } from 'vitest'
-import { createApiClient, isHttpError, isInvalidOptionError, isValidationError, syncFromFlaskBulk, type RemoteOperation } from '../../src'
+import { createApiClient, isHttpError, isInvalidOptionError, isNetworkError, isValidationError, syncFromFlaskBulk, type RemoteOperation } from '../../src'
 import { until } from '../support/instrumentedStore'
 import { deleteFile, saveFile, type FileItem } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
@@ -132,5 +132,157 @@ describe('bad input around patches and compression: typed errors, nothing lost',
     expect(c.store.getState().sync.deadLetters[0]).toMatchObject({ key: 'files:huge', status: 413, code: 'payload_too_large' })
     expect(c.errors.some((e) => isHttpError(e) && e.status === 413)).toBe(true)
     expect(server.model.records()).toEqual([])
+  })
+})
+
+describe('compressed pushes refused on the way (CORS preflight without Content-Encoding, a proxy)', () => {
+  const REFUSED = /compressed requests are refused \(CORS Access-Control-Allow-Headers lacks Content-Encoding, or a proxy\); sending uncompressed/
+  const refusals = (errors: readonly Error[]) => errors.filter((e) => REFUSED.test(e.message))
+  const note = (id: string) => saveFile({ id, name: id, body: big.body })
+
+  /** Saves one big item and waits until the server holds it and the outbox is empty. */
+  async function pushBig(c: ReturnType<typeof client>, id: string): Promise<void> {
+    c.store.dispatch(note(id))
+    await c.persistence.flush()
+    await until(() => c.store.getState().sync.outboxDepth === 0 && server.model.records().some((r) => r.id === id), `${id} on the server`)
+  }
+
+  test('a gzip push that fails without an answer while plain ones go through is sent again plain, once; compression stays off, said once', async () => {
+    // What a browser does when the preflight answer lacks Content-Encoding: fetch rejects.
+    msw.use(http.post(`${BASE_URL}/sync/push`, ({ request }) => (request.headers.get('content-encoding') === 'gzip' ? HttpResponse.error() : undefined)))
+    const w = wire()
+    const c = client({ remote: { fetch: w.fetch } })
+    await c.persistence.whenHydrated()
+    await until(() => c.store.getState().sync.status.flaskConnected, 'connected')
+    await pushBig(c, 'a')
+    await pushBig(c, 'b')
+    await pushBig(c, 'c')
+    // a: refused gzip, plain, refused gzip replay (the confirmation); b and c: plain only.
+    expect(w.seen.map((s) => s.encoding)).toEqual(['gzip', null, 'gzip', null, null])
+    expect(server.model.appliedOps).toBe(3)
+    expect(server.model.records().map((r) => [r.id, r.version])).toEqual([
+      ['a', 1],
+      ['b', 1],
+      ['c', 1],
+    ])
+    expect(c.store.getState().sync.deadLetters).toEqual([])
+    // One warning, and nothing else: the op was never reported as failed.
+    expect(c.errors).toHaveLength(1)
+    const [warning] = refusals(c.errors)
+    expect(isNetworkError(warning)).toBe(true)
+    expect(warning!.message).toMatch(/compressRequestsOver: false/)
+    expect(warning!.message).toMatch(/allow Content-Encoding/)
+    expect(isNetworkError(warning!.cause)).toBe(true)
+    expect(c.persistence.getStatus()).toMatchObject({ errorCount: 1, lastError: { name: 'NetworkError', message: warning!.message } })
+  })
+
+  test.each([415, 400])('a gzip push answered %i while the same push plain goes through: sent plain, compression off, said once', async (status) => {
+    // A proxy that refuses the encoding (415), or mangles the body so the server cannot read it (400).
+    msw.use(
+      http.post(`${BASE_URL}/sync/push`, ({ request }) =>
+        request.headers.get('content-encoding') === 'gzip' ? HttpResponse.json({ error: 'proxy', message: 'no gzip here' }, { status }) : undefined,
+      ),
+    )
+    const w = wire()
+    const c = client({ remote: { fetch: w.fetch } })
+    await c.persistence.whenHydrated()
+    await until(() => c.store.getState().sync.status.flaskConnected, 'connected')
+    await pushBig(c, 'a')
+    await pushBig(c, 'b')
+    expect(w.seen.map((s) => s.encoding)).toEqual(['gzip', null, null])
+    expect(server.model.appliedOps).toBe(2)
+    expect(c.store.getState().sync.deadLetters).toEqual([])
+    expect(c.errors).toHaveLength(1)
+    const [warning] = refusals(c.errors)
+    expect(isHttpError(warning) && warning.status === status && warning.code === 'proxy').toBe(true)
+    expect(warning!.message).toMatch(new RegExp(`answered ${status}`))
+    expect(warning!.message).toMatch(/compressRequestsOver: false/)
+  })
+
+  test('the compressed replay that confirms a refusal carries only ops the server holds: after a conflict, the verdict waits', async () => {
+    msw.use(http.post(`${BASE_URL}/sync/push`, ({ request }) => (request.headers.get('content-encoding') === 'gzip' ? HttpResponse.error() : undefined)))
+    const w = wire()
+    const c = client({ remote: { fetch: w.fetch }, strategy: 'server-wins' })
+    await c.persistence.whenHydrated()
+    await until(() => c.store.getState().sync.status.flaskConnected, 'connected')
+    // Another device created "a" meanwhile: this client's create of it is a conflict, which the
+    // server does not keep by opId, so replaying it could apply it after the client decided.
+    await createApiClient({ baseUrl: BASE_URL }).push('other', [{ ...op({ id: 'a', name: 'theirs' }), id: 'a', opId: 'theirs-a' }])
+    c.store.dispatch(note('a'))
+    await c.persistence.flush()
+    await until(() => c.conflicts.length === 1 && c.store.getState().sync.outboxDepth === 0, 'the conflict decided')
+    expect(w.seen.map((s) => s.encoding)).toEqual(['gzip', null])
+    expect(refusals(c.errors)).toEqual([])
+    // The next push the server applies settles it.
+    await pushBig(c, 'b')
+    expect(w.seen.map((s) => s.encoding)).toEqual(['gzip', null, 'gzip', null, 'gzip'])
+    expect(refusals(c.errors)).toHaveLength(1)
+    expect(server.model.records().map((r) => [r.id, r.value])).toEqual([
+      ['a', { id: 'a', name: 'theirs' }],
+      ['b', { id: 'b', name: 'b', body: big.body }],
+    ])
+  })
+
+  test('a real outage (every request fails) does not turn compression off: after it, big pushes are gzip again, nothing lost', async () => {
+    const w = wire()
+    const c = client({ remote: { fetch: w.fetch } })
+    await c.persistence.whenHydrated()
+    await until(() => c.store.getState().sync.status.flaskConnected, 'connected')
+    server.down()
+    c.store.dispatch(note('a'))
+    await c.persistence.flush()
+    await until(() => !c.store.getState().sync.status.flaskConnected && w.seen.length >= 1, 'the push failed')
+    // Health checks keep failing meanwhile, with backoff.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(server.model.records()).toEqual([])
+    server.up()
+    await until(() => c.store.getState().sync.outboxDepth === 0 && server.model.records().length === 1, 'a after the outage')
+    const during = w.seen.length
+    await pushBig(c, 'b')
+    expect(w.seen.slice(during).map((s) => s.encoding)).toEqual(['gzip'])
+    expect(w.seen.at(-2)!.encoding).toBe('gzip') // a went through compressed too
+    expect(server.model.appliedOps).toBe(2)
+    expect(refusals(c.errors)).toEqual([])
+    expect(c.errors.some((e) => isNetworkError(e))).toBe(true) // the outage itself was reported
+  })
+
+  test('a gzip push whose connection dropped once (not a refusal) keeps compression on: the compressed replay goes through', async () => {
+    let drops = 1
+    msw.use(
+      http.post(`${BASE_URL}/sync/push`, ({ request }) => {
+        if (request.headers.get('content-encoding') !== 'gzip' || drops === 0) return undefined
+        drops--
+        return HttpResponse.error()
+      }),
+    )
+    const w = wire()
+    const c = client({ remote: { fetch: w.fetch } })
+    await c.persistence.whenHydrated()
+    await until(() => c.store.getState().sync.status.flaskConnected, 'connected')
+    await pushBig(c, 'a')
+    await pushBig(c, 'b')
+    expect(w.seen.at(-1)!.encoding).toBe('gzip')
+    expect(server.model.appliedOps).toBe(2)
+    expect(refusals(c.errors)).toEqual([])
+  })
+
+  test('a 413 on a gzip push is still a too-large op: dead-lettered, compression not blamed', async () => {
+    msw.use(
+      http.post(`${BASE_URL}/sync/push`, ({ request }) =>
+        request.headers.get('content-encoding') === 'gzip'
+          ? HttpResponse.json({ error: 'payload_too_large', message: 'too large' }, { status: 413 })
+          : undefined,
+      ),
+    )
+    const w = wire()
+    const c = client({ remote: { fetch: w.fetch } })
+    await c.persistence.whenHydrated()
+    await until(() => c.store.getState().sync.status.flaskConnected, 'connected')
+    c.store.dispatch(note('a'))
+    await c.persistence.flush()
+    await until(() => c.store.getState().sync.deadLetters.length === 1, 'dead-lettered')
+    expect(c.store.getState().sync.deadLetters[0]).toMatchObject({ key: 'files:a', status: 413 })
+    expect(w.seen.map((s) => s.encoding)).toEqual(['gzip'])
+    expect(refusals(c.errors)).toEqual([])
   })
 })

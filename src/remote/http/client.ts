@@ -1,5 +1,15 @@
 import ky, { isTimeoutError, type KyInstance } from 'ky'
-import { AuthError, HttpError, InvalidOptionError, MalformedResponseError, NetworkError, RequestTimeoutError, type SyncError } from '../../errors'
+import {
+  AuthError,
+  HttpError,
+  InvalidOptionError,
+  MalformedResponseError,
+  NetworkError,
+  RequestTimeoutError,
+  isHttpError,
+  isNetworkError,
+  type SyncError,
+} from '../../errors'
 import type { ChangesResponse, HealthResponse, ItemWriteResult, PullResponse, PushResponse, RemoteOperation } from './protocol'
 import { canGzip, gzip } from '../../utils/gzip'
 import { ShapeError, conflictCurrent, errorCode, errorMessage, parseChanges, parseHealth, parsePull, parsePush, parseRecord } from './parse'
@@ -51,7 +61,9 @@ export interface ApiClientOptions {
    * Push bodies of at least this many bytes are sent gzip-compressed (`Content-Encoding: gzip`),
    * where the runtime has `CompressionStream` and the server speaks protocol 3 (older servers
    * get plain bodies). `false`: never. Answers are compressed by the server whenever the
-   * runtime accepts gzip, which browsers and Node's fetch always do.
+   * runtime accepts gzip, which browsers and Node's fetch always do. When compressed pushes turn
+   * out to be refused on the way (a CORS preflight without `Content-Encoding`, a proxy) while
+   * the same push plain goes through, the client sends plain bodies from then on (see `push`).
    * @default 1024
    * @example
    * ```ts
@@ -70,8 +82,23 @@ export interface ApiClient {
   health(): Promise<HealthResponse>
   putItem(op: RemoteOperation): Promise<ItemWriteResult>
   deleteItem(op: RemoteOperation): Promise<ItemWriteResult>
-  /** `compress`: the server speaks protocol 3, so a large body may go out gzip-compressed. */
-  push(clientId: string, ops: readonly RemoteOperation[], options?: { compress?: boolean }): Promise<PushResponse>
+  /**
+   * `compress`: the server speaks protocol 3, so a large body may go out gzip-compressed.
+   *
+   * A gzip body that fails without an answer, or is answered 415 or 400, is sent again at once
+   * plain (the same ops under the same opIds: the server applies each at most once). When the
+   * plain one goes through (and, after a failure without an answer, a gzip replay of the ops it
+   * applied fails again: a connection that dropped once is not a refusal), compressed requests
+   * are refused on the way: this client sends plain bodies from then on and calls
+   * `onCompressionRefused` once, with the error the gzip body got, re-worded to name the cause
+   * and the fix. When the plain one fails too, that failure is thrown (an outage, or a request
+   * the server refuses either way) and compression stays on. A 413 is never taken for this.
+   */
+  push(
+    clientId: string,
+    ops: readonly RemoteOperation[],
+    options?: { compress?: boolean; onCompressionRefused?: (warning: SyncError) => void },
+  ): Promise<PushResponse>
   /** `limit` (protocol 3): only the `limit` most recently written items, newest first. */
   pull(collections?: readonly string[], options?: { limit?: number }): Promise<PullResponse>
   changes(since: string, options?: { limit?: number; collections?: readonly string[] }): Promise<ChangesResponse>
@@ -91,10 +118,35 @@ interface Answer {
 
 const INVALID_JSON = Symbol('invalid json')
 
+/** The failure of a refused gzip push, re-worded to name the cause and the fix; `cause` is the failure itself. */
+function refusalWarning(refused: SyncError, url: string): SyncError {
+  const got = isHttpError(refused) ? `was answered ${refused.status}${refused.code ? ` (${refused.code})` : ''}` : 'failed without an answer'
+  const message =
+    'compressed requests are refused (CORS Access-Control-Allow-Headers lacks Content-Encoding, or a proxy); sending uncompressed: ' +
+    `POST ${url} with Content-Encoding: gzip ${got}, and the same push uncompressed went through. ` +
+    "To compress again, allow Content-Encoding in the server's CORS Access-Control-Allow-Headers (and in any proxy on the way), " +
+    'or set remote.compressRequestsOver: false to stop trying'
+  if (isHttpError(refused)) {
+    return new HttpError(message, { status: refused.status, code: refused.code, serverMessage: refused.serverMessage, method: 'POST', url, cause: refused })
+  }
+  return new NetworkError(message, { method: 'POST', url, cause: refused })
+}
+
+/** A request body as `send` takes it: JSON, or bytes with their headers (gzip). */
+interface Payload {
+  readonly json?: unknown
+  readonly body?: BodyInit
+  readonly headers?: Record<string, string>
+}
+
+/** What a gzip body may get from a path that refuses it: no answer (a CORS preflight), 415 or 400 (a proxy). Never a 413. */
+const refusesGzip = (error: unknown): error is SyncError => isNetworkError(error) || (isHttpError(error) && (error.status === 415 || error.status === 400))
+
 /**
  * The HTTP client, through one ky instance. ky never retries (`retry: 0`): the outbox owns
- * retries, so a request is never retried in two places. The only retry here is the single one
- * after a token refresh on 401. Payloads and headers are never logged.
+ * retries, so a request is never retried in two places. The only retries here are the single
+ * one after a token refresh on 401, and a refused gzip push sent again plain (see `push`).
+ * Payloads and headers are never logged.
  */
 export function createApiClient(options: ApiClientOptions): ApiClient {
   if (typeof options.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
@@ -142,18 +194,30 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     return refreshing
   }
 
+  /** Set once compressed pushes turned out to be refused on the way: push bodies go plain from then on. */
+  let gzipRefused = false
+
   /** The request body: JSON, gzip-compressed when asked and large enough (and the runtime can). */
-  async function bodyOf(json: unknown, compress: boolean): Promise<{ json?: unknown; body?: BodyInit; headers?: Record<string, string> }> {
+  async function bodyOf(json: unknown, compress: boolean): Promise<Payload> {
     if (json === undefined) return {}
     if (!compress || compressOver === false || !canGzip()) return { json }
+    return (await gzipped(json, compressOver)) ?? { json }
+  }
+
+  /** `json` gzip-compressed, or `null` when it is smaller than `minBytes` or cannot be compressed here. */
+  async function gzipped(json: unknown, minBytes: number): Promise<Payload | null> {
     const bytes = new TextEncoder().encode(JSON.stringify(json))
-    if (bytes.byteLength < compressOver) return { json }
-    const packed = await gzip(bytes)
-    if (!packed) return { json }
+    if (bytes.byteLength < minBytes) return null
+    const packed = await gzip(bytes).catch(() => null)
+    if (!packed) return null
     return { body: packed as BodyInit, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }
   }
 
   async function send(method: string, path: string, json: unknown, isRetry: boolean, compress = false): Promise<Answer> {
+    return sendPayload(method, path, await bodyOf(json, compress), isRetry)
+  }
+
+  async function sendPayload(method: string, path: string, payload: Payload, isRetry: boolean): Promise<Answer> {
     const url = `${base}${path}`
     const headers: Record<string, string> = {
       accept: 'application/json',
@@ -164,7 +228,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     let response: Response
     let text: string
     try {
-      const { headers: extra, ...rest } = await bodyOf(json, compress)
+      const { headers: extra, ...rest } = payload
       response = await http(url, { method, headers: { ...headers, ...extra }, ...(options.signal ? { signal: options.signal } : {}), ...rest })
       text = await response.text()
     } catch (error) {
@@ -175,7 +239,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     }
     if (response.status === 401 && options.getToken && !isRetry) {
       await refreshToken()
-      return send(method, path, json, true, compress)
+      return sendPayload(method, path, payload, true)
     }
     let body: unknown
     try {
@@ -199,6 +263,58 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       })
     }
     return { status: response.status, body, url }
+  }
+
+  /** A push answer, parsed (a 409 is not one the endpoint gives). */
+  function pushAnswer(answer: Answer, ops: readonly RemoteOperation[]): PushResponse {
+    if (answer.status === 409) unexpected409(answer, 'POST push')
+    const opIds = ops.map((op) => op.opId)
+    return parse(answer, 'POST push', (body) => parsePush(body, opIds))
+  }
+
+  /**
+   * Sends a gzip push; when the body is refused on the way, the same push plain (see `push`).
+   * Resolves with the answer that went through; rejects with the plain push's failure.
+   */
+  async function pushGzip(
+    clientId: string,
+    ops: readonly RemoteOperation[],
+    payload: Payload,
+    onRefused: ((warning: SyncError) => void) | undefined,
+  ): Promise<PushResponse> {
+    let refused: SyncError
+    try {
+      return pushAnswer(await sendPayload('POST', paths.push, payload, false), ops)
+    } catch (error) {
+      if (!refusesGzip(error) || options.signal?.aborted) throw error
+      refused = error
+    }
+    // The same ops under the same opIds: whichever copy reached the server, each applies once.
+    const response = pushAnswer(await sendPayload('POST', paths.push, { json: { clientId, ops } }, false), ops)
+    if (isNetworkError(refused)) {
+      // Without an answer, a connection that dropped looks like a refusal. The plain push just
+      // went through, so the path is up: one more compressed push tells. It carries only ops the
+      // server now holds by opId, so it changes nothing there (each is answered `duplicate`); a
+      // conflict is not held, and its replay might apply after this client decided it.
+      const held = ops.filter((_, i) => {
+        const status = response.results[i]?.status
+        return status === 'applied' || status === 'duplicate'
+      })
+      const probe = held.length === ops.length ? payload : held.length > 0 ? await gzipped({ clientId, ops: held }, 0) : null
+      // Nothing to replay safely: no verdict yet (a later compressed push that fails asks again).
+      if (!probe) return response
+      try {
+        await sendPayload('POST', paths.push, probe, false)
+        return response
+      } catch (again) {
+        if (!refusesGzip(again)) return response
+      }
+    }
+    if (!gzipRefused) {
+      gzipRefused = true
+      onRefused?.(refusalWarning(refused, `${base}${paths.push}`))
+    }
+    return response
   }
 
   /** Runs a parser, turning a shape mismatch into a typed error that names what did not match. */
@@ -260,10 +376,9 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     putItem: (op) => writeItem('PUT', op),
     deleteItem: (op) => writeItem('DELETE', op),
     async push(clientId, ops, opts = {}) {
-      const answer = await send('POST', paths.push, { clientId, ops }, false, opts.compress === true)
-      if (answer.status === 409) unexpected409(answer, 'POST push')
-      const opIds = ops.map((op) => op.opId)
-      return parse(answer, 'POST push', (body) => parsePush(body, opIds))
+      const payload = await bodyOf({ clientId, ops }, opts.compress === true && !gzipRefused)
+      if (payload.body !== undefined) return pushGzip(clientId, ops, payload, opts.onCompressionRefused)
+      return pushAnswer(await sendPayload('POST', paths.push, payload, false), ops)
     },
     async pull(collections, opts = {}) {
       const params = { collections: collections?.join(','), limit: opts.limit === undefined ? undefined : String(opts.limit) }
