@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --write] [-- --node-only|--browser-only] [-- B1 B3 ...]`
+// `npm run bench [-- --quick] [-- --write] [-- --node-only|--browser-only] [-- B1 B3 S1 ...]`
 //
 // Bundles the TypeScript benchmarks with esbuild (the library from src/, as the tests use it),
 // runs the Node half (fake-indexeddb) in a child process, then the Chromium half (real
@@ -21,7 +21,8 @@ const out = join(root, 'node_modules', '.cache', 'redux-idb-sync-bench')
 mkdirSync(out, { recursive: true })
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.filter((a) => /^B\d+$/.test(a))
+// B<n>: timings and counts; S<n>: sizes (S1 builds the package and runs size-limit on it).
+const only = args.filter((a) => /^[BS]\d+$/.test(a))
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const common = {
   bundle: true,
@@ -128,15 +129,19 @@ if (args.includes('--write')) {
         .trim()
         .split('\n')
       const ours = new Set(only)
-      const idOf = (row) => /^\| (B\d+)/.exec(row)?.[1]
-      const head = kept.filter((row) => !row.startsWith('| B') && !row.startsWith(`${only.join(', ')} measured`))
-      const body = kept.filter((row) => row.startsWith('| B') && !ours.has(idOf(row)))
-      const header = head.filter((row) => row !== '')
+      const idOf = (row) => /^\| ([BS]\d+)/.exec(row)?.[1]
+      const isCase = (row) => /^\| [BS]\d+/.test(row)
+      const head = kept.filter((row) => !isCase(row) && !row.startsWith(`${only.join(', ')} measured`))
+      const body = kept.filter((row) => isCase(row) && !ours.has(idOf(row)))
+      // The notes ("Measured …", "B10, B12 measured …") stay together above the table.
+      const notes = head.filter((row) => row !== '' && !row.startsWith('|'))
+      const tableHead = head.filter((row) => row.startsWith('|'))
       block = [
-        header[0] ?? '',
+        notes[0] ?? '',
         `${only.join(', ')} measured ${new Date().toISOString().slice(0, 10)} on ${machine}, load average ${loadavg()[0].toFixed(1)} (other work shared the machine)`,
+        ...notes.slice(1),
         '',
-        ...header.slice(1),
+        ...tableHead,
         ...body,
         ...rows,
       ].join('\n')

@@ -18,6 +18,7 @@ import {
   syncReducer,
   syncToFlaskBulk,
 } from '../dist/index.js'
+import { createRemote } from '../dist/remote.js'
 
 // idb recognises IndexedDB objects by their global classes, as in a browser.
 for (const name of [
@@ -187,7 +188,7 @@ function makeClient(name, baseUrl, extra = {}) {
     slices: { files: { debounceMs: 300, batchSize: 10, ...extra.slice } },
     storage,
     onError: (e) => log(yellow(`${name} onError: ${e.name}: ${e.message.length > 160 ? `${e.message.slice(0, 157)}…` : e.message}`)),
-    remote: {
+    remote: createRemote({
       baseUrl,
       clientId: name,
       retry: { initialDelayMs: 200, maxDelayMs: 1000 },
@@ -199,7 +200,7 @@ function makeClient(name, baseUrl, extra = {}) {
           ),
         ),
       ...extra.remote,
-    },
+    }),
   })
   // Bulk progress (state.sync.progress), printed the moment it changes.
   const progressLog = () => (next) => (action) => {

@@ -97,7 +97,8 @@ export {}
   const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'))
   const declared = new Set([...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})])
   for (const file of readdirSync(join(installed, 'dist')).filter((f) => /\.d\.c?ts$/.test(f))) {
-    const text = readFileSync(join(installed, 'dist', file), 'utf8')
+    // Without the comments: a JSDoc @example may import the package itself ('redux-idb-sync/remote').
+    const text = readFileSync(join(installed, 'dist', file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '')
     for (const [, a, b] of text.matchAll(/(?:from|import)\s*['"]([^'"]+)['"]|import\(['"]([^'"]+)['"]\)/g)) {
       const spec = a ?? b
       if (spec.startsWith('.')) continue
@@ -106,13 +107,18 @@ export {}
     }
   }
   const exported = Object.keys(await import(join(app, 'node_modules', 'redux-idb-sync', 'dist', 'index.js')))
+  const exportedRemote = Object.keys(await import(join(app, 'node_modules', 'redux-idb-sync', 'dist', 'remote.js')))
   const files = ['app-globals.d.ts']
   for (const [n, block] of readmeBlocks().entries()) {
     let code = block.code
     // A fragment without imports uses the library's names as the sections above introduced them.
     if (!/^import /m.test(code)) {
-      const used = exported.filter((name) => new RegExp(`\\b${name}\\b`).test(code))
-      code = `${used.length ? `import { ${used.join(', ')} } from 'redux-idb-sync'\n` : ''}${code}\nexport {}\n`
+      const uses = (name) => new RegExp(`\\b${name}\\b`).test(code)
+      const used = exported.filter(uses)
+      const usedRemote = exportedRemote.filter(uses)
+      code =
+        `${used.length ? `import { ${used.join(', ')} } from 'redux-idb-sync'\n` : ''}` +
+        `${usedRemote.length ? `import { ${usedRemote.join(', ')} } from 'redux-idb-sync/remote'\n` : ''}${code}\nexport {}\n`
     }
     const file = `readme-${String(n + 1).padStart(2, '0')}-line${block.line}.${block.lang}`
     writeFileSync(join(app, file), `// README.md line ${block.line} (${block.section})\n${code}\n`)
@@ -148,11 +154,13 @@ export {}
 
   const quickStart = readmeBlocks().find((b) => b.section === 'Quick start')
   if (!quickStart) throw new Error('the README has no Quick start block')
-  // Local-only, as the README says: "Leave out for local-only."
+  // Local-only, as the README says: "Leave out for local-only" (the remote option, its comment
+  // and the import of redux-idb-sync/remote).
   const localOnly = quickStart.code
     .split('\n')
-    .filter((l) => !/^\s*(remote:|\/\/ Optional: sync)/.test(l))
+    .filter((l) => !/^\s*(remote:|\/\/ Optional: sync|\/\/ sync engine and ky|import \{ createRemote \})/.test(l))
     .join('\n')
+  if (/createRemote|redux-idb-sync\/remote/.test(localOnly)) throw new Error('the local-only Quick start still names the remote entry')
   const epilogue = `
 console.log(JSON.stringify({ files: store.getState().files.ids, pending: persistence.getStatus().pendingOperations, errors: persistence.getStatus().errorCount }))
 `
@@ -184,6 +192,11 @@ import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolk
 import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, disablePersistence as esmDisable } from 'redux-idb-sync'
 const cjs = createRequire(import.meta.url)('redux-idb-sync')
 if (cjs.disablePersistence === esmDisable) throw new Error('require() returned the ESM build')
+// A remote from the CJS copy plugs into an ESM instance (the plugin is recognised by a string brand).
+const { createRemote: cjsCreateRemote } = createRequire(import.meta.url)('redux-idb-sync/remote')
+const synced = createPersistenceMiddleware({ dbName: 'both-synced', slices: { files: {} }, remote: cjsCreateRemote({ baseUrl: 'http://127.0.0.1:9/api', connectOnStart: false }) })
+if (!synced.sync) throw new Error('the ESM instance built no engine from the CJS createRemote')
+await synced.dispose()
 const files = createEntityAdapter()
 const filesSlice = createSlice({ name: 'files', initialState: files.getInitialState(), reducers: { saveFile: files.upsertOne } })
 const persistence = createPersistenceMiddleware({ dbName: 'both', slices: { files: {} } })

@@ -11,20 +11,10 @@ export { createIdbStore, type IdbStoreOptions } from './storage/idbStore'
 export type { ItemId, LocalStore, StorageOp } from './storage/types'
 export * from './errors'
 
-// Remote sync
-export { createApiClient, type ApiClient, type ApiClientOptions, type ApiPaths, type HeadersOption } from './remote/http/client'
-export type { RealtimeOptions, RemoteOptions } from './remote/options'
+// Remote sync: the engine, ky and createRemote are in 'redux-idb-sync/remote' (src/remote/index.ts);
+// what works through the instance (the sync slice, selectors, thunks, control actions) is here.
+export type { RemotePlugin } from './core/ports'
 export type { ConflictContext, ConflictStrategy, MergeFunction, ServerVersion, SyncConflict } from './core/conflicts'
-export type {
-  ChangesResponse,
-  HealthResponse,
-  ItemWriteResult,
-  PullResponse,
-  PushResponse,
-  PushResult,
-  RemoteOperation,
-  RemoteRecord,
-} from './remote/http/protocol'
 export {
   initialSyncState,
   syncActions,
@@ -64,5 +54,3 @@ export {
 export { configureAutoSync } from './autoSync/defaultAutoSync'
 export type { LeaderMode } from './tabs/leader'
 export type { ChannelLike, LockManagerLike, RealtimeControl, RealtimeState, WebSocketConstructorLike, WebSocketLike } from './core/ports'
-export type { SyncEngine } from './remote/createSyncEngine'
-export type { OutboxOp, OutboxRow } from './remote/outbox'

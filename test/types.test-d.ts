@@ -4,11 +4,13 @@ import {
   createPersistenceMiddleware,
   getSyncMetrics,
   syncReducer,
+  type PersistenceOptions,
   type PersistenceStatus,
   type SlicePersistenceConfig,
   type SyncMetrics,
   type SyncState,
 } from '../src'
+import { createRemote } from '../src/remote'
 import { filesSlice, type FileItem } from './support/store'
 
 test('the middleware and its enhancer fit configureStore without casts', () => {
@@ -36,4 +38,12 @@ test('item types flow into slice callbacks', () => {
     },
   }
   createPersistenceMiddleware({ slices: { files: config } })
+})
+
+test('remote takes createRemote(...), not a plain options object', () => {
+  const remote = createRemote({ baseUrl: 'https://example.com/api' })
+  expectTypeOf(remote).toMatchTypeOf<NonNullable<PersistenceOptions['remote']>>()
+  createPersistenceMiddleware({ slices: { files: {} }, remote })
+  // @ts-expect-error the options object of 0.1: wrap it in createRemote from 'redux-idb-sync/remote'
+  createPersistenceMiddleware({ slices: { files: {} }, remote: { baseUrl: 'https://example.com/api' } })
 })

@@ -1,5 +1,6 @@
 import { configureStore } from '@reduxjs/toolkit'
-import { createApiClient, createPersistenceMiddleware, pullFlaskChanges, syncFromFlaskBulk, syncReducer, syncToFlaskBulk } from 'redux-idb-sync'
+import { createPersistenceMiddleware, pullFlaskChanges, syncFromFlaskBulk, syncReducer, syncToFlaskBulk } from 'redux-idb-sync'
+import { createApiClient, createRemote } from 'redux-idb-sync/remote'
 import { hasFlask, startFlaskServer, type FlaskServer } from '../../test/e2e/flaskServer'
 import { compare, type Fact, type Result } from '../lib/harness'
 import { itemsSlice, makeItem, upsertOne, uniqueName } from '../lib/fixtures'
@@ -23,7 +24,7 @@ function client(settings: Settings, baseUrl: string) {
     dbName: uniqueName('b8'),
     indexedDB: settings.factory(),
     slices: { items: { debounceMs: 0 } },
-    remote: { baseUrl, fetch: net.fetch, timeoutMs: 30_000 },
+    remote: createRemote({ baseUrl, fetch: net.fetch, timeoutMs: 30_000 }),
     onError: (e) => console.error('bench B8:', e.name, e.message),
   })
   const store = configureStore({

@@ -2,7 +2,8 @@
 import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolkit'
 import { request as httpRequest } from 'node:http'
 import { gunzipSync, gzipSync } from 'node:zlib'
-import { createApiClient, createPersistenceMiddleware, syncFromFlaskBulk, syncReducer, type SyncConflict } from 'redux-idb-sync'
+import { createPersistenceMiddleware, syncFromFlaskBulk, syncReducer, type SyncConflict } from 'redux-idb-sync'
+import { createApiClient, createRemote } from 'redux-idb-sync/remote'
 import { hasFlask, startFlaskServer, type FlaskServer } from '../../test/e2e/flaskServer'
 import { fieldPatch } from '../../src/utils/fieldPatch'
 import { compare, type Fact, type Result } from '../lib/harness'
@@ -63,7 +64,7 @@ function device(settings: Settings, baseUrl: string, fieldMerge: boolean, extra:
     dbName: uniqueName('b13'),
     indexedDB: settings.factory(),
     slices: { notes: { debounceMs: 0, fieldMerge, batchSize: 500 } },
-    remote: { baseUrl, timeoutMs: 30_000, batchSize: 500, ...extra },
+    remote: createRemote({ baseUrl, timeoutMs: 30_000, batchSize: 500, ...extra }),
     onError: (e) => console.error('bench diffsync:', e.name, e.message),
   })
   const store = configureStore({

@@ -1,6 +1,7 @@
 import { configureStore } from '@reduxjs/toolkit'
 import { setupServer } from 'msw/node'
 import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, idsFromPayload, syncReducer } from 'redux-idb-sync'
+import { createRemote } from 'redux-idb-sync/remote'
 import { createMockSyncServer } from 'redux-idb-sync/testing'
 import { createOperationQueue } from '../../src/persistence/writeQueue'
 import { compare, median, type Fact, type Result } from '../lib/harness'
@@ -29,7 +30,7 @@ export async function b6(settings: Settings): Promise<Result[]> {
         dbName: uniqueName('b6'),
         indexedDB: settings.factory(),
         slices: { items: variant.slice },
-        remote: { baseUrl },
+        remote: createRemote({ baseUrl }),
       })
       const monitor = createSyncMonitorMiddleware()
       const autoSync = createAutoSyncMiddleware({ enabled: true, intervalMs: 30_000, syncOnChange: true, maxQueueSize: 50 })

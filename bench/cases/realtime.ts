@@ -4,7 +4,6 @@
 import { configureStore } from '@reduxjs/toolkit'
 import { WebSocket as NodeWebSocket } from 'ws'
 import {
-  createApiClient,
   createAutoSyncMiddleware,
   createPersistenceMiddleware,
   syncReducer,
@@ -12,6 +11,7 @@ import {
   type PersistenceMiddleware,
   type WebSocketConstructorLike,
 } from 'redux-idb-sync'
+import { createApiClient, createRemote } from 'redux-idb-sync/remote'
 import { hasFlask, startFlaskServer, type FlaskServer } from '../../test/e2e/flaskServer'
 import type { Fact } from '../lib/harness'
 import { itemsSlice, makeItem, uniqueName, upsertOne } from '../lib/fixtures'
@@ -34,11 +34,11 @@ function makeStore(settings: Settings, server: FlaskServer, mode: { realtime: bo
     dbName: uniqueName('b10'),
     indexedDB: settings.factory(),
     slices: { items: { debounceMs: 0 } },
-    remote: {
+    remote: createRemote({
       baseUrl: server.baseUrl,
       timeoutMs: 30_000,
       ...(mode.realtime ? { realtime: { url: server.realtimeUrl!, WebSocket } } : {}),
-    },
+    }),
     onError: (e) => console.error('bench B10:', e.name, e.message),
   })
   const autoSync = createAutoSyncMiddleware({ leader: 'always', intervalMs: mode.intervalMs, settleMs: 0, default: false, onError: () => {} })

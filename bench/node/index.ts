@@ -12,10 +12,11 @@ import { b10, b12 } from '../cases/realtime'
 import { diffsync } from '../cases/diffsync'
 import { b16, burst } from '../cases/burst'
 import { b1real } from '../cases/b1real'
+import { s1 } from '../cases/size'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
-const only = args.filter((a) => /^B\d+$/.test(a))
+const only = args.filter((a) => /^[BS]\d+$/.test(a))
 const settings = settingsFor(quick, () => new IDBFactory())
 
 const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
@@ -33,6 +34,7 @@ const cases: Record<string, () => Promise<Array<Result | Fact>>> = {
   B14: () => diffsync(settings, ['B14']),
   B15: () => diffsync(settings, ['B15']),
   B16: () => b16(settings),
+  S1: () => s1(),
 }
 
 const rows: string[] = []

@@ -6,6 +6,7 @@ import { StrictMode, useState } from 'react'
 import { createRoot } from 'react-dom/client'
 import { Provider, useDispatch, useSelector } from 'react-redux'
 import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, selectItemRejections, syncReducer } from 'redux-idb-sync'
+import { createRemote } from 'redux-idb-sync/remote'
 import { PersistenceDashboard, PersistenceProvider, useItemSyncState } from 'redux-idb-sync/react'
 
 interface Note {
@@ -41,13 +42,13 @@ const settleMs = Number(params.get('settle') ?? 300)
 const persistence = createPersistenceMiddleware({
   dbName: 'notes-example',
   slices: { notes: { debounceMs, conflict: 'manual' } },
-  remote: {
+  remote: createRemote({
     baseUrl: api,
     timeoutMs: 3000,
     retry: { initialDelayMs: 300, maxDelayMs: 2000 },
     ...(token ? { getToken: () => token } : {}),
     ...(realtime ? { realtime } : {}),
-  },
+  }),
 })
 const monitor = createSyncMonitorMiddleware()
 const autoSync = createAutoSyncMiddleware({ intervalMs, settleMs, maxQueueSize: 20 })

@@ -10,6 +10,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^redux-idb-sync\/react$/, replacement: src('react/index.ts') },
+      { find: /^redux-idb-sync\/remote$/, replacement: src('remote/index.ts') },
       { find: /^redux-idb-sync$/, replacement: src('index.ts') },
     ],
   },

@@ -3,11 +3,12 @@ import { sharedSlot } from '../utils/sharedRegistry'
 import type { AutoSyncMiddleware } from './createAutoSyncMiddleware'
 import type { AutoSyncConfig } from './options'
 
+// `@__PURE__`: an app that never uses auto-sync does not bundle this slot.
 /**
  * The most recently created live auto-sync instance (unless created with `default: false`),
  * shared by the ESM and CJS copies of the library (see sharedSlot).
  */
-const registry = sharedSlot('autoSync.default', () => ({ current: null as AutoSyncMiddleware | null }))
+const registry = /* @__PURE__ */ sharedSlot('autoSync.default', () => ({ current: null as AutoSyncMiddleware | null }))
 
 export function setDefaultAutoSync(instance: AutoSyncMiddleware): void {
   registry.current = instance

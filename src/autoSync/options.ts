@@ -87,8 +87,12 @@ export interface AutoSyncStatus {
 
 /** Every key of the options and of the runtime settings: plain-JS typos (`interval`) are refused by name. */
 export const configKeys: Record<keyof AutoSyncConfig, true> = { enabled: true, intervalMs: true, syncOnChange: true, maxQueueSize: true }
+// Listed, not spread from configKeys: a spread keeps this object (and the module) in bundles that never use it.
 const optionKeys: Record<keyof AutoSyncOptions, true> = {
-  ...configKeys,
+  enabled: true,
+  intervalMs: true,
+  syncOnChange: true,
+  maxQueueSize: true,
   settleMs: true,
   pullWhenIdle: true,
   leader: true,

@@ -146,3 +146,24 @@ export interface PersistenceInstancePort {
   applyExternalChanges(changes: readonly ChangeSet[]): Promise<void>
   readonly [REPORT_ERROR]?: (error: SyncError) => void
 }
+
+/** The brand of a {@link RemotePlugin}: a string, so the ESM and CJS copies of the library recognise each other's. */
+export const REMOTE_PLUGIN = 'redux-idb-sync/remote' as const
+
+/**
+ * A remote to sync with, as `createRemote` (`redux-idb-sync/remote`) builds it: the persistence
+ * instance takes it as its `remote` option and calls `create` once, handing the engine the
+ * instance's {@link SyncHost}. The core never imports the sync engine (nor ky): an app that
+ * passes no remote does not bundle them.
+ */
+export interface RemotePlugin<Engine = unknown> {
+  /** Tells a plugin from a plain options object (the `remote` option of 0.1). */
+  readonly kind: typeof REMOTE_PLUGIN
+  /** The remote's options, checked, with their defaults filled in; the instance reads the clock. */
+  readonly options: {
+    /** This device's clock: the write queue stamps local changes with it, as the engine does. */
+    readonly now: () => number
+  }
+  /** Builds the sync engine of one persistence instance; each call is a new engine. */
+  create(host: SyncHost): Engine
+}

@@ -3,25 +3,25 @@ import { createEmitter } from '../utils/emitter'
 import { sharedSlot } from '../utils/sharedRegistry'
 import type { SyncMetrics } from './metrics'
 
+// `@__PURE__` (here and on EMPTY): an app that never uses the default monitor does not bundle it.
 /**
  * The module-level functions act on the *default monitor*: the most recently created live
  * monitor (one created with `default: false` never is). Listeners subscribed here follow the
  * default monitor, even one created after they subscribed.
  */
-const registry = sharedSlot('monitor.default.2', () => ({
+const registry = /* @__PURE__ */ sharedSlot('monitor.default.2', () => ({
   current: null as SyncMonitorMiddleware | null,
   hubListeners: createEmitter<SyncMetrics>((error) => console.warn('[redux-idb-sync] a sync metrics listener threw:', error)),
   detach: null as (() => void) | null,
 }))
-const { hubListeners } = registry
 
-const EMPTY: SyncMetrics = Object.freeze({
+const EMPTY: SyncMetrics = /* @__PURE__ */ Object.freeze({
   totalOperations: 0,
   successfulOperations: 0,
   failedOperations: 0,
   lastOperationTime: 0,
   averageOperationTime: 0,
-  operationHistory: Object.freeze([]),
+  operationHistory: /* @__PURE__ */ Object.freeze([]),
   p50OperationTime: 0,
   p95OperationTime: 0,
   successRate: 1,
@@ -37,7 +37,7 @@ const EMPTY: SyncMetrics = Object.freeze({
   p95VisibleLatency: 0,
 })
 
-const relay = (metrics: SyncMetrics): void => hubListeners.emit(metrics)
+const relay = (metrics: SyncMetrics): void => registry.hubListeners.emit(metrics)
 
 export function setDefaultMonitor(monitor: SyncMonitorMiddleware): void {
   registry.detach?.()
@@ -69,7 +69,7 @@ export function getSyncMetrics(): SyncMetrics {
  * Returns an unsubscribe function.
  */
 export function subscribeSyncMetrics(listener: (metrics: SyncMetrics) => void): () => void {
-  return hubListeners.subscribe(listener)
+  return registry.hubListeners.subscribe(listener)
 }
 
 /** Zeroes the default monitor's metrics. */

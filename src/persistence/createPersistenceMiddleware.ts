@@ -23,7 +23,7 @@ import {
   type SyncError,
 } from '../errors'
 import { REPORT_ERROR } from '../core/ports'
-import { createSyncEngine, type SyncEngine } from '../remote/createSyncEngine'
+import type { SyncEngine } from '../remote/createSyncEngine'
 import { createMemoryStore } from '../storage/memoryStore'
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE, VERSIONS_STORE } from '../storage/types'
 import { createLogoutBroadcast } from '../tabs/logout'
@@ -107,7 +107,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     batchSizeFor: (slice) => slices.get(slice)!.config.batchSize,
     canWrite: (slice) => slices.get(slice)!.hydration === 'done',
     write: writer.write,
-    wallClock: resolved.remote?.now ?? Date.now,
+    wallClock: resolved.remote?.options.now ?? Date.now,
     retry: resolved.retry,
     onSizeChange: (size) => {
       status.update({ pendingOperations: size })
@@ -124,7 +124,8 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
   const hydration = createHydration(ctx, tracker)
   const { hydrateOnce } = hydration
   const localState = createLocalState(ctx, tracker, () => flush())
-  const engine: SyncEngine | null = resolved.remote ? createSyncEngine(localState.host, resolved.remote) : null
+  // The engine comes from the remote plugin (redux-idb-sync/remote): nothing here imports it.
+  const engine: SyncEngine | null = resolved.remote ? resolved.remote.create(localState.host) : null
   ctx.engine = engine
 
   let started: Promise<void> | null = null

@@ -1,8 +1,8 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
 import type { ConflictStrategy } from '../core/conflicts'
-import type { ChannelLike, ItemRef } from '../core/ports'
+import type { ChannelLike, ItemRef, RemotePlugin } from '../core/ports'
 import type { SyncError } from '../errors'
-import type { RemoteOptions } from '../remote/options'
+import type { SyncEngine } from '../remote/createSyncEngine'
 import type { ItemId, LocalStore } from '../storage/types'
 import type { ShapeKind } from './shapes'
 import type { ItemValidator } from './validate'
@@ -296,12 +296,16 @@ export interface PersistenceOptions {
    */
   logoutChannel?: ChannelLike | null
   /**
-   * Sync with a server that speaks docs/protocol.md (the reference Flask server in server/).
-   * Without it the instance is local-only.
+   * Sync with a server that speaks docs/protocol.md (the reference Flask server in server/): a
+   * remote built by `createRemote` from `redux-idb-sync/remote` (its own entry, so local-only
+   * apps do not bundle the sync engine and ky). A plain options object is refused with an
+   * `InvalidOptionError` naming `remote`.
+   * @default undefined: the instance is local-only
    * @example
    * ```ts
-   * remote: { baseUrl: 'http://127.0.0.1:5000/api', getToken: () => session.token }
+   * // import { createRemote } from 'redux-idb-sync/remote'
+   * remote: createRemote({ baseUrl: 'http://127.0.0.1:5000/api', getToken: () => session.token })
    * ```
    */
-  remote?: RemoteOptions
+  remote?: RemotePlugin<SyncEngine>
 }

@@ -1,9 +1,9 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
 import type { ConflictStrategy } from '../core/conflicts'
 import { MAX_VALUE_DEPTH } from '../core/depth'
-import type { ChannelLike, ItemRef } from '../core/ports'
+import { REMOTE_PLUGIN, type ChannelLike, type ItemRef, type RemotePlugin } from '../core/ports'
 import { InvalidOptionError, type SyncError } from '../errors'
-import { REMOTE_OPTION_KEYS, REMOTE_PATH_KEYS, type RemoteOptions } from '../remote/options'
+import type { SyncEngine } from '../remote/createSyncEngine'
 import { RESERVED_PREFIX, type ItemId, type LocalStore } from '../storage/types'
 import { isObject } from '../utils/isObject'
 import { checkOptionKeys } from '../utils/optionKeys'
@@ -49,7 +49,7 @@ export interface ResolvedOptions {
   readonly indexedDB: IDBFactory | undefined
   readonly storage: LocalStore | undefined
   readonly logoutChannel: ChannelLike | null | undefined
-  readonly remote: RemoteOptions | undefined
+  readonly remote: RemotePlugin<SyncEngine> | undefined
 }
 
 /** Every key of {@link PersistenceOptions}, {@link SlicePersistenceConfig} and `retry`: plain-JS typos are refused by name. */
@@ -123,6 +123,8 @@ const optional = (value: unknown, test: (v: unknown) => boolean): boolean => val
 const isConflictStrategy = (v: unknown): boolean =>
   typeof v === 'function' || v === 'server-wins' || v === 'client-wins' || v === 'last-write-wins' || v === 'manual'
 const CONFLICT_STRATEGY_MESSAGE = "must be 'server-wins', 'client-wins', 'last-write-wins', 'manual' or a function"
+const isRemotePlugin = (v: unknown): boolean =>
+  isObject(v) && v.kind === REMOTE_PLUGIN && typeof v.create === 'function' && isObject(v.options) && typeof v.options.now === 'function'
 
 /** Checks the runtime-changeable fields of a slice config. */
 export function checkRuntimeConfig(prefix: string, config: RuntimeSliceConfig): void {
@@ -302,17 +304,12 @@ export function resolveOptions(options: PersistenceOptions): ResolvedOptions {
     'onError',
     'must be a function',
   )
-  check(optional(options.remote, isObject), 'remote', 'must be an object')
-  if (options.remote) {
-    checkOptionKeys(options.remote, REMOTE_OPTION_KEYS, 'remote.')
-    if (isObject(options.remote.paths)) checkOptionKeys(options.remote.paths, REMOTE_PATH_KEYS, 'remote.paths.')
-    if (isObject(options.remote.retry)) checkOptionKeys(options.remote.retry, Object.keys(retryKeys), 'remote.retry.')
-  }
-  check(optional(options.remote?.conflict, isConflictStrategy), 'remote.conflict', CONFLICT_STRATEGY_MESSAGE)
+  // The remote's own options were checked by createRemote; here only that it is one (0.1 took a
+  // plain options object, which would otherwise be silently ignored or half-read).
   check(
-    optional(options.remote?.now, (v) => typeof v === 'function'),
-    'remote.now',
-    'must be a function returning milliseconds',
+    optional(options.remote, isRemotePlugin),
+    'remote',
+    "must be created with createRemote({ baseUrl, ... }) from 'redux-idb-sync/remote'; a plain options object is no longer accepted",
   )
   check(
     optional(options.indexedDB, (v) => isObject(v) || typeof v === 'object'),

@@ -6,7 +6,7 @@ import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
 import { isPushed, outboxDepth, publishOutbox, randomId, sliceByName, transact, type EngineContext, type SyncHost } from './engineContext'
-import { checkRemoteOptions, type RemoteOptions } from './options'
+import type { CheckedRemoteOptions, EngineOptions } from './options'
 import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
 import { dependencyOf, pushOutbox } from './push'
@@ -93,8 +93,9 @@ export interface SyncEngine extends SyncEngineHandle {
  * - Everything that reads or changes the outbox against the server runs under one lock.
  * - After `dispose()` resolves, nothing is written and nothing dispatched.
  */
-export function createSyncEngine(host: SyncHost, remote: RemoteOptions): SyncEngine {
-  const options = checkRemoteOptions(remote, randomId)
+export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): SyncEngine {
+  // Without a clientId given, each engine (each persistence instance) is its own client.
+  const options: EngineOptions = { ...remote, clientId: remote.clientId ?? randomId() }
   const abort = new AbortController()
   const ctx: EngineContext = {
     host,

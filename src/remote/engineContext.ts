@@ -5,7 +5,7 @@ import type { ApiClient } from './http/client'
 import type { SyncConflict } from '../core/conflicts'
 
 export type { HostSlice, SyncHost }
-import type { CheckedRemoteOptions } from './options'
+import type { EngineOptions } from './options'
 import type { Confirmed, OutboxOp, OutboxRow } from './outbox'
 import type { RemoteRecord } from './http/protocol'
 import { syncActions, type DeadLetter, type ItemStateChange, type ItemSyncState } from './redux/syncSlice'
@@ -38,7 +38,7 @@ export const CURSOR_KEY = '__cursor'
 /** The engine's shared state. Memory mirrors change only after the transaction storing them committed. */
 export interface EngineContext {
   readonly host: SyncHost
-  readonly options: CheckedRemoteOptions
+  readonly options: EngineOptions
   readonly client: ApiClient
   /** The outbox, by key, as this instance last read or wrote it (other tabs may have changed it). */
   readonly rows: Map<string, OutboxRow>

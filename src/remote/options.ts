@@ -1,5 +1,7 @@
 import { InvalidOptionError } from '../errors'
-import type { ApiClientOptions, ApiPaths } from './http/client'
+import { isObject } from '../utils/isObject'
+import { checkOptionKeys } from '../utils/optionKeys'
+import { checkClientOptions, type ApiClientOptions, type ApiPaths } from './http/client'
 import type { ConflictStrategy, SyncConflict } from '../core/conflicts'
 import type { WebSocketConstructorLike } from '../core/ports'
 
@@ -18,7 +20,7 @@ export interface RealtimeOptions {
    * @example
    * ```ts
    * // WebSocket: the class the `ws` package exports (Node 20)
-   * remote: { baseUrl, realtime: { url: 'ws://127.0.0.1:8765', WebSocket } }
+   * createRemote({ baseUrl, realtime: { url: 'ws://127.0.0.1:8765', WebSocket } })
    * ```
    */
   WebSocket?: WebSocketConstructorLike
@@ -52,7 +54,7 @@ export interface CheckedRealtimeOptions {
   readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number }
 }
 
-/** The `remote` option of `createPersistenceMiddleware`: where and how to sync. */
+/** The options of `createRemote` (`redux-idb-sync/remote`): where and how to sync. */
 export interface RemoteOptions extends Omit<ApiClientOptions, 'signal'> {
   /**
    * Max operations per push request.
@@ -103,32 +105,47 @@ export interface RemoteOptions extends Omit<ApiClientOptions, 'signal'> {
    * @default false
    * @example
    * ```ts
-   * remote: { baseUrl: 'https://example.com/api', realtime: 'wss://example.com/realtime' }
+   * createRemote({ baseUrl: 'https://example.com/api', realtime: 'wss://example.com/realtime' })
    * ```
    */
   realtime?: string | RealtimeOptions | false
 }
 
-/** {@link RemoteOptions} with every default filled in, checked once. */
+/**
+ * {@link RemoteOptions} with every default filled in, checked once (by `createRemote`). `clientId`
+ * stays as given: without one, each engine draws its own ({@link EngineOptions}), so one remote
+ * passed to two persistence instances does not make them one client.
+ */
 export interface CheckedRemoteOptions extends RemoteOptions {
   readonly batchSize: number
   readonly pullPageSize: number
   readonly retry: { readonly initialDelayMs: number; readonly maxDelayMs: number }
-  readonly clientId: string
   readonly now: () => number
   readonly realtimeChannel: CheckedRealtimeOptions | null
+}
+
+/** The options one engine runs with: its client id is settled. */
+export interface EngineOptions extends CheckedRemoteOptions {
+  readonly clientId: string
 }
 
 const STRATEGIES = ['server-wins', 'client-wins', 'last-write-wins', 'manual']
 
 /**
- * Checks every option the engine reads (the HTTP client checks `baseUrl`, `paths`, `timeoutMs`
- * itself) and fills in the defaults. A bad value throws an `InvalidOptionError` naming it.
+ * Checks every remote option, the HTTP client's included, and fills in the defaults: a bad value
+ * or an unknown key throws an `InvalidOptionError` naming it (`remote.batchSize`), when
+ * `createRemote` is called rather than when the store starts.
  */
-export function checkRemoteOptions(options: RemoteOptions, randomId: () => string): CheckedRemoteOptions {
+export function checkRemoteOptions(options: RemoteOptions): CheckedRemoteOptions {
   const check = (ok: boolean, name: string, rule: string): void => {
     if (!ok) throw new InvalidOptionError(`remote.${name}`, rule)
   }
+  if (!isObject(options)) throw new InvalidOptionError('remote', 'must be an object with at least a baseUrl')
+  // Plain-JS typos (`baseURL`, `timeout`) are refused by name.
+  checkOptionKeys(options, REMOTE_OPTION_KEYS, 'remote.')
+  if (isObject(options.paths)) checkOptionKeys(options.paths, REMOTE_PATH_KEYS, 'remote.paths.')
+  if (isObject(options.retry)) checkOptionKeys(options.retry, RETRY_KEYS, 'remote.retry.')
+  checkClientOptions(options)
   const intIn = (v: unknown, min: number, max: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
   const ms = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0
   const batchSize = options.batchSize ?? 100
@@ -140,8 +157,12 @@ export function checkRemoteOptions(options: RemoteOptions, randomId: () => strin
   check(ms(initialDelayMs) && initialDelayMs > 0, 'retry.initialDelayMs', 'must be a finite number > 0')
   const maxDelayMs = options.retry?.maxDelayMs ?? 60_000
   check(ms(maxDelayMs), 'retry.maxDelayMs', 'must be a finite number >= 0')
-  const clientId = options.clientId ?? randomId()
-  check(typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128, 'clientId', 'must be a string of 1 to 128 characters')
+  const { clientId } = options
+  check(
+    clientId === undefined || (typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128),
+    'clientId',
+    'must be a string of 1 to 128 characters',
+  )
   check(options.onConflict === undefined || typeof options.onConflict === 'function', 'onConflict', 'must be a function')
   check(
     options.conflict === undefined || typeof options.conflict === 'function' || STRATEGIES.includes(options.conflict),
@@ -156,7 +177,6 @@ export function checkRemoteOptions(options: RemoteOptions, randomId: () => strin
     batchSize,
     pullPageSize,
     retry: { initialDelayMs, maxDelayMs: Math.max(initialDelayMs, maxDelayMs) },
-    clientId,
     now: options.now ?? Date.now,
     realtimeChannel,
   }
@@ -215,7 +235,10 @@ const remoteKeys: Record<keyof RemoteOptions, true> = {
   now: true,
   realtime: true,
 }
-export const REMOTE_OPTION_KEYS: readonly string[] = Object.keys(remoteKeys)
+const REMOTE_OPTION_KEYS: readonly string[] = Object.keys(remoteKeys)
 
 const pathKeys: Record<keyof ApiPaths, true> = { health: true, item: true, push: true, pull: true, changes: true }
-export const REMOTE_PATH_KEYS: readonly string[] = Object.keys(pathKeys)
+const REMOTE_PATH_KEYS: readonly string[] = Object.keys(pathKeys)
+
+const retryKeys: Record<keyof NonNullable<RemoteOptions['retry']>, true> = { initialDelayMs: true, maxDelayMs: true }
+const RETRY_KEYS: readonly string[] = Object.keys(retryKeys)

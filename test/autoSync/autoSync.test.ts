@@ -12,6 +12,7 @@ import {
   type AutoSyncOptions,
   type PersistenceMiddleware,
 } from '../../src'
+import { createRemote } from '../../src/remote'
 import { createMockSyncServer } from '../../src/testing'
 import { channelHub, memoryLocks } from '../support/coordination'
 import { readStore } from '../support/instrumentedStore'
@@ -48,7 +49,7 @@ function tab(options: AutoSyncOptions & { factory?: IDBFactory; dbName?: string 
     indexedDB: factory,
     slices: { files: { debounceMs: 5 } },
     onError: () => {},
-    remote: { baseUrl: BASE_URL, retry: { initialDelayMs: 100, maxDelayMs: 1600 } },
+    remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 100, maxDelayMs: 1600 } }),
   })
   const autoSync: AutoSyncMiddleware = createAutoSyncMiddleware({ leader: 'always', onError: () => {}, ...autoOptions })
   const store = configureStore({
@@ -246,7 +247,7 @@ describe('auto-sync', () => {
       indexedDB: factory,
       slices: { files: { debounceMs: 5 } },
       onError: () => {},
-      remote: { baseUrl: BASE_URL },
+      remote: createRemote({ baseUrl: BASE_URL }),
     })
     const monitor = createSyncMonitorMiddleware({ default: false })
     const autoSync = createAutoSyncMiddleware({ intervalMs: 60_000, syncOnChange: false, leader: 'always', default: false })

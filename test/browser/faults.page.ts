@@ -3,6 +3,7 @@
 // `window.harness`; everything it returns is plain data.
 import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolkit'
 import { createPersistenceMiddleware, isFlushError, syncReducer, type PersistenceMiddleware } from '../../src'
+import { createRemote } from '../../src/remote'
 
 interface Note {
   id: string
@@ -31,7 +32,7 @@ const harness = {
       slices: { notes: { debounceMs: 10 } },
       retry: { initialDelayMs: 20, maxDelayMs: 200 },
       onError: (error) => errors.push(error.name),
-      remote: { baseUrl, timeoutMs: 2000, retry: { initialDelayMs: 50, maxDelayMs: 300 } },
+      remote: createRemote({ baseUrl, timeoutMs: 2000, retry: { initialDelayMs: 50, maxDelayMs: 300 } }),
     })
     store = makeStore(persistence)
     await persistence.whenHydrated()

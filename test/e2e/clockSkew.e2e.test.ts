@@ -5,7 +5,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import type { ConflictStrategy, PersistenceMiddleware, SyncConflict } from '../../src'
 import { startFlaskServer, type FlaskServer } from './flaskServer'
-import { lib } from './lib'
+import { lib, remoteLib } from './lib'
 
 const { createPersistenceMiddleware, pullFlaskChanges, syncReducer, syncToFlaskBulk } = lib
 
@@ -38,14 +38,14 @@ function device(name: string, skewMs: number, conflict: ConflictStrategy) {
     indexedDB: new IDBFactory(),
     slices: { docs: { debounceMs: 5, conflict } },
     onError: () => {},
-    remote: {
+    remote: remoteLib.createRemote({
       baseUrl: flask.baseUrl,
       clientId: name,
       now: () => Date.now() + skewMs,
       onConflict: (c) => conflicts.push(c),
       retry: { initialDelayMs: 50, maxDelayMs: 200 },
       timeoutMs: 5000,
-    },
+    }),
   })
   live.push(persistence)
   const store = configureStore({

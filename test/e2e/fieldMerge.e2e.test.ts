@@ -6,7 +6,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import type { ConflictStrategy, PersistenceMiddleware, SyncConflict } from '../../src'
 import { startFlaskServer, type FlaskServer } from './flaskServer'
-import { lib } from './lib'
+import { lib, remoteLib } from './lib'
 
 const { createPersistenceMiddleware, pullFlaskChanges, syncFromFlaskBulk, syncReducer } = lib
 
@@ -41,7 +41,13 @@ function device(name: string, conflict: ConflictStrategy = 'server-wins') {
     indexedDB: new IDBFactory(),
     slices: { notes: { debounceMs: 5, conflict, fieldMerge: true } },
     onError: () => {},
-    remote: { baseUrl: flask.baseUrl, clientId: name, retry: { initialDelayMs: 50, maxDelayMs: 200 }, timeoutMs: 2000, onConflict: (c) => conflicts.push(c) },
+    remote: remoteLib.createRemote({
+      baseUrl: flask.baseUrl,
+      clientId: name,
+      retry: { initialDelayMs: 50, maxDelayMs: 200 },
+      timeoutMs: 2000,
+      onConflict: (c) => conflicts.push(c),
+    }),
   })
   live.push(persistence)
   const store = configureStore({

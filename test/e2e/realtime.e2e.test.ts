@@ -6,9 +6,10 @@ import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolk
 import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { WebSocket as NodeWebSocket } from 'ws'
-import type { AutoSyncOptions, RemoteOptions, SyncError, WebSocketConstructorLike } from '../../src'
+import type { AutoSyncOptions, SyncError, WebSocketConstructorLike } from '../../src'
+import type { RemoteOptions } from '../../src/remote'
 import { startFlaskServer, type FlaskServer } from './flaskServer'
-import { lib } from './lib'
+import { lib, remoteLib } from './lib'
 
 const { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, isRealtimeError, syncReducer } = lib
 const WebSocket = NodeWebSocket as unknown as WebSocketConstructorLike
@@ -51,7 +52,7 @@ function device({ server, token, auto, remote }: DeviceOptions) {
     indexedDB: new IDBFactory(),
     slices: { docs: { debounceMs: 5 } },
     onError: (error) => errors.push(error),
-    remote: {
+    remote: remoteLib.createRemote({
       baseUrl: server.baseUrl,
       retry: { initialDelayMs: 50, maxDelayMs: 400 },
       timeoutMs: 3000,
@@ -61,7 +62,7 @@ function device({ server, token, auto, remote }: DeviceOptions) {
       },
       realtime: { url: server.realtimeUrl!, WebSocket, retry: { initialDelayMs: 100, maxDelayMs: 400 } },
       ...remote,
-    },
+    }),
   })
   const monitor = createSyncMonitorMiddleware({ default: false })
   const autoSync = createAutoSyncMiddleware({ leader: 'always', intervalMs: 3_600_000, settleMs: 0, default: false, ...auto })

@@ -6,7 +6,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import type { PersistenceMiddleware, RolledBackPayload } from '../../src'
 import { startFlaskServer, type FlaskServer } from './flaskServer'
-import { lib } from './lib'
+import { lib, remoteLib } from './lib'
 
 const { createPersistenceMiddleware, discardDeadLetter, retryDeadLetter, rolledBack, selectItemSyncState, syncReducer } = lib
 
@@ -53,7 +53,7 @@ function client(factory: IDBFactory, onReject: 'rollback' | 'keep' = 'rollback')
     maxDepth: 200,
     slices: { docs: { debounceMs: 5, onReject } },
     onError: () => {},
-    remote: { baseUrl: flask.baseUrl, retry: { initialDelayMs: 50, maxDelayMs: 200 }, timeoutMs: 2000 },
+    remote: remoteLib.createRemote({ baseUrl: flask.baseUrl, retry: { initialDelayMs: 50, maxDelayMs: 200 }, timeoutMs: 2000 }),
   })
   live.push(persistence)
   const store = configureStore({

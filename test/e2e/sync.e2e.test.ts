@@ -5,7 +5,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import type { ConflictStrategy, PersistenceMiddleware } from '../../src'
 import { startFlaskServer, type FlaskServer } from './flaskServer'
-import { lib } from './lib'
+import { lib, remoteLib } from './lib'
 
 const { createPersistenceMiddleware, resolveConflict, syncFromFlaskBulk, syncReducer } = lib
 
@@ -44,7 +44,7 @@ function client(factory: IDBFactory, conflict: ConflictStrategy = 'server-wins',
     indexedDB: factory,
     slices: { docs: { debounceMs: 5, conflict } },
     onError: () => {},
-    remote: { baseUrl: flask.baseUrl, clientId: name, retry: { initialDelayMs: 50, maxDelayMs: 200 }, timeoutMs: 2000 },
+    remote: remoteLib.createRemote({ baseUrl: flask.baseUrl, clientId: name, retry: { initialDelayMs: 50, maxDelayMs: 200 }, timeoutMs: 2000 }),
   })
   live.push(persistence)
   const store = configureStore({

@@ -8,7 +8,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest'
 import type { PersistenceMiddleware } from '../../src'
 import { startFlaskServer, type FlaskServer } from './flaskServer'
-import { lib } from './lib'
+import { lib, remoteLib } from './lib'
 
 const { createPersistenceMiddleware, pullFlaskChanges, syncFromFlaskBulk, syncReducer } = lib
 
@@ -40,7 +40,13 @@ function device(token: string, name: string) {
     indexedDB: new IDBFactory(),
     slices: { notes: { debounceMs: 5 } },
     onError: () => {},
-    remote: { baseUrl: flask.baseUrl, clientId: name, getToken: () => token, retry: { initialDelayMs: 50, maxDelayMs: 200 }, timeoutMs: 5000 },
+    remote: remoteLib.createRemote({
+      baseUrl: flask.baseUrl,
+      clientId: name,
+      getToken: () => token,
+      retry: { initialDelayMs: 50, maxDelayMs: 200 },
+      timeoutMs: 5000,
+    }),
   })
   live.push(persistence)
   const store = configureStore({

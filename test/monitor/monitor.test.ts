@@ -13,6 +13,7 @@ import {
   type SyncMetrics,
   type SyncMonitorMiddleware,
 } from '../../src'
+import { createRemote } from '../../src/remote'
 import { createMockSyncServer } from '../../src/testing'
 import { advance, useFakeClock } from '../support/clock'
 import { readStore, until } from '../support/instrumentedStore'
@@ -36,7 +37,7 @@ function wired(options: { remote?: boolean; monitor?: SyncMonitorMiddleware } = 
     indexedDB: factory,
     slices: { files: { debounceMs: 5, batchSize: 10 } },
     onError: () => {},
-    ...(options.remote ? { remote: { baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 50 } } } : {}),
+    ...(options.remote ? { remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 50 } }) } : {}),
   })
   const monitor = options.monitor ?? createSyncMonitorMiddleware()
   const store = configureStore({

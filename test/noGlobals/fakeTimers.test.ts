@@ -2,7 +2,8 @@ import { configureStore, createEntityAdapter, createSlice } from '@reduxjs/toolk
 import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
 import { afterEach, describe, expect, test, vi } from 'vitest'
-import { createApiClient, createPersistenceMiddleware, createSyncMonitorMiddleware } from '../../src'
+import { createPersistenceMiddleware, createSyncMonitorMiddleware } from '../../src'
+import { createApiClient } from '../../src/remote'
 import { createMockSyncServer } from '../../src/testing'
 
 // README, "Testing your app", as a user's test file would do it (no IndexedDB globals, an

@@ -2,11 +2,13 @@ import { configureStore } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
 import { describe, expect, test } from 'vitest'
 import { configureAutoSync, createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, type InvalidOptionError } from '../../src'
+import { createRemote } from '../../src/remote'
 import { filesSlice } from '../support/store'
 
 // Plain-JS callers get no compile-time check: a misspelt key must not be ignored silently.
 const make = (options: Record<string, unknown>) => () =>
   createPersistenceMiddleware({ slices: { files: {} }, indexedDB: new IDBFactory(), ...options } as never)
+const remote = (options: Record<string, unknown>) => () => createRemote(options as never)
 
 const thrown = (run: () => unknown): InvalidOptionError => {
   try {
@@ -24,10 +26,10 @@ describe('unknown option keys are refused with the closest valid one', () => {
     ['per slice: debounce', make({ slices: { files: { debounce: 300 } } }), 'slices.files.debounce', 'unknown option debounce; did you mean debounceMs?'],
     ['per slice: storename', make({ slices: { files: { storename: 'f' } } }), 'slices.files.storename', 'did you mean storeName?'],
     ['retry: initialDelay', make({ retry: { initialDelay: 5 } }), 'retry.initialDelay', 'did you mean initialDelayMs?'],
-    ['remote: baseURL', make({ remote: { baseURL: 'http://x/api' } }), 'remote.baseURL', 'did you mean baseUrl?'],
-    ['remote: timeout', make({ remote: { baseUrl: 'http://x/api', timeout: 5 } }), 'remote.timeout', 'did you mean timeoutMs?'],
-    ['remote.paths: heath', make({ remote: { baseUrl: 'http://x/api', paths: { heath: '/h' } } }), 'remote.paths.heath', 'did you mean health?'],
-    ['remote.retry: maxDelay', make({ remote: { baseUrl: 'http://x/api', retry: { maxDelay: 5 } } }), 'remote.retry.maxDelay', 'did you mean maxDelayMs?'],
+    ['remote: baseURL', remote({ baseURL: 'http://x/api' }), 'remote.baseURL', 'did you mean baseUrl?'],
+    ['remote: timeout', remote({ baseUrl: 'http://x/api', timeout: 5 }), 'remote.timeout', 'did you mean timeoutMs?'],
+    ['remote.paths: heath', remote({ baseUrl: 'http://x/api', paths: { heath: '/h' } }), 'remote.paths.heath', 'did you mean health?'],
+    ['remote.retry: maxDelay', remote({ baseUrl: 'http://x/api', retry: { maxDelay: 5 } }), 'remote.retry.maxDelay', 'did you mean maxDelayMs?'],
     [
       'auto-sync: interval',
       () => createAutoSyncMiddleware({ interval: 1000 } as never),
@@ -88,7 +90,7 @@ describe('unknown option keys are refused with the closest valid one', () => {
         durability: 'default',
         indexedDB: new IDBFactory(),
         logoutChannel: null,
-        remote: {
+        remote: createRemote({
           baseUrl: 'http://x/api',
           paths: { health: '/h' },
           timeoutMs: 5,
@@ -97,7 +99,7 @@ describe('unknown option keys are refused with the closest valid one', () => {
           retry: { initialDelayMs: 1 },
           clientId: 'c',
           connectOnStart: false,
-        },
+        }),
       }).dispose(),
     ).not.toThrow()
   })

@@ -7,6 +7,7 @@ import type { ReactNode } from 'react'
 import { Provider } from 'react-redux'
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
 import { createAutoSyncMiddleware, createPersistenceMiddleware, createSyncMonitorMiddleware, syncActions, syncReducer, type SyncConflict } from '../../src'
+import { createRemote } from '../../src/remote'
 import { PersistenceDashboard, PersistenceProvider, usePersistence } from '../../src/react'
 import { createMockSyncServer } from '../../src/testing'
 import { advance, useFakeClock } from '../support/clock'
@@ -37,7 +38,7 @@ function app(options: { debounceMs?: number } = {}) {
     indexedDB: factory,
     slices: { files: { debounceMs: options.debounceMs ?? 5 } },
     onError: () => {},
-    remote: { baseUrl: BASE, retry: { initialDelayMs: 20, maxDelayMs: 50 } },
+    remote: createRemote({ baseUrl: BASE, retry: { initialDelayMs: 20, maxDelayMs: 50 } }),
   })
   const monitor = createSyncMonitorMiddleware({ default: false })
   const autoSync = createAutoSyncMiddleware({ leader: 'always', intervalMs: 30_000, default: false, onError: () => {} })

@@ -40,12 +40,12 @@ import {
   syncReducer,
   type LocalStore,
   type PersistenceMiddleware,
-  type RemoteOptions,
   type RolledBackPayload,
   type SerializedSyncError,
   type SyncError,
   type SyncState,
 } from '../../src'
+import { createRemote, type RemoteOptions } from '../../src/remote'
 import { until, withCommit } from '../support/instrumentedStore'
 import { addItem, addTodo, filesSlice, todosSlice } from '../support/store'
 import { BASE_URL, useMockSync } from '../support/synced'
@@ -97,7 +97,9 @@ function harness(options: HarnessOptions = {}) {
       todos: { debounceMs: 5, path: ['items'], shape: 'array' },
       raw: { debounceMs: 5, shape: 'record' },
     },
-    ...(options.remote === false ? {} : { remote: { baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 }, timeoutMs: 2000, ...options.remote } }),
+    ...(options.remote === false
+      ? {}
+      : { remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 }, timeoutMs: 2000, ...options.remote }) }),
   })
   live.push(persistence)
   const recorder: Middleware = () => (next) => (action) => {

@@ -26,14 +26,13 @@ import {
   pullFlaskChanges,
   syncReducer,
   type LocalStore,
-  type OutboxRow,
   type PersistenceMiddleware,
-  type RemoteOptions,
   type SlicePersistenceConfig,
   type StorageOp,
   type SyncConflict,
   type SyncError,
 } from '../../src'
+import { createRemote, type OutboxRow, type RemoteOptions } from '../../src/remote'
 import { createMockSyncServer } from '../../src/testing'
 import { readStore } from '../support/instrumentedStore'
 import { addItem, filesSlice, removeItem, updateItem, type FileItem } from '../support/store'
@@ -202,14 +201,14 @@ function open(factory: IDBFactory, remote: Partial<RemoteOptions> = {}, files: S
     onError: (e) => errors.push(e),
     retry: { initialDelayMs: 50, maxDelayMs: 200 },
     slices: { files: { debounceMs: DEBOUNCE_MS, batchSize: 10, ...files } },
-    remote: {
+    remote: createRemote({
       baseUrl: BASE,
       clientId,
       timeoutMs: 1000,
       retry: { initialDelayMs: 50, maxDelayMs: 400 },
       onConflict: (c) => conflicts.push(c),
       ...remote,
-    },
+    }),
   })
   live.push(persistence)
   return { clientId, persistence, store: makeStore(persistence), storage, errors, conflicts }

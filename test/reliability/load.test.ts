@@ -9,6 +9,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
 import { createPersistenceMiddleware, syncReducer, type PersistenceMiddleware, type SyncError } from '../../src'
+import { createRemote } from '../../src/remote'
 import { OUTBOX_STORE, type StorageOp } from '../../src/storage/types'
 import { createMockSyncServer } from '../../src/testing'
 import { instrumentedStore, readStore, type InstrumentedStore } from '../support/instrumentedStore'
@@ -214,7 +215,7 @@ describe('load: 100k dispatches on 10k keys', () => {
         storage,
         onError: (e) => errors.push(e),
         slices: { files: { storeName: 'files', debounceMs: 20, batchSize: BATCH_SIZE } },
-        remote: { baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 200 }, timeoutMs: 10_000, onConflict: () => conflicts++ },
+        remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 200 }, timeoutMs: 10_000, onConflict: () => conflicts++ }),
       })
       const store = makeStore(persistence)
       await persistence.whenHydrated()

@@ -25,6 +25,7 @@ import {
   syncToFlaskBulk,
   type PersistenceMiddleware,
 } from '../../src'
+import { createRemote } from '../../src/remote'
 import { OUTBOX_STORE, type StorageOp } from '../../src/storage/types'
 import type { OutboxRow } from '../../src/remote/outbox'
 import { createMockSyncServer } from '../../src/testing'
@@ -310,7 +311,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
         if (error.name === 'TransactionAbortedError') coverage.aborts++
         if (error.name === 'InvalidOptionError') trackerMisses.push(error.message)
       },
-      remote: {
+      remote: createRemote({
         baseUrl: BASE,
         timeoutMs: 300,
         batchSize: 4,
@@ -326,7 +327,7 @@ async function runScenario(strategy: Strategy, commands: Command[]): Promise<voi
           if (strategy === 'last-write-wins' && c.resolution === 'server') coverage.lastWriteWinsLostLocal++
           if (strategy === 'last-write-wins' && c.resolution === 'client') coverage.lastWriteWinsKeptLocal++
         },
-      },
+      }),
     })
     persistence.subscribeEvents((event) => {
       if (event.type !== 'operation' || event.operation.ok) return

@@ -11,10 +11,10 @@ import {
   isRealtimeError,
   syncReducer,
   type AutoSyncOptions,
-  type RemoteOptions,
   type SyncError,
   type WebSocketConstructorLike,
 } from '../../src'
+import { createRemote, type RemoteOptions } from '../../src/remote'
 import { CloseCode, createMockSyncServer } from '../../src/testing'
 import { addItem, filesSlice } from '../support/store'
 import { BASE_URL } from '../support/synced'
@@ -64,7 +64,7 @@ async function device(options: { auto?: AutoSyncOptions; remote?: Partial<Remote
     indexedDB: new IDBFactory(),
     slices: { files: { debounceMs: 5 } },
     onError: (error) => errors.push(error),
-    remote: {
+    remote: createRemote({
       baseUrl: BASE_URL,
       retry: { initialDelayMs: 100, maxDelayMs: 800 },
       getToken: ({ refresh }) => {
@@ -73,7 +73,7 @@ async function device(options: { auto?: AutoSyncOptions; remote?: Partial<Remote
       },
       realtime: { url: WS_URL, retry: { initialDelayMs: 200, maxDelayMs: 1600 } },
       ...options.remote,
-    },
+    }),
   })
   const monitor = createSyncMonitorMiddleware({ default: false })
   const autoSync = createAutoSyncMiddleware({ leader: 'always', intervalMs: 1e9, settleMs: 20, default: false, onError: () => {}, ...options.auto })
@@ -242,7 +242,7 @@ describe('remote.realtime option', () => {
       dbName: 'opt',
       indexedDB: new IDBFactory(),
       slices: { files: {} },
-      remote: { baseUrl: BASE_URL, realtime: realtime as RemoteOptions['realtime'] },
+      remote: createRemote({ baseUrl: BASE_URL, realtime: realtime as RemoteOptions['realtime'] }),
     })
   test.each([
     ['an http URL', 'http://x/realtime'],

@@ -1,6 +1,7 @@
 import { http } from 'msw'
 import { describe, expect, test } from 'vitest'
-import { createApiClient, isInvalidOptionError, pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from '../../src'
+import { isInvalidOptionError, pullFlaskChanges, syncFromFlaskBulk, syncToFlaskBulk } from '../../src'
+import { createApiClient } from '../../src/remote'
 import { until } from '../support/instrumentedStore'
 import { saveFile, type FileItem } from '../support/store'
 import { BASE_URL, makeSyncedStore, useMockSync } from '../support/synced'

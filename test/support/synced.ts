@@ -9,11 +9,11 @@ import {
   type ConflictStrategy,
   type LocalStore,
   type PersistenceMiddleware,
-  type RemoteOptions,
   type SlicePersistenceConfig,
   type SyncConflict,
   type SyncError,
 } from '../../src'
+import { createRemote, type RemoteOptions } from '../../src/remote'
 import { createMockSyncServer } from '../../src/testing'
 import { filesSlice, todosSlice } from './store'
 
@@ -52,13 +52,13 @@ export function makeSyncedStore(options: SyncedOptions = {}) {
     ...(options.remote === null
       ? {}
       : {
-          remote: {
+          remote: createRemote({
             baseUrl: BASE_URL,
             retry: { initialDelayMs: 20, maxDelayMs: 100 },
             timeoutMs: 1000,
             onConflict: (c) => conflicts.push(c),
             ...options.remote,
-          },
+          }),
         }),
   })
   const syncKey = options.syncKey ?? 'sync'

@@ -3,6 +3,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { createAutoSyncMiddleware, createPersistenceMiddleware, selectItemSyncState, syncReducer, type ChannelLike, type LockManagerLike } from '../../src'
+import { createRemote } from '../../src/remote'
 import { createMockSyncServer } from '../../src/testing'
 import { channelHub, memoryLocks } from '../support/coordination'
 import { readStore, until } from '../support/instrumentedStore'
@@ -28,7 +29,7 @@ function tab(factory: IDBFactory, locks: LockManagerLike, channel: ChannelLike) 
     indexedDB: factory,
     slices: { files: { debounceMs: 5 } },
     onError: () => {},
-    remote: { baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 } },
+    remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 } }),
   })
   const autoSync = createAutoSyncMiddleware({ leader: 'auto', locks, channel, intervalMs: 60_000, syncOnChange: false, default: false, onError: () => {} })
   const store = configureStore({

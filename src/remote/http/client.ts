@@ -31,7 +31,7 @@ export interface ApiPaths {
 /** Headers, or a function returning them (called before every request). */
 export type HeadersOption = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
 
-/** Options of the HTTP client, also accepted under `remote` in `createPersistenceMiddleware`. */
+/** Options of the HTTP client, also accepted by `createRemote`. */
 export interface ApiClientOptions {
   /**
    * Where the API lives, including its prefix.
@@ -67,7 +67,7 @@ export interface ApiClientOptions {
    * @default 1024
    * @example
    * ```ts
-   * remote: { baseUrl, compressRequestsOver: 16 * 1024 }
+   * createRemote({ baseUrl, compressRequestsOver: 16 * 1024 })
    * ```
    */
   compressRequestsOver?: number | false
@@ -142,6 +142,18 @@ interface Payload {
 /** What a gzip body may get from a path that refuses it: no answer (a CORS preflight), 415 or 400 (a proxy). Never a 413. */
 const refusesGzip = (error: unknown): error is SyncError => isNetworkError(error) || (isHttpError(error) && (error.status === 415 || error.status === 400))
 
+/** Checks the client's options (`createRemote` checks them up front, `createApiClient` again); throws an `InvalidOptionError` naming the bad one. */
+export function checkClientOptions(options: ApiClientOptions): void {
+  if (typeof options.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
+    throw new InvalidOptionError('remote.baseUrl', 'must be an absolute http(s) URL')
+  }
+  if (!((options.timeoutMs ?? 10_000) > 0)) throw new InvalidOptionError('remote.timeoutMs', 'must be a number > 0')
+  const compressOver = options.compressRequestsOver ?? 1024
+  if (compressOver !== false && !(typeof compressOver === 'number' && compressOver >= 0)) {
+    throw new InvalidOptionError('remote.compressRequestsOver', 'must be a number of bytes >= 0, or false')
+  }
+}
+
 /**
  * The HTTP client, through one ky instance. ky never retries (`retry: 0`): the outbox owns
  * retries, so a request is never retried in two places. The only retries here are the single
@@ -149,15 +161,9 @@ const refusesGzip = (error: unknown): error is SyncError => isNetworkError(error
  * Payloads and headers are never logged.
  */
 export function createApiClient(options: ApiClientOptions): ApiClient {
-  if (typeof options.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
-    throw new InvalidOptionError('remote.baseUrl', 'must be an absolute http(s) URL')
-  }
+  checkClientOptions(options)
   const timeoutMs = options.timeoutMs ?? 10_000
-  if (!(timeoutMs > 0)) throw new InvalidOptionError('remote.timeoutMs', 'must be a number > 0')
   const compressOver = options.compressRequestsOver ?? 1024
-  if (compressOver !== false && !(typeof compressOver === 'number' && compressOver >= 0)) {
-    throw new InvalidOptionError('remote.compressRequestsOver', 'must be a number of bytes >= 0, or false')
-  }
   const base = options.baseUrl.replace(/\/+$/, '')
   const paths = {
     health: '/health',

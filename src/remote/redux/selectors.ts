@@ -5,8 +5,9 @@ import { initialSyncState, type DeadLetter, type ItemSyncState, type SliceSyncCo
 /** Reads the sync slice of a root state: the one mounted under `sync`, or the initial state when absent. */
 export const selectSyncAtSync = (state: unknown): SyncState => ((state as { sync?: SyncState } | null)?.sync ?? initialSyncState) as SyncState
 
-const NO_COUNTS: SliceSyncCounts = Object.freeze({ pending: 0, conflict: 0, rejected: 0 })
-const NO_LETTERS: readonly DeadLetter[] = Object.freeze([])
+// `@__PURE__`: module-level calls a bundler may drop when no selector is used.
+const NO_COUNTS: SliceSyncCounts = /* @__PURE__ */ Object.freeze({ pending: 0, conflict: 0, rejected: 0 })
+const NO_LETTERS: readonly DeadLetter[] = /* @__PURE__ */ Object.freeze([])
 
 /**
  * Where one item stands with the server: `'synced'`, `'pending'`, `'conflict'` or `'rejected'`

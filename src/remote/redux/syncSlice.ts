@@ -114,8 +114,9 @@ const bulkThunks = [syncToFlaskBulk, syncFromFlaskBulk, pullFlaskChanges] as con
 /**
  * The sync slice. Mount it under any key (`reducer: { sync: syncReducer }`) and read it with
  * your own selector; its state is plain data, and every action it handles is serializable.
+ * (`@__PURE__`: an app that never mounts it, a local-only one, does not bundle it.)
  */
-export const syncSlice = createSlice({
+export const syncSlice = /* @__PURE__ */ createSlice({
   name: 'redux-idb-sync/sync',
   initialState: initialSyncState,
   reducers: {
@@ -194,5 +195,7 @@ export const syncSlice = createSlice({
 
 // Annotated with RTK's own names: an inferred type would name `redux` and `redux-thunk` in the
 // published .d.ts, packages a user's app does not depend on directly (pnpm does not hoist them).
-export const syncReducer: Reducer<SyncState> = syncSlice.reducer
-export const syncActions = syncSlice.actions
+// Read through annotated calls: bundlers keep a module-level property read (it might run a
+// getter), and with it the whole slice, in apps that never use it (a local-only app).
+export const syncReducer: Reducer<SyncState> = /* @__PURE__ */ (() => syncSlice.reducer)()
+export const syncActions = /* @__PURE__ */ (() => syncSlice.actions)()

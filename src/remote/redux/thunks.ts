@@ -29,25 +29,32 @@ function engineThunk<T>(type: string, work: (engine: SyncEngineHandle) => Promis
   })
 }
 
+// `@__PURE__` on each module-level call: a bundler drops the thunks an app never uses (a
+// local-only app uses none), which it cannot prove of a call by itself.
+
 /** Pushes everything not yet on the server: the outbox, plus items that were never synced. */
-export const syncToFlaskBulk: AsyncThunk<void, void, ThunkConfig> = engineThunk('redux-idb-sync/syncToFlaskBulk', (engine) => engine.pushAll(), 'push failed')
+export const syncToFlaskBulk: AsyncThunk<void, void, ThunkConfig> = /* @__PURE__ */ engineThunk(
+  'redux-idb-sync/syncToFlaskBulk',
+  (engine) => engine.pushAll(),
+  'push failed',
+)
 
 /** Pulls everything from the server into IndexedDB and the store (local unsynced changes are kept and conflict-checked). */
-export const syncFromFlaskBulk: AsyncThunk<void, void, ThunkConfig> = engineThunk(
+export const syncFromFlaskBulk: AsyncThunk<void, void, ThunkConfig> = /* @__PURE__ */ engineThunk(
   'redux-idb-sync/syncFromFlaskBulk',
   (engine) => engine.pullAll(),
   'pull failed',
 )
 
 /** Pulls only what changed on the server since the last pull (tombstones included). */
-export const pullFlaskChanges: AsyncThunk<void, void, ThunkConfig> = engineThunk(
+export const pullFlaskChanges: AsyncThunk<void, void, ThunkConfig> = /* @__PURE__ */ engineThunk(
   'redux-idb-sync/pullFlaskChanges',
   (engine) => engine.pullChanges(),
   'pull failed',
 )
 
 /** Asks the server's health endpoint; resolves with whether it answered. */
-export const checkFlaskConnection: AsyncThunk<boolean, void, ThunkConfig> = engineThunk(
+export const checkFlaskConnection: AsyncThunk<boolean, void, ThunkConfig> = /* @__PURE__ */ engineThunk(
   'redux-idb-sync/checkFlaskConnection',
   (engine) => engine.checkConnection(),
   'health check failed',

@@ -9,7 +9,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import type { AutoSyncMiddleware, ChannelLike, ConflictStrategy, PersistenceMiddleware, SyncConflict, SyncError } from '../../../src'
 import { channelHub, memoryLocks } from '../../support/coordination'
 import type { FlaskServer } from '../flaskServer'
-import { lib } from '../lib'
+import { lib, remoteLib } from '../lib'
 import { createDeviceClock, createLossyFetch, slowStore, type DeviceClock, type LossyFetch, type SlowStore } from './faults'
 
 /** The item every test edits: `v` is unique per edit, so the server's history can tell a double apply. */
@@ -164,7 +164,7 @@ export async function openTab(device: Device, slot: number, instance: number): P
     },
     retry: { initialDelayMs: 10, maxDelayMs: 100 },
     onError: (error) => errors.push(error),
-    remote: {
+    remote: remoteLib.createRemote({
       baseUrl: world.flask.baseUrl,
       clientId: `${name}.${instance}`,
       fetch: device.net.fetch,
@@ -173,7 +173,7 @@ export async function openTab(device: Device, slot: number, instance: number): P
       batchSize: world.pushBatchSize ?? 100,
       retry: { initialDelayMs: 20, maxDelayMs: 200 },
       onConflict: (conflict) => conflicts.push({ tab: name, device: device.name, instance, conflict, at: Date.now() }),
-    },
+    }),
   })
   const useAutoSync = device.tabCount > 1 || (world.autoSyncSingleTab ?? true)
   const channel: ChannelLike | null = useAutoSync ? device.hub.create() : null

@@ -1,16 +1,8 @@
 import { http, HttpResponse } from 'msw'
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
-import {
-  createApiClient,
-  isAuthError,
-  isHttpError,
-  isMalformedResponseError,
-  isNetworkError,
-  isRequestTimeoutError,
-  isRetryableError,
-  type RemoteOperation,
-} from '../../../src'
+import { isAuthError, isHttpError, isMalformedResponseError, isNetworkError, isRequestTimeoutError, isRetryableError } from '../../../src'
+import { createApiClient, type RemoteOperation } from '../../../src/remote'
 import { createMockSyncServer } from '../../../src/testing'
 import { BASE_URL } from '../../support/synced'
 
