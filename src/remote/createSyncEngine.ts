@@ -5,7 +5,7 @@ import { singleFlight } from '../utils/singleFlight'
 import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
-import { isPushed, outboxDepth, publishOutbox, randomId, sliceByName, transact, type EngineContext, type SyncHost } from './engineContext'
+import { isPushed, itemStateMaps, outboxDepth, publishOutbox, randomId, sliceByName, transact, type EngineContext, type SyncHost } from './engineContext'
 import type { CheckedRemoteOptions, EngineOptions } from './options'
 import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
@@ -101,9 +101,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
     host,
     options,
     client: createApiClient({ ...options, signal: abort.signal }),
-    rows: new Map(),
-    parked: new Map(),
-    deadLetters: new Map(),
+    ...itemStateMaps(),
     inflight: new Set(),
     cursor: null,
     epoch: null,

@@ -70,6 +70,67 @@ export interface EngineContext {
   pushProgress: ((count: number) => void) | null
   /** The item states last dispatched to the sync slice (only items that are not synced). */
   readonly published: Map<string, PublishedState>
+  /** What changed in `rows`, `parked` and `deadLetters` since the item states were last published. */
+  readonly touched: Touched
+}
+
+/**
+ * The item keys whose sync state may have changed since `publishItemStates` last ran, as the
+ * maps it derives from (`rows`, `parked`, `deadLetters`) note them on every change; publishing
+ * looks at those keys only, so it costs O(keys changed), not O(outbox), per commit.
+ */
+interface Touched {
+  readonly keys: Set<string>
+  /** A map was cleared: every key is looked at again. */
+  all: boolean
+  /** The dead letters per item key (a key may have several). */
+  readonly rejected: Map<string, { readonly slice: string; count: number }>
+}
+
+/** A map that reports each entry it adds or removes (`clear` reports nothing: it calls `cleared`). */
+class NotingMap<K, V> extends Map<K, V> {
+  constructor(
+    private readonly note: (value: V, added: boolean, key: K) => void,
+    private readonly cleared: () => void,
+  ) {
+    super()
+  }
+  override set(key: K, value: V): this {
+    if (super.has(key)) this.note(super.get(key)!, false, key)
+    this.note(value, true, key)
+    return super.set(key, value)
+  }
+  override delete(key: K): boolean {
+    if (super.has(key)) this.note(super.get(key)!, false, key)
+    return super.delete(key)
+  }
+  override clear(): void {
+    this.cleared()
+    super.clear()
+  }
+}
+
+/** The maps item states derive from, each noting the keys it changes in `touched`. */
+export function itemStateMaps(): Pick<EngineContext, 'rows' | 'parked' | 'deadLetters' | 'touched'> {
+  const touched: Touched = { keys: new Set(), all: false, rejected: new Map() }
+  const noteKey = (_: unknown, __: boolean, key: string): void => void touched.keys.add(key)
+  const all = (): void => void (touched.all = true)
+  const noteDead = ({ row }: StoredDeadLetter, added: boolean): void => {
+    touched.keys.add(row.key)
+    const dead = touched.rejected.get(row.key) ?? { slice: row.slice, count: 0 }
+    dead.count += added ? 1 : -1
+    if (dead.count > 0) touched.rejected.set(row.key, dead)
+    else touched.rejected.delete(row.key)
+  }
+  return {
+    rows: new NotingMap<string, OutboxRow>(noteKey, all),
+    parked: new NotingMap<string, ParkedConflict>(noteKey, all),
+    deadLetters: new NotingMap<string, StoredDeadLetter>(noteDead, () => {
+      touched.rejected.clear()
+      all()
+    }),
+    touched,
+  }
 }
 
 interface PublishedState {
@@ -129,21 +190,39 @@ export function publishOutbox(ctx: EngineContext): void {
 /**
  * Dispatches the items whose sync state changed since the last call (none: nothing is
  * dispatched). A parked conflict outranks a pending op, which outranks a dead letter (a newer
- * change of a rejected key is what the store shows). O(outbox + dead letters), no item bodies.
+ * change of a rejected key is what the store shows). Looks only at the keys the outbox, the
+ * parked conflicts and the dead letters changed since (see `Touched`); no item bodies.
  */
 export function publishItemStates(ctx: EngineContext): void {
   if (ctx.silenced) return
-  const next = new Map<string, PublishedState>()
-  for (const stored of ctx.deadLetters.values()) next.set(stored.row.key, { slice: stored.row.slice, state: 'rejected' })
-  for (const row of ctx.rows.values()) if (row.ops.length > 0) next.set(row.key, { slice: row.slice, state: 'pending' })
-  for (const [key, parked] of ctx.parked) next.set(key, { slice: parked.conflict.slice, state: 'conflict' })
+  const { touched } = ctx
+  const keys = touched.all ? new Set([...ctx.published.keys(), ...ctx.rows.keys(), ...ctx.parked.keys(), ...touched.rejected.keys()]) : touched.keys
   const changes: ItemStateChange[] = []
-  for (const [key, was] of ctx.published) if (!next.has(key)) changes.push({ key, slice: was.slice, state: 'synced' })
-  for (const [key, now] of next) if (ctx.published.get(key)?.state !== now.state) changes.push({ key, ...now })
-  if (changes.length === 0) return
-  ctx.published.clear()
-  for (const [key, now] of next) ctx.published.set(key, now)
-  ctx.host.dispatch(syncActions.itemStatesChanged(changes))
+  for (const key of keys) {
+    const now = itemState(ctx, key)
+    const was = ctx.published.get(key)
+    if (now) {
+      if (was?.state === now.state) continue
+      changes.push({ key, ...now })
+      ctx.published.set(key, now)
+    } else if (was) {
+      changes.push({ key, slice: was.slice, state: 'synced' })
+      ctx.published.delete(key)
+    }
+  }
+  touched.keys.clear()
+  touched.all = false
+  if (changes.length > 0) ctx.host.dispatch(syncActions.itemStatesChanged(changes))
+}
+
+/** A key's sync state now (`null`: synced). */
+function itemState(ctx: EngineContext, key: string): PublishedState | null {
+  const parked = ctx.parked.get(key)
+  if (parked) return { slice: parked.conflict.slice, state: 'conflict' }
+  const row = ctx.rows.get(key)
+  if (row && row.ops.length > 0) return { slice: row.slice, state: 'pending' }
+  const dead = ctx.touched.rejected.get(key)
+  return dead ? { slice: dead.slice, state: 'rejected' } : null
 }
 
 /**
