@@ -87,21 +87,20 @@ interface Touched {
   readonly rejected: Map<string, { readonly slice: string; count: number }>
 }
 
-/** A map that reports each entry it adds or removes (`clear` reports nothing: it calls `cleared`). */
+/** A map that reports each change of an entry to `note` (its values are never `undefined`), and a clear to `cleared`. */
 class NotingMap<K, V> extends Map<K, V> {
   constructor(
-    private readonly note: (value: V, added: boolean, key: K) => void,
+    private readonly note: (key: K, removed: V | undefined, added: V | undefined) => void,
     private readonly cleared: () => void,
   ) {
     super()
   }
   override set(key: K, value: V): this {
-    if (super.has(key)) this.note(super.get(key)!, false, key)
-    this.note(value, true, key)
+    this.note(key, super.get(key), value)
     return super.set(key, value)
   }
   override delete(key: K): boolean {
-    if (super.has(key)) this.note(super.get(key)!, false, key)
+    this.note(key, super.get(key), undefined)
     return super.delete(key)
   }
   override clear(): void {
@@ -113,22 +112,30 @@ class NotingMap<K, V> extends Map<K, V> {
 /** The maps item states derive from, each noting the keys it changes in `touched`. */
 export function itemStateMaps(): Pick<EngineContext, 'rows' | 'parked' | 'deadLetters' | 'touched'> {
   const touched: Touched = { keys: new Set(), all: false, rejected: new Map() }
-  const noteKey = (_: unknown, __: boolean, key: string): void => void touched.keys.add(key)
+  const noteKey = (key: string): void => void touched.keys.add(key)
   const all = (): void => void (touched.all = true)
-  const noteDead = ({ row }: StoredDeadLetter, added: boolean): void => {
-    touched.keys.add(row.key)
-    const dead = touched.rejected.get(row.key) ?? { slice: row.slice, count: 0 }
-    dead.count += added ? 1 : -1
-    if (dead.count > 0) touched.rejected.set(row.key, dead)
-    else touched.rejected.delete(row.key)
+  const count = (stored: StoredDeadLetter | undefined, by: number): void => {
+    if (!stored) return
+    const { key, slice } = stored.row
+    touched.keys.add(key)
+    const dead = touched.rejected.get(key) ?? { slice, count: 0 }
+    dead.count += by
+    if (dead.count > 0) touched.rejected.set(key, dead)
+    else touched.rejected.delete(key)
   }
   return {
     rows: new NotingMap<string, OutboxRow>(noteKey, all),
     parked: new NotingMap<string, ParkedConflict>(noteKey, all),
-    deadLetters: new NotingMap<string, StoredDeadLetter>(noteDead, () => {
-      touched.rejected.clear()
-      all()
-    }),
+    deadLetters: new NotingMap<string, StoredDeadLetter>(
+      (_, removed, added) => {
+        count(removed, -1)
+        count(added, 1)
+      },
+      () => {
+        touched.rejected.clear()
+        all()
+      },
+    ),
     touched,
   }
 }

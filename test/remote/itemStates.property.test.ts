@@ -95,6 +95,8 @@ test('published item states always equal a full recomputation from the outbox, t
           const shown = { items: state.items, counts: state.counts }
           publishItemStates(ctx)
           expect({ items: state.items, counts: state.counts }).toEqual(expected(ctx))
+          // Incremental: what was noted is consumed, so the next publish starts from nothing.
+          expect([ctx.touched.all, ctx.touched.keys.size]).toEqual([false, 0])
           // Nothing is dispatched when nothing changed.
           if (isDeepStrictEqual(shown, expected(ctx))) expect(dispatched).toBe(before)
         }
