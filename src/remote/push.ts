@@ -69,10 +69,16 @@ export async function pushOutbox(ctx: EngineContext, connection: Connection, aga
   let rechecked = false
   for (;;) {
     if (ctx.disposed || !ctx.connected) return
-    const candidates = [...ctx.rows.values()]
-      .filter((row) => !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && nextToSend(row) !== null && dependencyOf(ctx, row) !== 'wait')
+    const ready = [...ctx.rows.values()]
+      .filter((row) => !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && nextToSend(row) !== null)
       .sort((a, b) => a.ops[0]!.seq - b.ops[0]!.seq)
-      .slice(0, limit)
+    // Oldest first. The dependency rule (the slice's dependsOn) is asked of the rows this batch
+    // takes, not of the whole outbox: this loop runs once per batch.
+    const candidates: OutboxRow[] = []
+    for (const row of ready) {
+      if (candidates.length === limit) break
+      if (dependencyOf(ctx, row) !== 'wait') candidates.push(row)
+    }
     if (candidates.length === 0) {
       // Before stopping, look at the stored outbox once: the memory copy follows each
       // transaction's effects in the order their continuations ran, which is not always the
