@@ -196,12 +196,15 @@ export interface SlicePersistenceConfig<Item = unknown> {
   changedIds?(action: UnknownAction): Iterable<ItemId> | undefined
   /**
    * Learns which items an action changed from immer's patches instead of comparing every item
-   * of the slice: for an action type already seen to change a persisted slice, the enhancer hands
-   * the slice reducers a draft (RTK's `createReducer` mutates a draft it is given instead of
+   * of the slice: for an action type already seen to change a persisted slice into a state immer
+   * produced (frozen, as RTK's reducers leave it with immer's default auto-freeze), the enhancer
+   * hands the slice reducers a draft (RTK's `createReducer` mutates a draft it is given instead of
    * running its own `produce`) and reads the changed ids from the patches, additions and removals
    * included. It falls back to the full diff whenever the patches cannot name the ids: an action
-   * type not seen before, a replaced collection, a reducer that returned a new object (that type
-   * is never drafted again), a dispatch nested inside a store listener, an `array` slice.
+   * type not seen before, a replaced collection, a case reducer that returned a new object (that
+   * type is never drafted again), a type that changed a slice whose state is not frozen (a reducer
+   * written without immer, or auto-freeze turned off: never drafted, so such a reducer never sees
+   * a draft), a dispatch nested inside a store listener, an `array` slice.
    *
    * Set `false` for a slice whose reducer keeps a reference to its state beyond the call (a
    * root reducer that copies this slice's objects into another slice, a memo cache): drafts
