@@ -58,6 +58,8 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   let settleTimer: ReturnType<typeof setTimeout> | null = null
   let snapshot: AutoSyncStatus | null = null
   let relay: ChangeRelay | null = null
+  /** `syncNow()` asked for a pull, whatever the real-time channel says. */
+  let pullWanted = false
   const cleanups: Array<() => void> = []
 
   /** `onError`, else the attached instance's error path; a throwing reporter never stops the timers. */
@@ -122,12 +124,17 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     if (settleTimer) clearTimeout(settleTimer)
     settleTimer = null
     const counted = changeCounter
+    const wantsPull = pullWanted
+    pullWanted = false
     try {
       await target.flush()
       // Another tab may have written outbox entries (the leader pushes them) or acknowledged ours.
       await engine.reload()
       await engine.drain()
-      if (engine.connected) await engine.pullChanges()
+      // While the real-time channel is open, the poke that this push (or any other write)
+      // caused pulls: pulling here as well would fetch the same records twice. syncNow() and
+      // a sync without an open socket pull.
+      if (engine.connected && (wantsPull || engine.realtime?.state !== 'open')) await engine.pullChanges()
       if (engine.connected && engine.outboxDepth === 0) {
         lastSyncTime = Date.now()
         changeCounter = Math.max(0, changeCounter - counted)
@@ -239,7 +246,10 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   )
 
   const autoSync: AutoSyncMiddleware = Object.assign(middleware, {
-    syncNow: () => runSync(),
+    syncNow: () => {
+      pullWanted = true
+      return runSync()
+    },
     configureAutoSync(next: Partial<AutoSyncConfig>) {
       checkConfig(next, 'configureAutoSync')
       checkOptionKeys(next, Object.keys(configKeys), 'configureAutoSync.')
