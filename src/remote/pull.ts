@@ -111,7 +111,7 @@ async function followFeed(ctx: EngineContext, connection: Connection, wanted: st
       ctx,
       connection,
       (p) => p.changes.length,
-      () => ctx.client.changes(from, { limit: ctx.options.pullPageSize, collections: wanted }),
+      () => ctx.client.changes(from, { limit: ctx.options.pullPageSize, collections: wanted, post: ctx.serverProtocol >= 4 }),
     )
     if (isNewEpoch(ctx, page.epoch)) throw new EpochChanged(page.epoch ?? null)
     const effects = newEffects()
