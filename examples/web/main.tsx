@@ -36,8 +36,12 @@ const api = params.get('api') ?? 'http://127.0.0.1:5000/api'
 const realtime = params.get('realtime')
 const token = params.get('token')
 const intervalMs = Number(params.get('interval') ?? 5000)
-const debounceMs = Number(params.get('debounce') ?? 200)
-const settleMs = Number(params.get('settle') ?? 300)
+// Both delays are part of every edit's way to the other devices (docs/realtime.md, "Where the
+// time goes"). With real-time on, none: the write still folds the changes of one tick into one
+// transaction, and the push follows the write at once. Without it, writes and pushes are batched
+// more. ?debounce= and ?settle= override them.
+const debounceMs = Number(params.get('debounce') ?? (realtime ? 0 : 200))
+const settleMs = Number(params.get('settle') ?? (realtime ? 0 : 300))
 
 const persistence = createPersistenceMiddleware({
   dbName: 'notes-example',
@@ -59,6 +63,9 @@ const store = configureStore({
   enhancers: (getDefault) => getDefault().concat(persistence.enhancer),
 })
 type RootState = ReturnType<typeof store.getState>
+// For tests and the browser console: the store, its middleware and the notes' actions (the
+// real-time browser test times an edit from its dispatch in one page to the other page's store).
+Object.assign(window, { notesExample: { store, persistence, monitor, autoSync, actions: notesSlice.actions } })
 
 const BADGE = { synced: 'Saved', pending: 'Saving…', conflict: 'Conflict', rejected: 'Rejected' } as const
 

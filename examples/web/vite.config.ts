@@ -6,7 +6,10 @@ const src = (path: string): string => fileURLToPath(new URL(`../../src/${path}`,
 // The example builds against the library's source, so it always shows the current code.
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
-  esbuild: { jsx: 'automatic' },
+  esbuild: { jsx: 'automatic', jsxDev: !!process.env.EXAMPLE_REACT_DEV },
+  // A production build, as an app ships it, whoever builds it: under vitest NODE_ENV is 'test',
+  // which Vite would pass on and React would answer with its (several times slower) development build.
+  define: process.env.EXAMPLE_REACT_DEV ? {} : { 'process.env.NODE_ENV': JSON.stringify('production') },
   resolve: {
     alias: [
       { find: /^redux-idb-sync\/react$/, replacement: src('react/index.ts') },

@@ -16,6 +16,7 @@ from .validation import (
     NotStrictJson,
     check_collection,
     loads_strict,
+    parse_changes_body,
     parse_collections,
     parse_cursor,
     parse_limit,
@@ -25,7 +26,9 @@ from .validation import (
 )
 
 # 3: patch operations with field-level merge, gzip request bodies (docs/protocol.md, "Version 3").
-PROTOCOL = 3
+# 4: POST /sync/changes, the incremental pull at one URL, so browsers preflight it once
+#    (docs/protocol.md, "Version 4").
+PROTOCOL = 4
 EXTENSION_KEY = "redux_idb_sync"
 
 
@@ -208,12 +211,17 @@ def build_blueprint(state, name="redux_idb_sync"):
         items, cursor, epoch = storage.live_items(tenant(), collections)
         return json_response({"items": items, "cursor": str(cursor), "epoch": epoch})
 
-    @bp.get("/sync/changes")
+    @bp.route("/sync/changes", methods=["GET", "POST"])
     @counted_as("changes")
     def changes():
-        since = parse_cursor(request.args.get("since", "0") or "0", "since")
-        limit = parse_limit(request.args.get("limit", "500"))
-        page, has_more, head, epoch = storage.changes(tenant(), since, limit, parse_collections(request.args.get("collections")))
+        if request.method == "POST":
+            # Protocol 4: the same parameters in a JSON body, so the URL never changes.
+            since, limit, collections = parse_changes_body(body())
+        else:
+            since = parse_cursor(request.args.get("since", "0") or "0", "since")
+            limit = parse_limit(request.args.get("limit", "500"))
+            collections = parse_collections(request.args.get("collections"))
+        page, has_more, head, epoch = storage.changes(tenant(), since, limit, collections)
         if since > head:
             # No cursor this feed handed out is beyond its head: the client followed another
             # history (typically this database restored from a backup that kept its epoch), or

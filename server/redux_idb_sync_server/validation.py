@@ -132,6 +132,24 @@ def parse_collections(raw):
     return names
 
 
+def parse_changes_body(raw):
+    """The body of ``POST /sync/changes`` (protocol 4): ``{"since"?, "limit"?, "collections"?}``,
+    the same parameters as the query of ``GET /sync/changes``. Returns ``(since, limit, collections)``."""
+    if not isinstance(raw, dict):
+        raise ApiError(400, "bad_request", "the body must be an object")
+    since = raw.get("since", "0")
+    if not isinstance(since, str):
+        raise ApiError(400, "bad_request", "since must be a cursor string returned by the server")
+    limit = raw.get("limit", 500)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise ApiError(400, "bad_request", "limit must be an integer from 1 to 1000")
+    collections = raw.get("collections")
+    if collections is not None:
+        if not isinstance(collections, list) or not all(isinstance(c, str) and COLLECTION.fullmatch(c) for c in collections):
+            raise ApiError(400, "bad_request", "collections must be a list of collection names")
+    return parse_cursor(since or "0", "since"), limit, collections or None
+
+
 def validate_op(raw, defaults=None):
     """Returns (op, None) or (None, problem)."""
     if not isinstance(raw, dict):

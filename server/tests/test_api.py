@@ -1,4 +1,9 @@
 import json
+import os
+
+import pytest
+
+from conftest import ON_POSTGRES
 
 from redux_idb_sync_server import create_blueprint
 from flask import Flask
@@ -13,7 +18,7 @@ def test_health_is_public_and_versioned(make_client):
     r = client.get("/api/health")
     assert r.status_code == 200
     body = r.get_json()
-    assert body["status"] == "ok" and body["protocol"] == 3 and isinstance(body["serverTime"], int)
+    assert body["status"] == "ok" and body["protocol"] == 4 and isinstance(body["serverTime"], int)
 
 
 def test_push_applies_in_order_with_server_versions(client, op):
@@ -150,6 +155,24 @@ def test_tombstones_cursor_and_paging(client, op):
     assert empty["changes"] == [] and empty["cursor"] == rest["cursor"]
 
 
+def test_post_changes_answers_like_get_at_one_url(client, op):
+    # Protocol 4: the parameters in a JSON body, so a browser preflights the URL once, not per cursor.
+    push(client, [op(id="a"), op(id="b", value={"id": "b"}), op(collection="notes", id="n", value={"id": "n"})])
+    for query, body in [
+        ("since=0&limit=2", {"since": "0", "limit": 2}),
+        ("since=2", {"since": "2"}),
+        ("since=0&collections=notes", {"collections": ["notes"]}),
+        ("", {}),
+    ]:
+        got = client.get(f"/api/sync/changes?{query}").get_json()
+        posted = client.post("/api/sync/changes", json=body)
+        assert posted.status_code == 200 and posted.get_json() == got
+    assert client.post("/api/sync/changes", json={"since": "9"}).status_code == 410
+    for bad in [[], {"since": 2}, {"since": "banana"}, {"limit": 0}, {"limit": "5"}, {"limit": True}, {"collections": "notes"}, {"collections": ["a b"]}]:
+        answer = client.post("/api/sync/changes", json=bad)
+        assert answer.status_code == 400 and answer.get_json()["error"] == "bad_request", bad
+
+
 def test_bad_cursor_and_limit_are_400(client):
     assert client.get("/api/sync/changes?since=banana").status_code == 400
     assert client.get("/api/sync/changes?limit=0").status_code == 400
@@ -208,3 +231,13 @@ def test_blueprint_in_an_existing_app(tmp_path, op):
     r = client.post("/sync-api/sync/push", json={"clientId": "t", "ops": [op()]})
     assert r.status_code == 200
     assert json.loads(r.data)["results"][0]["status"] == "applied"
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's WAL")
+def test_sqlite_keeps_its_wal_between_transactions(database, make_client, op):
+    # A connection per transaction must not be the database's last: closing that one checkpoints
+    # and deletes the WAL, two fsyncs on every write (docs/realtime.md, "Where the time goes").
+    client = make_client()
+    for _ in range(3):
+        assert client.post("/api/sync/push", json={"clientId": "c", "ops": [op()]}).status_code == 200
+        assert os.path.exists(database + "-wal")

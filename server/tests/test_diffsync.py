@@ -23,8 +23,8 @@ def patch_op(op, patch, base, baseVersion, **over):
     return op(type="patch", value=..., patch=patch, base=base, baseVersion=baseVersion, **over)
 
 
-def test_health_says_protocol_3(client):
-    assert client.get("/api/health").get_json()["protocol"] == 3
+def test_health_says_protocol_4(client):
+    assert client.get("/api/health").get_json()["protocol"] == 4
 
 
 def test_a_patch_on_the_current_version_applies_like_a_put(client, op):

@@ -15,9 +15,9 @@ def push(client, ops):
     return client.post("/api/sync/push", json={"clientId": "t", "ops": ops})
 
 
-def test_health_reports_protocol_3_and_the_epoch(client):
+def test_health_reports_protocol_4_and_the_epoch(client):
     body = client.get("/api/health").get_json()
-    assert body["protocol"] == 3
+    assert body["protocol"] == 4
     assert EPOCH.fullmatch(body["epoch"])
 
 

@@ -58,6 +58,16 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   let settleTimer: ReturnType<typeof setTimeout> | null = null
   let snapshot: AutoSyncStatus | null = null
   let relay: ChangeRelay | null = null
+  /**
+   * Whether another tab may have changed the stored outbox since this one last read it: true
+   * until the first read, after a message from another tab, and at every interval tick. A sync
+   * re-reads the outbox only then (or always, without a relay to hear the other tabs on): this
+   * tab's own rows are in memory already, and the read costs three IndexedDB transactions on
+   * the way from an edit to its push.
+   */
+  let outboxStale = true
+  /** `syncNow()` asked for a pull, whatever the real-time channel says. */
+  let pullWanted = false
   const cleanups: Array<() => void> = []
 
   /** `onError`, else the attached instance's error path; a throwing reporter never stops the timers. */
@@ -110,7 +120,10 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     // While the real-time channel is open, pokes pull what changed; the interval only pushes.
     // When the socket is down, the idle pull takes over again.
     const live = engine?.realtime?.state === 'open'
-    if (engine?.connected && (pending || (pullWhenIdle && !live))) await runSync().catch(() => undefined)
+    if (engine?.connected && (pending || (pullWhenIdle && !live))) {
+      outboxStale = true // the interval re-reads the outbox in any case: the safety net for changes no tab announced
+      await runSync().catch(() => undefined)
+    }
     armInterval()
     changed()
   }
@@ -122,12 +135,25 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
     if (settleTimer) clearTimeout(settleTimer)
     settleTimer = null
     const counted = changeCounter
+    const wantsPull = pullWanted
+    pullWanted = false
     try {
       await target.flush()
       // Another tab may have written outbox entries (the leader pushes them) or acknowledged ours.
-      await engine.reload()
+      if (outboxStale || !relay) {
+        outboxStale = false
+        try {
+          await engine.reload()
+        } catch (caught) {
+          outboxStale = true
+          throw caught
+        }
+      }
       await engine.drain()
-      if (engine.connected) await engine.pullChanges()
+      // While the real-time channel is open, the poke that this push (or any other write)
+      // caused pulls: pulling here as well would fetch the same records twice. syncNow() and
+      // a sync without an open socket pull.
+      if (engine.connected && (wantsPull || engine.realtime?.state !== 'open')) await engine.pullChanges()
       if (engine.connected && engine.outboxDepth === 0) {
         lastSyncTime = Date.now()
         changeCounter = Math.max(0, changeCounter - counted)
@@ -227,7 +253,11 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
         channel: options.channel,
         sharedDatabase: persistence.usesGlobalIndexedDB,
         onChanges: (changes) => {
+          outboxStale = true
           persistence.applyExternalChanges(changes).catch((error: unknown) => report(toSyncError(error, 'applying changes from another tab failed')))
+          // Another tab's committed change may be an outbox entry only the leader pushes: it
+          // counts like a change of this tab's (sync on change, maxQueueSize).
+          if (leader && persistence.sync) onLocalChange(changes.reduce((n, c) => n + c.puts.length + c.deletes.length, 0))
           // The leader's engine acknowledged, rejected or rolled back items: a follower re-reads
           // the outbox and dead letters so its per-item sync states follow.
           if (!leader && persistence.sync) void reloadEngine()
@@ -239,7 +269,10 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
   )
 
   const autoSync: AutoSyncMiddleware = Object.assign(middleware, {
-    syncNow: () => runSync(),
+    syncNow: () => {
+      pullWanted = true
+      return runSync()
+    },
     configureAutoSync(next: Partial<AutoSyncConfig>) {
       checkConfig(next, 'configureAutoSync')
       checkOptionKeys(next, Object.keys(configKeys), 'configureAutoSync.')

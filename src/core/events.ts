@@ -43,6 +43,6 @@ export type PersistenceEvent =
    * A poke (the server's feed advanced) was pulled: `visibleAfterMs` is how long after the
    * server published the write its change was in this store (on the server's clock, so device
    * clock skew does not count); `pokes` is how many pokes that one pull covered; `pulled` is false
-   * when this client already held the poked cursor (its own write) and fetched nothing.
+   * when this client already held the poked cursor and fetched nothing.
    */
   | { readonly type: 'poke'; readonly cursor: string; readonly pokes: number; readonly pulled: boolean; readonly visibleAfterMs: number | null }

@@ -76,8 +76,11 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
   let disposed = false
   const listeners = createEmitter<SyncMetrics>(onListenerError)
 
+  /** The history as an array: the same array until an operation is recorded (a chart memoized on it skips the other updates). */
+  let historyView: readonly OperationRecord[] | null = null
+
   function build(): SyncMetrics {
-    const operationHistory = Object.freeze(history.toArray())
+    const operationHistory = (historyView ??= Object.freeze(history.toArray()))
     const durations = operationHistory.map((o) => o.durationMs).sort((a, b) => a - b)
     const engine = instance?.sync ?? null
     const visible = latencies.toArray().sort((a, b) => a - b)
@@ -128,6 +131,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
     if (disposed) return
     const entry: OperationRecord = Object.freeze({ ...operation, at: operation.at ?? Date.now() })
     history.push(entry)
+    historyView = null
     total++
     if (entry.ok) {
       ok++
@@ -163,6 +167,7 @@ export function createSyncMonitorMiddleware(options: SyncMonitorOptions = {}): S
     subscribeSyncMetrics: (listener: (metrics: SyncMetrics) => void) => listeners.subscribe(listener),
     resetSyncMetrics() {
       history.clear()
+      historyView = null
       total = ok = failed = durationSum = lastOperationTime = pokes = pokePulls = 0
       lastSuccessTime = null
       latencies.clear()

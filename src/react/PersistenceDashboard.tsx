@@ -1,5 +1,5 @@
 import type { ThunkDispatch, UnknownAction } from '@reduxjs/toolkit'
-import { useCallback, useEffect, useId, useRef, useState, type CSSProperties } from 'react'
+import { memo, useCallback, useDeferredValue, useEffect, useId, useRef, useState, type CSSProperties } from 'react'
 import { useDispatch, useSelector } from 'react-redux'
 import type { OperationRecord } from '../core/events'
 import type { SyncConflict } from '../core/conflicts'
@@ -59,7 +59,8 @@ const STYLES = `
 .ris-dashboard input[type=number]{width:6em}
 `
 
-function DurationChart({ history }: { history: readonly OperationRecord[] }) {
+/** A hundred bars that all move when an operation is recorded: redrawn only when the history changed (the monitor keeps its array until then). */
+const DurationChart = memo(function DurationChart({ history }: { history: readonly OperationRecord[] }) {
   const width = 300
   const height = 60
   const max = Math.max(1, ...history.map((o) => o.durationMs))
@@ -83,7 +84,7 @@ function DurationChart({ history }: { history: readonly OperationRecord[] }) {
       })}
     </svg>
   )
-}
+})
 
 function ConflictItem({ conflict, onResolve }: { conflict: SyncConflict; onResolve: (resolution: 'local' | 'server' | 'merged', value?: unknown) => void }) {
   const [merging, setMerging] = useState(false)
@@ -152,10 +153,44 @@ function ConflictItem({ conflict, onResolve }: { conflict: SyncConflict; onResol
  * <PersistenceDashboard className="my-theme" />
  * ```
  */
-export function PersistenceDashboard({ className, style, title = 'Persistence', toastMs = 6000 }: PersistenceDashboardProps) {
-  const { persistence, selectSync, autoSync } = usePersistenceContext()
+export function PersistenceDashboard(props: PersistenceDashboardProps) {
+  const { selectSync } = usePersistenceContext()
   const { status, metrics, autoSyncStatus, flush, configureAutoSync, syncNow } = usePersistence()
   const sync = useSelector((state: unknown) => selectSync(state)) as SyncState
+  // A dashboard is read by people: it follows the sync state a render behind, in a transition
+  // React may interrupt, so redrawing it never holds up the sync work that changed the state
+  // (an edit on its way to the other devices, docs/realtime.md "Where the time goes").
+  return (
+    <DashboardView
+      {...props}
+      status={useDeferredValue(status)}
+      metrics={useDeferredValue(metrics)}
+      autoSyncStatus={useDeferredValue(autoSyncStatus)}
+      sync={useDeferredValue(sync)}
+      flush={flush}
+      configureAutoSync={configureAutoSync}
+      syncNow={syncNow}
+    />
+  )
+}
+
+type ViewProps = PersistenceDashboardProps &
+  Pick<ReturnType<typeof usePersistence>, 'status' | 'metrics' | 'autoSyncStatus' | 'flush' | 'configureAutoSync' | 'syncNow'> & { sync: SyncState }
+
+const DashboardView = memo(function DashboardView({
+  className,
+  style,
+  title = 'Persistence',
+  toastMs = 6000,
+  status,
+  metrics,
+  autoSyncStatus,
+  sync,
+  flush,
+  configureAutoSync,
+  syncNow,
+}: ViewProps) {
+  const { persistence, autoSync } = usePersistenceContext()
   const dispatch = useDispatch<ThunkDispatch<unknown, unknown, UnknownAction>>()
   const [busy, setBusy] = useState<string | null>(null)
   const [toasts, setToasts] = useState<Toast[]>([])
@@ -399,4 +434,4 @@ export function PersistenceDashboard({ className, style, title = 'Persistence', 
       </div>
     </section>
   )
-}
+})

@@ -6,7 +6,7 @@ import { reportOperation, sliceByCollection, syncedSlices, transact, type Engine
 import { isOwn, acknowledged, confirmedOf, rebased } from './outbox'
 import type { PullResponse, RemoteRecord } from './http/protocol'
 import { newEffects, readRow, readVersion, writeItem, writeRow, writeVersion } from './effects'
-import { applyEffects, receiveRecord, writeCursor } from './serverChanges'
+import { applyEffects, readCursor, receiveRecord, writeCursor } from './serverChanges'
 import { syncActions } from './redux/syncSlice'
 
 /** Thrown inside a pull when the server's answer shows it is another database than the one synced with. */
@@ -111,13 +111,14 @@ async function followFeed(ctx: EngineContext, connection: Connection, wanted: st
       ctx,
       connection,
       (p) => p.changes.length,
-      () => ctx.client.changes(from, { limit: ctx.options.pullPageSize, collections: wanted }),
+      () => ctx.client.changes(from, { limit: ctx.options.pullPageSize, collections: wanted, post: ctx.serverProtocol >= 4 }),
     )
     if (isNewEpoch(ctx, page.epoch)) throw new EpochChanged(page.epoch ?? null)
     const effects = newEffects()
     await transact(ctx, async (tx) => {
+      const stored = readCursor(tx)
       for (const record of page.changes) await receiveRecord(ctx, tx, effects, record)
-      await writeCursor(tx, effects, from, cursorFor(ctx, page.cursor, page.epoch))
+      await writeCursor(tx, effects, from, cursorFor(ctx, page.cursor, page.epoch), stored)
     })
     if (page.epoch !== undefined) ctx.epoch = page.epoch
     applyEffects(ctx, effects)

@@ -425,14 +425,21 @@ async function buryDependants(ctx: EngineContext, tx: StoreTransaction, effects:
  * Writes the cursor a pull reached. Another tab may have moved the stored cursor back (a lost
  * answer found after the fact): then it stays there, so what lies after it is pulled again.
  */
-export async function writeCursor(tx: StoreTransaction, effects: Effects, from: string, next: StoredCursor): Promise<void> {
-  const stored = (await tx.get(META_STORE, CURSOR_KEY)) as StoredCursor | undefined
+export async function writeCursor(tx: StoreTransaction, effects: Effects, from: string, next: StoredCursor, read?: Promise<unknown>): Promise<void> {
+  const stored = (await (read ?? tx.get(META_STORE, CURSOR_KEY))) as StoredCursor | undefined
   if (stored && typeof stored.cursor === 'string' && stored.epoch === next.epoch && Number(stored.cursor) < Number(from)) {
     effects.cursor = stored
     return
   }
   tx.put(META_STORE, CURSOR_KEY, next)
   effects.cursor = next
+}
+
+/** Starts reading the stored cursor for {@link writeCursor} (with the other reads of a transaction: one round trip less). */
+export function readCursor(tx: StoreTransaction): Promise<unknown> {
+  const read = tx.get(META_STORE, CURSOR_KEY)
+  read.catch(() => undefined) // an aborted transaction rejects it; whoever awaits it hears why
+  return read
 }
 
 /** Moves the stored cursor back to just before `seq`, so the next pull returns what follows it. */

@@ -11,7 +11,7 @@ export interface ModelAnswer {
 }
 
 /** The protocol version of docs/protocol.md that this model speaks. */
-export const PROTOCOL = 3
+export const PROTOCOL = 4
 const COLLECTION = /^[A-Za-z0-9_-]{1,64}$/
 const CURSOR = /^[0-9]{1,19}$/
 const LIMIT = /^[0-9]{1,4}$/
@@ -253,6 +253,20 @@ export function createContractModel() {
       const page = all.slice(0, max)
       const cursor = page.length > 0 ? String(page[page.length - 1]!.seq) : String(from)
       return { status: 200, body: { changes: page, cursor, hasMore: all.length > max, epoch } }
+    },
+    /** `POST /sync/changes` (protocol 4): the parameters of `GET /sync/changes` in a JSON body. */
+    changesByPost(body: unknown): ModelAnswer {
+      if (!isObject(body)) return error(400, 'bad_request', 'the body must be an object')
+      const { since = '0', limit = 500, collections } = body
+      if (typeof since !== 'string') return error(400, 'bad_request', 'since must be a cursor string returned by the server')
+      if (typeof limit !== 'number' || !Number.isInteger(limit)) return error(400, 'bad_request', 'limit must be an integer from 1 to 1000')
+      if (collections !== undefined && collections !== null) {
+        if (!Array.isArray(collections) || !collections.every((c) => typeof c === 'string' && COLLECTION.test(c))) {
+          return error(400, 'bad_request', 'collections must be a list of collection names')
+        }
+      }
+      const list = Array.isArray(collections) && collections.length > 0 ? (collections as string[]) : null
+      return this.changes(since, String(limit), list)
     },
     /** `GET /_test/history`: the record each applied operation produced, in the order applied. */
     history(): ModelAnswer {

@@ -112,7 +112,7 @@ async function answerFor(request: Request, answer: ModelAnswer): Promise<Respons
 
 /**
  * In-memory sync server for tests, as msw handlers. Implements the same contract as the
- * reference Flask server, protocol 3 of docs/protocol.md (the contract tests run one suite against
+ * reference Flask server, protocol 4 of docs/protocol.md (the contract tests run one suite against
  * both), with latency and injectable faults. Like the reference server with testing endpoints on,
  * it answers `GET /_test/history` (`{"ops": [record, ...]}`, without auth or faults).
  *
@@ -161,6 +161,7 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
     if (head === 'sync' && a === 'changes' && method === 'GET') {
       return model.changes(url.searchParams.get('since'), url.searchParams.get('limit'), list)
     }
+    if (head === 'sync' && a === 'changes' && method === 'POST') return model.changesByPost(body)
     if (head === '_test' && a === 'history' && segments.length === 2 && method === 'GET') return model.history()
     return { status: 404, body: { error: 'not_found', message: 'no such endpoint' } }
   }

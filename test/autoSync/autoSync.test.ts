@@ -325,6 +325,50 @@ describe('multiple tabs', () => {
     expect(a.store.getState().sync.outboxDepth).toBe(0)
   })
 
+  test('a follower’s change is pushed by the leader once it settles, not at the next interval', async () => {
+    const factory = new IDBFactory()
+    const locks = memoryLocks()
+    const hub = channelHub()
+    const a = tab({ factory, leader: 'auto', locks, channel: hub.create(), intervalMs: 3_600_000, settleMs: 20, default: false })
+    const b = tab({ factory, leader: 'auto', locks, channel: hub.create(), intervalMs: 3_600_000, settleMs: 20, default: false })
+    await ready(a)
+    await ready(b)
+    expect([a.autoSync.isLeader(), b.autoSync.isLeader()]).toEqual([true, false])
+    await change(b, 'from-follower')
+    await advance(30) // the leader heard of it through the relay, and its settle ran out
+    expect(server.model.records().map((r) => r.id)).toEqual(['from-follower'])
+  })
+
+  test('the leader re-reads the stored outbox before a sync only when another tab spoke, and at every interval tick', async () => {
+    const factory = new IDBFactory()
+    const locks = memoryLocks()
+    const hub = channelHub()
+    const a = tab({ factory, leader: 'auto', locks, channel: hub.create(), intervalMs: 60_000, settleMs: 20, default: false })
+    const b = tab({ factory, leader: 'auto', locks, channel: hub.create(), intervalMs: 60_000, settleMs: 20, default: false })
+    await ready(a)
+    await ready(b)
+    const engine = a.persistence.sync!
+    const reload = engine.reload.bind(engine)
+    let reloads = 0
+    engine.reload = () => {
+      reloads++
+      return reload()
+    }
+    await change(a, 'first') // the first sync reads the outbox once (nothing is known yet)
+    await advance(30)
+    await change(a, 'second') // its own rows are in memory: no read
+    await advance(30)
+    expect(server.model.records().map((r) => r.id)).toEqual(['first', 'second'])
+    expect(reloads).toBe(1)
+    await change(b, 'third') // another tab spoke: read
+    await advance(30)
+    expect(reloads).toBe(2)
+    await change(a, 'fourth')
+    await advance(60_000) // the interval tick reads in any case
+    expect(reloads).toBe(3)
+    expect(server.model.records().map((r) => r.id)).toEqual(['first', 'second', 'third', 'fourth'])
+  })
+
   test('leader "never" does not auto-sync; without Web Locks a non-browser runtime leads', async () => {
     const never = tab({ leader: 'never', intervalMs: 500, syncOnChange: false, default: false })
     await ready(never)

@@ -48,7 +48,7 @@ export function contractSuite(name: string, target: ContractTarget): void {
       const body = (await response.json()) as Json
       expect(body.status).toBe('ok')
       expect(typeof body.serverTime).toBe('number')
-      expect(body.protocol).toBe(3)
+      expect(body.protocol).toBe(4)
       expect(body.epoch).toMatch(/^[0-9a-f]{32}$/)
     })
 
@@ -145,6 +145,36 @@ export function contractSuite(name: string, target: ContractTarget): void {
       const none = await call('GET', `/sync/changes?since=${page2.body.cursor as string}`)
       expect(none.body.changes).toEqual([])
       expect(none.body.cursor).toBe(page2.body.cursor)
+    })
+
+    test('POST /sync/changes (protocol 4) answers exactly as GET, with the parameters in the body', async () => {
+      await push([op({ id: 'a' }), op({ id: 'b', value: { id: 'b' } }), op({ collection: 'notes', id: 'n', value: { id: 'n' } })])
+      for (const [query, body] of [
+        ['since=0&limit=2', { since: '0', limit: 2 }],
+        ['since=2', { since: '2' }],
+        ['since=0&collections=notes', { collections: ['notes'] }],
+        ['', {}],
+      ] as const) {
+        const got = await call('GET', `/sync/changes?${query}`)
+        const posted = await call('POST', '/sync/changes', body)
+        expect(posted.status, query).toBe(200)
+        expect(posted.body, query).toEqual(got.body)
+      }
+      expect((await call('POST', '/sync/changes', { since: '9' })).status).toBe(410)
+      for (const bad of [
+        [],
+        { since: 2 },
+        { since: 'banana' },
+        { limit: 0 },
+        { limit: '5' },
+        { limit: true },
+        { collections: 'notes' },
+        { collections: ['a b'] },
+      ]) {
+        const answer = await call('POST', '/sync/changes', bad)
+        expect(answer.status, JSON.stringify(bad)).toBe(400)
+        expect(answer.body.error).toBe('bad_request')
+      }
     })
 
     test('collections filter pulls and changes', async () => {

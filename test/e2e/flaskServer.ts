@@ -171,6 +171,14 @@ export interface FlaskServerOptions {
   realtime?: boolean | 'process'
   /** The heartbeat interval the socket server asks clients for. @default 15000 */
   realtimeHeartbeatMs?: number
+  /**
+   * The testing endpoints (`/api/_test/*`: reset, stats, faults, tokens). With them on, the server
+   * also counts every request with a write to its database, as production never does: off for a
+   * latency measurement (`reset()`, `stats()`, `failNext()`, `history()`, `issueToken()` then
+   * answer 404).
+   * @default true
+   */
+  testingEndpoints?: boolean
 }
 
 /**
@@ -196,7 +204,7 @@ export async function startFlaskServer(options: FlaskServerOptions = {}): Promis
   }
   const settings: Record<string, string> = {
     REDUX_IDB_SYNC_DATABASE: db,
-    REDUX_IDB_SYNC_TESTING_ENDPOINTS: 'true',
+    REDUX_IDB_SYNC_TESTING_ENDPOINTS: options.testingEndpoints === false ? 'false' : 'true',
   }
   if (options.token) settings.REDUX_IDB_SYNC_TOKEN = options.token
   if (options.tokens) settings.REDUX_IDB_SYNC_TOKENS = JSON.stringify(options.tokens)

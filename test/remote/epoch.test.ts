@@ -27,7 +27,7 @@ describe('the epoch (protocol 2 and later) in the API client', () => {
   test('health, push, pull and changes answers carry the epoch; a rotation shows in all of them', async () => {
     const client = createApiClient({ baseUrl: BASE_URL })
     const health = await client.health()
-    expect(health.protocol).toBe(3)
+    expect(health.protocol).toBe(4)
     expect(health.epoch).toBe(server.model.epoch)
     expect((await client.push('c', [op])).epoch).toBe(health.epoch)
     expect((await client.pull()).epoch).toBe(health.epoch)

@@ -117,3 +117,42 @@ test('a malformed pull answer changes nothing and is reported', async () => {
   expect(c.store.getState().sync.status).toMatchObject({ syncStatus: 'error' })
   expect(c.store.getState().files.ids).toEqual([])
 })
+
+test('a page on another origin pulls incrementally by POST from a protocol 4 server (one URL, one CORS preflight), by GET otherwise', async () => {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'location')
+  const methods: string[] = []
+  const seen = ({ request }: { request: Request }): void => {
+    if (new URL(request.url).pathname.endsWith('/sync/changes')) methods.push(request.method)
+  }
+  msw.events.on('request:start', seen)
+  try {
+    await remote([{ id: 'a', value: { id: 'a', name: 'A' } }])
+    Object.defineProperty(globalThis, 'location', { value: { origin: 'http://app.test' }, configurable: true })
+    const crossOrigin = client()
+    await crossOrigin.persistence.whenHydrated()
+    await crossOrigin.persistence.sync!.checkConnection() // the health check says which protocol
+    await crossOrigin.store.dispatch(pullFlaskChanges())
+    expect(crossOrigin.store.getState().files.ids).toEqual(['a'])
+    expect(methods).toEqual(['POST'])
+    // An older server (protocol 3) has no POST /sync/changes: GET, preflight or not.
+    msw.use(http.get(`${BASE_URL}/health`, () => HttpResponse.json({ ...(server.model.health().body as object), protocol: 3 })))
+    const older = client()
+    await older.persistence.whenHydrated()
+    await older.persistence.sync!.checkConnection() // the health check says which protocol
+    await older.store.dispatch(pullFlaskChanges())
+    expect(older.store.getState().files.ids).toEqual(['a'])
+    expect(methods).toEqual(['POST', 'GET'])
+    // The page and the API on one origin: no preflight to save, the plain GET.
+    msw.resetHandlers()
+    Object.defineProperty(globalThis, 'location', { value: { origin: new URL(BASE_URL).origin }, configurable: true })
+    const sameOrigin = client()
+    await sameOrigin.persistence.whenHydrated()
+    await sameOrigin.persistence.sync!.checkConnection() // the health check says which protocol
+    await sameOrigin.store.dispatch(pullFlaskChanges())
+    expect(methods).toEqual(['POST', 'GET', 'GET'])
+  } finally {
+    msw.events.removeListener('request:start', seen)
+    if (saved) Object.defineProperty(globalThis, 'location', saved)
+    else delete (globalThis as { location?: unknown }).location
+  }
+})

@@ -125,12 +125,16 @@ describe('real-time channel (msw ws)', () => {
     const before = server.requests.changes ?? 0
     for (let i = 0; i < 5; i++) rt.poke()
     await advance(5)
-    // The first poke starts a pull; the four that arrive while it runs ask for one more run,
-    // which finds the cursor already at the poked head and fetches nothing.
-    expect((server.requests.changes ?? 0) - before).toBe(1)
+    // On each device the first poke starts a pull; the four that arrive while it runs ask for
+    // one more run, which finds the cursor already at the poked head and fetches nothing. A
+    // pulls too: with its socket open it did not pull after its push (the poke of its own
+    // write, held back here, would have).
+    expect((server.requests.changes ?? 0) - before).toBe(2)
     expect(b.has('c1')).toBe(true)
-    expect(b.monitor.getSyncMetrics().pokes).toBe(5)
-    expect(b.monitor.getSyncMetrics().pokePulls).toBe(1)
+    for (const device of [a, b]) {
+      expect(device.monitor.getSyncMetrics().pokes).toBe(5)
+      expect(device.monitor.getSyncMetrics().pokePulls).toBe(1)
+    }
   })
 
   test('a poke of a cursor this client already holds fetches nothing', async () => {
@@ -141,6 +145,20 @@ describe('real-time channel (msw ws)', () => {
     expect(server.requests.changes ?? 0).toBe(before)
     expect(b.monitor.getSyncMetrics().pokes).toBe(1)
     expect(b.monitor.getSyncMetrics().pokePulls).toBe(0)
+  })
+
+  test('an edit costs one pull per device: the writer pulls on its own poke, not also after its push', async () => {
+    const a = await device()
+    const b = await device()
+    const before = server.requests.changes ?? 0
+    a.store.dispatch(addItem({ id: 'once', name: 'pulled once' }))
+    await pushed()
+    expect(b.has('once')).toBe(true)
+    expect((server.requests.changes ?? 0) - before).toBe(2)
+    for (const device of [a, b]) expect(device.monitor.getSyncMetrics().pokePulls).toBe(1)
+    // By hand, syncNow() still pushes and pulls, socket or not.
+    await a.autoSync.syncNow()
+    expect((server.requests.changes ?? 0) - before).toBe(3)
   })
 
   test('a lost poke loses nothing: the next (re)connect pulls incrementally', async () => {

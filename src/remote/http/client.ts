@@ -101,7 +101,13 @@ export interface ApiClient {
   ): Promise<PushResponse>
   /** `limit` (protocol 3): only the `limit` most recently written items, newest first. */
   pull(collections?: readonly string[], options?: { limit?: number }): Promise<PullResponse>
-  changes(since: string, options?: { limit?: number; collections?: readonly string[] }): Promise<ChangesResponse>
+  /**
+   * `post` (the server speaks protocol 4): ask with `POST` and the parameters in a JSON body
+   * when a browser would preflight the `GET` (a page calling an API on another origin). The
+   * `GET`'s URL changes with every cursor and a preflight is cached per URL, so each incremental
+   * pull would cost two round trips; the `POST`'s URL never changes, so it is preflighted once.
+   */
+  changes(since: string, options?: { limit?: number; collections?: readonly string[]; post?: boolean }): Promise<ChangesResponse>
   /**
    * The bearer token requests carry (`null` without `getToken`). With `refresh: true` it asks
    * `getToken({ refresh: true })` once, shared with every request that got a 401 meanwhile: the
@@ -165,6 +171,10 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   const timeoutMs = options.timeoutMs ?? 10_000
   const compressOver = options.compressRequestsOver ?? 1024
   const base = options.baseUrl.replace(/\/+$/, '')
+  // Where requests are cross-origin (a page or worker whose origin is not the API's), the
+  // browser preflights each distinct URL: the incremental pull then goes by POST (protocol 4).
+  const pageOrigin = (globalThis as { location?: { origin?: unknown } }).location?.origin
+  const preflighted = typeof pageOrigin === 'string' && pageOrigin !== new URL(base).origin
   const paths = {
     health: '/health',
     item: '/items/:collection/:id',
@@ -393,14 +403,27 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       return parse(answer, 'GET pull', parsePull)
     },
     async changes(since, opts = {}) {
-      const path = `${paths.changes}${query({
-        since,
-        limit: opts.limit === undefined ? undefined : String(opts.limit),
-        collections: opts.collections?.join(','),
-      })}`
-      const answer = await send('GET', path, undefined, false)
-      if (answer.status === 409) unexpected409(answer, 'GET changes')
-      return parse(answer, 'GET changes', (body) => {
+      const byPost = opts.post === true && preflighted
+      const method = byPost ? 'POST' : 'GET'
+      const answer = byPost
+        ? await send(
+            'POST',
+            paths.changes,
+            { since, ...(opts.limit === undefined ? {} : { limit: opts.limit }), ...(opts.collections ? { collections: [...opts.collections] } : {}) },
+            false,
+          )
+        : await send(
+            'GET',
+            `${paths.changes}${query({
+              since,
+              limit: opts.limit === undefined ? undefined : String(opts.limit),
+              collections: opts.collections?.join(','),
+            })}`,
+            undefined,
+            false,
+          )
+      if (answer.status === 409) unexpected409(answer, `${method} changes`)
+      return parse(answer, `${method} changes`, (body) => {
         const page = parseChanges(body)
         // A feed that promises more but does not move its cursor would be asked the same page
         // forever: one page without progress is enough to call it broken.

@@ -89,8 +89,9 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
       const cursor = newestCursor
       pokes = 0
       newestPokeAt = null
-      // This client already holds the feed up to the poked cursor (its own write, pulled right
-      // after its push): nothing to fetch. Only equality is trusted: cursors are opaque.
+      // This client already holds the feed up to the poked cursor (a pull since, a pushed
+      // write pulled by hand with syncNow()): nothing to fetch. Only equality is trusted:
+      // cursors are opaque.
       if (covered > 0 && cursor === deps.cursor()) {
         if (!disposed) deps.emit({ type: 'poke', cursor, pokes: covered, pulled: false, visibleAfterMs: null })
         return
