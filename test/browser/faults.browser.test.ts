@@ -143,9 +143,11 @@ test('a logout in one tab: the other tab hears it on the BroadcastChannel, drops
     await other.goto(`${origin}/`)
     await other.waitForFunction(() => typeof window.harness === 'object')
     await page.evaluate((url) => window.harness.open(url, 'logout'), flask.baseUrl)
-    await other.evaluate((url) => window.harness.open(url, 'logout'), flask.baseUrl)
-    // The other tab has an edit in its debounce window (10 ms) when the first logs out.
+    // The other tab's debounce is long enough that its edit is surely still in the window when the
+    // first tab logs out (with 10 ms it could commit and be pushed before, on a loaded machine).
+    await other.evaluate((url) => window.harness.open(url, 'logout', 5000), flask.baseUrl)
     await other.evaluate(() => window.harness.save('late', 'must go nowhere'))
+    expect((await other.evaluate(() => window.harness.status())).pending).toBe(1)
     await page.evaluate(() => window.harness.clear())
     await until(async () => (await other.evaluate(() => window.harness.status())).disposed, 'the other tab to stop', 15_000)
     expect(await other.evaluate(() => window.harness.errors())).toContain('DatabaseDeletedError')

@@ -26,10 +26,10 @@ const errors: string[] = []
 
 const harness = {
   /** A store persisting `notes` into `dbName`, syncing with `baseUrl`. */
-  async open(baseUrl: string, dbName: string): Promise<void> {
+  async open(baseUrl: string, dbName: string, debounceMs = 10): Promise<void> {
     persistence = createPersistenceMiddleware({
       dbName,
-      slices: { notes: { debounceMs: 10 } },
+      slices: { notes: { debounceMs } },
       retry: { initialDelayMs: 20, maxDelayMs: 200 },
       onError: (error) => errors.push(error.name),
       remote: createRemote({ baseUrl, timeoutMs: 2000, retry: { initialDelayMs: 50, maxDelayMs: 300 } }),
