@@ -113,20 +113,21 @@ export async function b16(settings: Settings): Promise<Result[]> {
   const p = await persistStoreOf(n)
   let rev = 0
   const all = () => Array.from({ length: n }, (_, i) => makeItem(i, rev))
+  const ours = {
+    name: 'redux-idb-sync',
+    timesItself: true,
+    run: async () => {
+      rev++
+      o.store.dispatch(upsertMany(all()))
+      const t0 = performance.now()
+      await o.persistence.flush()
+      return performance.now() - t0
+    },
+  }
   const result = await compare({
     id: 'B16',
     title: `every item of a ${n.toLocaleString('en')}-item slice changes in one burst, default options`,
-    ours: {
-      name: 'redux-idb-sync',
-      timesItself: true,
-      run: async () => {
-        rev++
-        o.store.dispatch(upsertMany(all()))
-        const t0 = performance.now()
-        await o.persistence.flush()
-        return performance.now() - t0
-      },
-    },
+    ours,
     baseline: {
       name: 'redux-persist 6 + idb-keyval',
       timesItself: true,
@@ -150,17 +151,7 @@ export async function b16(settings: Settings): Promise<Result[]> {
   const limit = await compare({
     id: 'B16',
     title: `every item of a ${n.toLocaleString('en')}-item slice changes in one burst, default options, vs the item-level limit`,
-    ours: {
-      name: 'redux-idb-sync',
-      timesItself: true,
-      run: async () => {
-        rev++
-        o.store.dispatch(upsertMany(all()))
-        const t0 = performance.now()
-        await o.persistence.flush()
-        return performance.now() - t0
-      },
-    },
+    ours,
     baseline: {
       name: 'raw idb, the same puts in one transaction',
       timesItself: true,
