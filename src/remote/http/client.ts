@@ -1,81 +1,12 @@
 import ky, { isTimeoutError, type KyInstance } from 'ky'
-import {
-  AuthError,
-  HttpError,
-  InvalidOptionError,
-  MalformedResponseError,
-  NetworkError,
-  RequestTimeoutError,
-  isHttpError,
-  isNetworkError,
-  type SyncError,
-} from '../../errors'
+import { AuthError, HttpError, MalformedResponseError, NetworkError, RequestTimeoutError, isNetworkError, type SyncError } from '../../errors'
 import type { ChangesResponse, HealthResponse, ItemWriteResult, PullResponse, PushResponse, RemoteOperation } from './protocol'
-import { canGzip, gzip } from '../../utils/gzip'
+import { canGzip } from '../../utils/gzip'
+import { gzipped, refusalWarning, refusesGzip, type Payload } from './body'
+import { checkClientOptions, type ApiClientOptions } from './clientOptions'
+
+export { checkClientOptions, type ApiClientOptions, type ApiPaths, type HeadersOption } from './clientOptions'
 import { ShapeError, conflictCurrent, errorCode, errorMessage, parseChanges, parseHealth, parsePull, parsePush, parseRecord } from './parse'
-
-/** Paths of the endpoints, relative to `baseUrl`. `:collection` and `:id` are filled in, percent-encoded. */
-export interface ApiPaths {
-  /** @default '/health' */
-  health?: string
-  /** @default '/items/:collection/:id' */
-  item?: string
-  /** @default '/sync/push' */
-  push?: string
-  /** @default '/sync/pull' */
-  pull?: string
-  /** @default '/sync/changes' */
-  changes?: string
-}
-
-/** Headers, or a function returning them (called before every request). */
-export type HeadersOption = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
-
-/** Options of the HTTP client, also accepted by `createRemote`. */
-export interface ApiClientOptions {
-  /**
-   * Where the API lives, including its prefix.
-   * @example 'https://example.com/api'
-   */
-  baseUrl: string
-  /** Endpoint paths. @default see {@link ApiPaths} */
-  paths?: ApiPaths
-  /** Extra headers for every request (never logged). */
-  headers?: HeadersOption
-  /**
-   * Returns the bearer token. Called with `refresh: false` before the first request, and with
-   * `refresh: true` once after a 401 (single-flight: concurrent 401s share one refresh), after
-   * which the request is retried once. Return `null` for no token.
-   * @example
-   * ```ts
-   * getToken: async ({ refresh }) => (refresh ? await renewSession() : session.token)
-   * ```
-   */
-  getToken?: (context: { refresh: boolean }) => string | null | Promise<string | null>
-  /**
-   * Per-request timeout.
-   * @default 10000
-   */
-  timeoutMs?: number
-  /**
-   * Push bodies of at least this many bytes are sent gzip-compressed (`Content-Encoding: gzip`),
-   * where the runtime has `CompressionStream` and the server speaks protocol 3 (older servers
-   * get plain bodies). `false`: never. Answers are compressed by the server whenever the
-   * runtime accepts gzip, which browsers and Node's fetch always do. When compressed pushes turn
-   * out to be refused on the way (a CORS preflight without `Content-Encoding`, a proxy) while
-   * the same push plain goes through, the client sends plain bodies from then on (see `push`).
-   * @default 1024
-   * @example
-   * ```ts
-   * createRemote({ baseUrl, compressRequestsOver: 16 * 1024 })
-   * ```
-   */
-  compressRequestsOver?: number | false
-  /** The fetch implementation. @default globalThis.fetch */
-  fetch?: typeof fetch
-  /** Aborts every request of this client (the sync engine's `dispose()` uses it). */
-  signal?: AbortSignal
-}
 
 /** The protocol's endpoints, typed. Every method rejects with a `SyncError` subclass. */
 export interface ApiClient {
@@ -123,42 +54,6 @@ interface Answer {
 }
 
 const INVALID_JSON = Symbol('invalid json')
-
-/** The failure of a refused gzip push, re-worded to name the cause and the fix; `cause` is the failure itself. */
-function refusalWarning(refused: SyncError, url: string): SyncError {
-  const got = isHttpError(refused) ? `was answered ${refused.status}${refused.code ? ` (${refused.code})` : ''}` : 'failed without an answer'
-  const message =
-    'compressed requests are refused (CORS Access-Control-Allow-Headers lacks Content-Encoding, or a proxy); sending uncompressed: ' +
-    `POST ${url} with Content-Encoding: gzip ${got}, and the same push uncompressed went through. ` +
-    "To compress again, allow Content-Encoding in the server's CORS Access-Control-Allow-Headers (and in any proxy on the way), " +
-    'or set remote.compressRequestsOver: false to stop trying'
-  if (isHttpError(refused)) {
-    return new HttpError(message, { status: refused.status, code: refused.code, serverMessage: refused.serverMessage, method: 'POST', url, cause: refused })
-  }
-  return new NetworkError(message, { method: 'POST', url, cause: refused })
-}
-
-/** A request body as `send` takes it: JSON, or bytes with their headers (gzip). */
-interface Payload {
-  readonly json?: unknown
-  readonly body?: BodyInit
-  readonly headers?: Record<string, string>
-}
-
-/** What a gzip body may get from a path that refuses it: no answer (a CORS preflight), 415 or 400 (a proxy). Never a 413. */
-const refusesGzip = (error: unknown): error is SyncError => isNetworkError(error) || (isHttpError(error) && (error.status === 415 || error.status === 400))
-
-/** Checks the client's options (`createRemote` checks them up front, `createApiClient` again); throws an `InvalidOptionError` naming the bad one. */
-export function checkClientOptions(options: ApiClientOptions): void {
-  if (typeof options.baseUrl !== 'string' || !/^https?:\/\//.test(options.baseUrl)) {
-    throw new InvalidOptionError('remote.baseUrl', 'must be an absolute http(s) URL')
-  }
-  if (!((options.timeoutMs ?? 10_000) > 0)) throw new InvalidOptionError('remote.timeoutMs', 'must be a number > 0')
-  const compressOver = options.compressRequestsOver ?? 1024
-  if (compressOver !== false && !(typeof compressOver === 'number' && compressOver >= 0)) {
-    throw new InvalidOptionError('remote.compressRequestsOver', 'must be a number of bytes >= 0, or false')
-  }
-}
 
 /**
  * The HTTP client, through one ky instance. ky never retries (`retry: 0`): the outbox owns
@@ -218,15 +113,6 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     if (json === undefined) return {}
     if (!compress || compressOver === false || !canGzip()) return { json }
     return (await gzipped(json, compressOver)) ?? { json }
-  }
-
-  /** `json` gzip-compressed, or `null` when it is smaller than `minBytes` or cannot be compressed here. */
-  async function gzipped(json: unknown, minBytes: number): Promise<Payload | null> {
-    const bytes = new TextEncoder().encode(JSON.stringify(json))
-    if (bytes.byteLength < minBytes) return null
-    const packed = await gzip(bytes).catch(() => null)
-    if (!packed) return null
-    return { body: packed as BodyInit, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }
   }
 
   async function send(method: string, path: string, json: unknown, isRetry: boolean, compress = false): Promise<Answer> {
