@@ -101,6 +101,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
     host,
     options,
     client: createApiClient({ ...options, signal: abort.signal }),
+    changesOverSocket: null,
     ...itemStateMaps(),
     inflight: new Set(),
     cursor: null,
@@ -282,8 +283,10 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
         report: (error) => {
           if (!ctx.disposed) host.reportError(error)
         },
+        requestTimeoutMs: options.timeoutMs ?? 10_000,
       })
     : null
+  if (realtime) ctx.changesOverSocket = (since, query) => realtime.changes(since, query)
 
   const engine: SyncEngine = {
     isSyncEngine: true,

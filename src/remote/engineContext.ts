@@ -7,7 +7,7 @@ import type { SyncConflict } from '../core/conflicts'
 export type { HostSlice, SyncHost }
 import type { EngineOptions } from './options'
 import type { Confirmed, OutboxOp, OutboxRow } from './outbox'
-import type { RemoteRecord } from './http/protocol'
+import type { ChangesResponse, RemoteRecord } from './http/protocol'
 import { syncActions, type DeadLetter, type ItemStateChange, type ItemSyncState } from './redux/syncSlice'
 
 /** A `manual` conflict waiting for the app; its key is not pushed meanwhile. */
@@ -40,6 +40,11 @@ export interface EngineContext {
   readonly host: SyncHost
   readonly options: EngineOptions
   readonly client: ApiClient
+  /**
+   * An incremental pull over the real-time socket (see `RealtimeChannel.changes`), or `null`
+   * without a channel; it answers `null` itself while the socket cannot take one.
+   */
+  changesOverSocket: ((since: string, query: { readonly limit?: number; readonly collections?: readonly string[] }) => Promise<ChangesResponse> | null) | null
   /** The outbox, by key, as this instance last read or wrote it (other tabs may have changed it). */
   readonly rows: Map<string, OutboxRow>
   readonly parked: Map<string, ParkedConflict>

@@ -4,7 +4,7 @@ import { VERSIONS_STORE } from '../storage/types'
 import type { Connection } from './connection'
 import { reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
 import { isOwn, acknowledged, confirmedOf, rebased } from './outbox'
-import type { PullResponse, RemoteRecord } from './http/protocol'
+import type { ChangesResponse, PullResponse, RemoteRecord } from './http/protocol'
 import { newEffects, readRow, readVersion, writeItem, writeRow, writeVersion } from './effects'
 import { applyEffects, readCursor, receiveRecord, writeCursor } from './serverChanges'
 import { syncActions } from './redux/syncSlice'
@@ -47,6 +47,28 @@ async function request<T>(ctx: EngineContext, connection: Connection, items: (an
   reportOperation(ctx, 'pull', items(answer), started, null)
   if (!ctx.connected) connection.set(true)
   return answer
+}
+
+/**
+ * One page of the feed: over the real-time socket when it is open and the server offers pulls
+ * there (one socket round trip instead of an HTTP request), else over HTTP. A socket that does
+ * not answer (closed, timed out, a malformed answer, a server failure) leaves the page to HTTP;
+ * a definite refusal (`410` and other 4xx) is the answer, as it would be over HTTP.
+ */
+async function changesPage(
+  ctx: EngineContext,
+  since: string,
+  query: { readonly limit: number; readonly collections: readonly string[] },
+): Promise<ChangesResponse> {
+  const overSocket = ctx.changesOverSocket?.(since, query)
+  if (overSocket) {
+    try {
+      return await overSocket
+    } catch (caught) {
+      if (isHttpError(caught) && caught.status < 500) throw caught
+    }
+  }
+  return ctx.client.changes(since, { ...query, post: ctx.serverProtocol >= 4 })
 }
 
 /**
@@ -111,7 +133,7 @@ async function followFeed(ctx: EngineContext, connection: Connection, wanted: st
       ctx,
       connection,
       (p) => p.changes.length,
-      () => ctx.client.changes(from, { limit: ctx.options.pullPageSize, collections: wanted, post: ctx.serverProtocol >= 4 }),
+      () => changesPage(ctx, from, { limit: ctx.options.pullPageSize, collections: wanted }),
     )
     if (isNewEpoch(ctx, page.epoch)) throw new EpochChanged(page.epoch ?? null)
     const effects = newEffects()

@@ -1,5 +1,6 @@
 import { ws, type WebSocketHandler } from 'msw'
-import { CLOSE_REASONS, CloseCode, parseClientMessage, REALTIME_PROTOCOL, type ServerMessage } from '../remote/realtime/messages'
+import { CLOSE_REASONS, CloseCode, parseClientMessage, PULL_FEATURE, REALTIME_PROTOCOL, type ServerMessage } from '../remote/realtime/messages'
+import type { ModelAnswer } from './contractModel'
 
 /** One connection as the mock real-time server sees it. */
 interface MockSocket {
@@ -14,7 +15,12 @@ export interface MockRealtimeHost {
   /** The feed head, the cursor `ready` and pokes carry. */
   head(): string
   now(): number
+  /** Answers a pull's parameters as `POST /sync/changes` answers its body. */
+  changes(params: Readonly<Record<string, unknown>>): ModelAnswer
 }
+
+/** How the mock answers pulls over the socket: `unanswered` never, `malformed` with a broken page, `unavailable` with a 503. */
+export type MockPullFault = 'unanswered' | 'malformed' | 'unavailable'
 
 /** The real-time half of the mock sync server. */
 export interface MockRealtime {
@@ -34,12 +40,19 @@ export interface MockRealtime {
   refuse(code: number | null): void
   /** Stops answering pings (a dead server the client must detect by its heartbeat). */
   silence(silent: boolean): void
+  /** Whether `ready` offers pulls over the socket (`features: ["pull"]`, the default), as a server without them would not. */
+  offerPulls(offered: boolean): void
+  /** Answers every pull over the socket this way until `failPulls(null)`. */
+  failPulls(fault: MockPullFault | null): void
+  /** Pulls answered over the socket (failures included). */
+  readonly pullsAnswered: number
   reset(): void
 }
 
 /**
  * The real-time channel of docs/protocol.md over msw's `ws` API: `hello` with the token, `ready`
- * with the feed head, `poke` after each write, `ping`/`pong`, and the protocol's close codes.
+ * with the feed head, `poke` after each write, `ping`/`pong`, pulls over the socket, and the
+ * protocol's close codes.
  */
 export function createMockRealtime(url: string, host: MockRealtimeHost, heartbeatMs: number): MockRealtime {
   const link = ws.link(url)
@@ -47,6 +60,9 @@ export function createMockRealtime(url: string, host: MockRealtimeHost, heartbea
   let paused = false
   let silent = false
   let refusing: number | null = null
+  let offered = true
+  let pullFault: MockPullFault | null = null
+  let pullsAnswered = 0
   const frame = (message: ServerMessage): string => JSON.stringify(message)
   const close = (socket: MockSocket, code: number): void => {
     accepted.delete(socket)
@@ -71,11 +87,37 @@ export function createMockRealtime(url: string, host: MockRealtimeHost, heartbea
         const wanted = host.token()
         if (wanted !== undefined && message.token !== wanted) return close(client, CloseCode.unauthorized)
         accepted.set(client, message.token)
-        client.send(frame({ type: 'ready', protocol: REALTIME_PROTOCOL, cursor: host.head(), heartbeatMs, serverTime: host.now() }))
+        const features = offered ? [PULL_FEATURE] : []
+        client.send(frame({ type: 'ready', protocol: REALTIME_PROTOCOL, cursor: host.head(), heartbeatMs, serverTime: host.now(), features }))
       } else if (message.type === 'ping' && !silent) {
         const wanted = host.token()
         if (wanted !== undefined && accepted.get(client) !== wanted) return close(client, CloseCode.tokenExpired)
         client.send(frame({ type: 'pong', t: message.t }))
+      } else if (message.type === 'pull') {
+        // Like a ping, every pull checks the token the socket said hello with again.
+        const wanted = host.token()
+        if (wanted !== undefined && accepted.get(client) !== wanted) return close(client, CloseCode.tokenExpired)
+        if (pullFault === 'unanswered') return
+        pullsAnswered++
+        const answer: ModelAnswer =
+          pullFault === 'unavailable'
+            ? { status: 503, body: { error: 'unavailable', message: 'the database is unavailable' } }
+            : pullFault === 'malformed'
+              ? { status: 200, body: { changes: 'not a list', cursor: host.head(), hasMore: false } }
+              : host.changes(message.params)
+        const body = answer.body as Record<string, unknown>
+        client.send(
+          answer.status === 200
+            ? JSON.stringify({ ...body, type: 'changes', id: message.id })
+            : frame({
+                type: 'pullFailed',
+                id: message.id,
+                status: answer.status,
+                error: String(body.error),
+                message: String(body.message),
+                ...(typeof body.epoch === 'string' ? { epoch: body.epoch } : {}),
+              }),
+        )
       }
     })
     client.addEventListener('close', () => {
@@ -112,8 +154,20 @@ export function createMockRealtime(url: string, host: MockRealtimeHost, heartbea
     silence(next) {
       silent = next
     },
+    offerPulls(next) {
+      offered = next
+    },
+    failPulls(fault) {
+      pullFault = fault
+    },
+    get pullsAnswered() {
+      return pullsAnswered
+    },
     reset() {
       paused = silent = false
+      offered = true
+      pullFault = null
+      pullsAnswered = 0
       refusing = null
       for (const socket of [...accepted.keys()]) close(socket, CloseCode.goingAway)
     },

@@ -134,7 +134,11 @@ export function createMockSyncServer(options: MockSyncServerOptions): MockSyncSe
   const faults: InjectedFault[] = []
   const requests: Record<string, number> = {}
   const realtime = options.realtime
-    ? createMockRealtime(options.realtime.url, { token: () => token, head: () => model.head, now: () => Date.now() }, options.realtime.heartbeatMs ?? 15_000)
+    ? createMockRealtime(
+        options.realtime.url,
+        { token: () => token, head: () => model.head, now: () => Date.now(), changes: (params) => model.changesByPost(params) },
+        options.realtime.heartbeatMs ?? 15_000,
+      )
     : null
 
   const endpointOf = (segments: string[]): string => {

@@ -68,6 +68,28 @@ export function realtimeContractSuite(name: string, target: RealtimeContractTarg
     return body.cursor
   }
   const hello = (token: unknown, protocol = 1) => ({ type: 'hello', protocol, token })
+  /** What `POST /sync/changes` answers for `body` now: its status and JSON. */
+  const httpChanges = async (body: Record<string, unknown>): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const response = await fetch(`${target.baseUrl()}/sync/changes`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${target.token}` },
+      body: JSON.stringify(body),
+    })
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+  }
+  /** A socket that said hello and got `ready`. */
+  const ready = async (): Promise<{ socket: Socket; ready: Record<string, unknown> }> => {
+    const socket = await open(target.realtimeUrl())
+    socket.send(hello(target.token))
+    return { socket, ready: await socket.next() }
+  }
+  /** The next message that is not a poke (pushes made by the test poke this socket too). */
+  const answer = async (socket: Socket): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const message = await socket.next()
+      if (message.type !== 'poke') return message
+    }
+  }
 
   describe(`real-time contract: ${name}`, () => {
     test('hello with the token gets ready with the feed head; a committed write pokes with the new cursor', async () => {
@@ -92,6 +114,65 @@ export function realtimeContractSuite(name: string, target: RealtimeContractTarg
       socket.send({ type: 'ping', t: 42 })
       expect(await socket.next()).toEqual({ type: 'pong', t: 42 })
       socket.close()
+    })
+
+    test('ready offers pulls; a pull over the socket answers exactly what POST /sync/changes answers, page by page', async () => {
+      const { socket, ready: greeting } = await ready()
+      expect(greeting.features).toContain('pull')
+      const start = await head()
+      const stamp = `${Date.now()}-${Math.random()}`
+      for (let i = 0; i < 3; i++) await push(`paged-${stamp}-${i}`)
+      let since = start
+      const seen: unknown[] = []
+      for (let page = 0; page < 3; page++) {
+        socket.send({ type: 'pull', id: `p${page}`, since, limit: 1, collections: ['files'] })
+        const { type, id, ...body } = await answer(socket)
+        expect({ type, id }).toEqual({ type: 'changes', id: `p${page}` })
+        const http = await httpChanges({ since, limit: 1, collections: ['files'] })
+        expect(http.status).toBe(200)
+        expect(body).toEqual(http.json)
+        seen.push(...(body.changes as unknown[]))
+        since = body.cursor as string
+      }
+      expect(seen.map((r) => (r as { id: string }).id)).toEqual([0, 1, 2].map((i) => `paged-${stamp}-${i}`))
+      // A collection with nothing in it: an empty page at the same cursor.
+      socket.send({ type: 'pull', id: 'none', since: start, collections: ['nothing_here'] })
+      expect(await answer(socket)).toMatchObject({ type: 'changes', id: 'none', changes: [], hasMore: false })
+      socket.close()
+    })
+
+    test('two pulls sent back to back are answered in order, each with its id', async () => {
+      const { socket } = await ready()
+      socket.send({ type: 'pull', id: 'first', since: '0', limit: 1 })
+      socket.send({ type: 'pull', id: 'second', since: '0', limit: 2 })
+      expect((await answer(socket)).id).toBe('first')
+      expect((await answer(socket)).id).toBe('second')
+      socket.close()
+    })
+
+    test.each([
+      ['a cursor beyond the head', { since: '999999999999' }, 410, 'cursor_ahead'],
+      ['limit 0', { since: '0', limit: 0 }, 400, 'bad_request'],
+      ['since that is not a string', { since: 5 }, 400, 'bad_request'],
+      ['collections that is not a list', { since: '0', collections: 'files' }, 400, 'bad_request'],
+    ])('a pull with %s fails as POST /sync/changes does, and the socket goes on', async (_name, params, status, error) => {
+      const { socket } = await ready()
+      socket.send({ type: 'pull', id: 'bad', ...params })
+      const failed = await answer(socket)
+      expect(failed).toMatchObject({ type: 'pullFailed', id: 'bad', status, error })
+      expect(typeof failed.message).toBe('string')
+      const http = await httpChanges(params)
+      expect([http.status, http.json.error]).toEqual([status, error])
+      if (status === 410) expect(failed.epoch).toBe(http.json.epoch)
+      socket.send({ type: 'pull', id: 'after', since: '0', limit: 1 })
+      expect(await answer(socket)).toMatchObject({ type: 'changes', id: 'after' })
+      socket.close()
+    })
+
+    test('a pull without a usable id closes the socket with 4000', async () => {
+      const { socket } = await ready()
+      socket.send({ type: 'pull', since: '0' })
+      expect(await socket.closed).toBe(4000)
     })
 
     test.each([

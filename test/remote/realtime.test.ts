@@ -8,6 +8,7 @@ import {
   createPersistenceMiddleware,
   createSyncMonitorMiddleware,
   isInvalidOptionError,
+  isMalformedResponseError,
   isRealtimeError,
   syncReducer,
   type AutoSyncOptions,
@@ -96,18 +97,24 @@ async function device(options: { auto?: AutoSyncOptions; remote?: Partial<Remote
   return { store, persistence, monitor, autoSync, errors, tokens, has, realtime }
 }
 
+/** Incremental pulls the server answered, over HTTP and over the socket. */
+const pulls = (): number => (server.requests.changes ?? 0) + rt.pullsAnswered
+
 describe('real-time channel (msw ws)', () => {
   test('B sees A’s edit through a poke, with no interval firing', async () => {
     const a = await device()
     const b = await device()
     expect(rt.openClients).toBe(2)
     expect(b.realtime()).toBe('open')
-    const changesBefore = server.requests.changes ?? 0
+    const httpBefore = server.requests.changes ?? 0
+    const socketBefore = rt.pullsAnswered
     a.store.dispatch(addItem({ id: 'x', name: 'from A' }))
     await pushed()
     expect(b.has('x')).toBe(true)
     expect(b.store.getState().files.entities.x?.name).toBe('from A')
-    expect((server.requests.changes ?? 0) - changesBefore).toBeGreaterThanOrEqual(1)
+    // With the socket open, the pulls after pokes go over it: no HTTP pull at all.
+    expect(rt.pullsAnswered - socketBefore).toBeGreaterThanOrEqual(1)
+    expect((server.requests.changes ?? 0) - httpBefore).toBe(0)
     const metrics = b.monitor.getSyncMetrics()
     expect(metrics.pokes).toBeGreaterThanOrEqual(1)
     expect(metrics.realtimeState).toBe('open')
@@ -122,14 +129,14 @@ describe('real-time channel (msw ws)', () => {
     a.store.dispatch(addItem({ id: 'c1', name: 'one' }))
     await pushed()
     rt.resume()
-    const before = server.requests.changes ?? 0
+    const before = pulls()
     for (let i = 0; i < 5; i++) rt.poke()
     await advance(5)
     // On each device the first poke starts a pull; the four that arrive while it runs ask for
     // one more run, which finds the cursor already at the poked head and fetches nothing. A
     // pulls too: with its socket open it did not pull after its push (the poke of its own
     // write, held back here, would have).
-    expect((server.requests.changes ?? 0) - before).toBe(2)
+    expect(pulls() - before).toBe(2)
     expect(b.has('c1')).toBe(true)
     for (const device of [a, b]) {
       expect(device.monitor.getSyncMetrics().pokes).toBe(5)
@@ -139,10 +146,10 @@ describe('real-time channel (msw ws)', () => {
 
   test('a poke of a cursor this client already holds fetches nothing', async () => {
     const b = await device()
-    const before = server.requests.changes ?? 0
+    const before = pulls()
     rt.poke() // the head B pulled when its socket opened
     await advance(5)
-    expect(server.requests.changes ?? 0).toBe(before)
+    expect(pulls()).toBe(before)
     expect(b.monitor.getSyncMetrics().pokes).toBe(1)
     expect(b.monitor.getSyncMetrics().pokePulls).toBe(0)
   })
@@ -150,15 +157,15 @@ describe('real-time channel (msw ws)', () => {
   test('an edit costs one pull per device: the writer pulls on its own poke, not also after its push', async () => {
     const a = await device()
     const b = await device()
-    const before = server.requests.changes ?? 0
+    const before = pulls()
     a.store.dispatch(addItem({ id: 'once', name: 'pulled once' }))
     await pushed()
     expect(b.has('once')).toBe(true)
-    expect((server.requests.changes ?? 0) - before).toBe(2)
+    expect(pulls() - before).toBe(2)
     for (const device of [a, b]) expect(device.monitor.getSyncMetrics().pokePulls).toBe(1)
     // By hand, syncNow() still pushes and pulls, socket or not.
     await a.autoSync.syncNow()
-    expect((server.requests.changes ?? 0) - before).toBe(3)
+    expect(pulls() - before).toBe(3)
   })
 
   test('a lost poke loses nothing: the next (re)connect pulls incrementally', async () => {
@@ -251,6 +258,104 @@ describe('real-time channel (msw ws)', () => {
     } finally {
       ;(globalThis as { WebSocket?: unknown }).WebSocket = saved
     }
+  })
+})
+
+describe('pulls over the socket (msw ws)', () => {
+  /** A's edit, pushed and poked; B should hold it afterwards. */
+  async function editOnA(a: Awaited<ReturnType<typeof device>>, id: string): Promise<void> {
+    a.store.dispatch(addItem({ id, name: id }))
+    await pushed()
+  }
+
+  test('a server without them (no "pull" in ready\'s features) is pulled over HTTP', async () => {
+    rt.offerPulls(false)
+    const a = await device()
+    const b = await device()
+    const http = server.requests.changes ?? 0
+    await editOnA(a, 'plain')
+    expect(b.has('plain')).toBe(true)
+    expect(rt.pullsAnswered).toBe(0)
+    expect((server.requests.changes ?? 0) - http).toBeGreaterThanOrEqual(1)
+  })
+
+  test('a pull the socket does not answer in time goes over HTTP, and the silent socket is replaced', async () => {
+    // A pulls on the poke of its own write too: its socket goes silent as well.
+    const a = await device({ remote: { timeoutMs: 500 } })
+    const b = await device({ remote: { timeoutMs: 500 } })
+    rt.failPulls('unanswered')
+    const http = server.requests.changes ?? 0
+    await editOnA(a, 'late')
+    expect(b.has('late')).toBe(false) // its socket pull waits
+    await advance(500)
+    expect(b.has('late')).toBe(true)
+    expect((server.requests.changes ?? 0) - http).toBeGreaterThanOrEqual(1)
+    expect(b.store.getState().sync.realtime.error).toContain(String(CloseCode.heartbeatTimeout))
+    rt.failPulls(null)
+    await advance(2000) // backoff, a new socket
+    expect(b.realtime()).toBe('open')
+    const socket = rt.pullsAnswered
+    await editOnA(a, 'again')
+    expect(b.has('again')).toBe(true)
+    expect(rt.pullsAnswered).toBeGreaterThan(socket)
+  })
+
+  test('a pull waiting on a socket that closes goes over HTTP at once, not after the timeout', async () => {
+    const a = await device()
+    const b = await device()
+    rt.failPulls('unanswered')
+    await editOnA(a, 'dropped')
+    expect(b.has('dropped')).toBe(false)
+    rt.dropAll(CloseCode.goingAway)
+    await advance(5) // far below the 10 s request timeout
+    expect(b.has('dropped')).toBe(true)
+  })
+
+  test('a malformed answer is a typed error, reported once; that page and the ones after come over HTTP', async () => {
+    const a = await device()
+    const b = await device()
+    rt.failPulls('malformed')
+    await editOnA(a, 'm1')
+    expect(b.has('m1')).toBe(true)
+    const malformed = b.errors.filter(isMalformedResponseError)
+    expect(malformed).toHaveLength(1)
+    expect(malformed[0]!.problem).toContain('changes')
+    rt.failPulls(null)
+    const [socket, http] = [rt.pullsAnswered, server.requests.changes ?? 0]
+    await editOnA(a, 'm2')
+    expect(b.has('m2')).toBe(true)
+    // Neither device asks its socket any more (A pulled the poke of its own write and got the
+    // same broken answer): one HTTP pull each.
+    expect(rt.pullsAnswered - socket).toBe(0)
+    expect((server.requests.changes ?? 0) - http).toBe(2)
+    expect(b.errors.filter(isMalformedResponseError)).toHaveLength(1)
+    expect(b.realtime()).toBe('open') // pokes still come through it
+  })
+
+  test('a server failure on the socket (503) leaves the page to HTTP', async () => {
+    const a = await device()
+    const b = await device()
+    rt.failPulls('unavailable')
+    const http = server.requests.changes ?? 0
+    await editOnA(a, 'u1')
+    expect(b.has('u1')).toBe(true)
+    expect((server.requests.changes ?? 0) - http).toBeGreaterThanOrEqual(1)
+  })
+
+  test("a definite answer over the socket is the answer: a wiped server's 410 with its new epoch leads to a resync, not to an HTTP retry", async () => {
+    const a = await device()
+    const b = await device()
+    await editOnA(a, 'old')
+    expect(b.has('old')).toBe(true)
+    const [socket, http, full] = [rt.pullsAnswered, server.requests.changes ?? 0, server.requests.pull ?? 0]
+    server.model.reset() // wiped: a new epoch, an empty feed; the sockets stay open
+    rt.poke() // B's cursor is now beyond the head
+    await advance(50)
+    expect(rt.pullsAnswered - socket).toBeGreaterThanOrEqual(1)
+    expect((server.requests.changes ?? 0) - http).toBe(0)
+    expect((server.requests.pull ?? 0) - full).toBeGreaterThanOrEqual(1) // the resync's full pull
+    expect(b.has('old')).toBe(false) // the server no longer has it, and B had synced it
+    expect(b.errors.some((e) => e.message.includes('another database'))).toBe(true)
   })
 })
 

@@ -6,7 +6,7 @@ import { gzipped, refusalWarning, refusesGzip, type Payload } from './body'
 import { checkClientOptions, type ApiClientOptions } from './clientOptions'
 
 export { checkClientOptions, type ApiClientOptions, type ApiPaths, type HeadersOption } from './clientOptions'
-import { ShapeError, conflictCurrent, errorCode, errorMessage, parseChanges, parseHealth, parsePull, parsePush, parseRecord } from './parse'
+import { ShapeError, conflictCurrent, errorCode, errorMessage, parseChangesPage, parseHealth, parsePull, parsePush, parseRecord } from './parse'
 
 /** The protocol's endpoints, typed. Every method rejects with a `SyncError` subclass. */
 export interface ApiClient {
@@ -309,13 +309,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
             false,
           )
       if (answer.status === 409) unexpected409(answer, `${method} changes`)
-      return parse(answer, `${method} changes`, (body) => {
-        const page = parseChanges(body)
-        // A feed that promises more but does not move its cursor would be asked the same page
-        // forever: one page without progress is enough to call it broken.
-        if (page.hasMore && page.cursor === since) throw new ShapeError(`hasMore is true but the cursor did not move from "${since}"`)
-        return page
-      })
+      return parse(answer, `${method} changes`, (body) => parseChangesPage(body, since))
     },
   }
 }

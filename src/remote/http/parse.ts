@@ -134,6 +134,16 @@ export function parseChanges(body: unknown): ChangesResponse {
   }
 }
 
+/**
+ * An incremental pull's page, asked for `since`. A feed that promises more but does not move its
+ * cursor would be asked the same page forever: one page without progress is enough to call it broken.
+ */
+export function parseChangesPage(body: unknown, since: string): ChangesResponse {
+  const page = parseChanges(body)
+  if (page.hasMore && page.cursor === since) throw new ShapeError(`hasMore is true but the cursor did not move from "${since}"`)
+  return page
+}
+
 /** The `error` code of an error body, if it is one. */
 export function errorCode(body: unknown): string | undefined {
   return isObject(body) && typeof body.error === 'string' ? body.error : undefined

@@ -1,11 +1,13 @@
 import type { PersistenceEvent } from '../../core/events'
 import type { RealtimeControl, RealtimeState, WebSocketConstructorLike, WebSocketLike } from '../../core/ports'
-import { RealtimeError, toSyncError, type SyncError } from '../../errors'
+import { HttpError, MalformedResponseError, RealtimeError, toSyncError, type SyncError } from '../../errors'
+import type { ChangesResponse } from '../http/protocol'
+import { parseChangesPage, ShapeError } from '../http/parse'
 import { backoffDelay } from '../../utils/backoff'
 import { singleFlight } from '../../utils/singleFlight'
 import { unref } from '../../utils/unref'
 import type { CheckedRealtimeOptions } from '../options'
-import { CLOSE_REASONS, CloseCode, parseServerMessage, REALTIME_PROTOCOL, type ClientMessage } from './messages'
+import { CLOSE_REASONS, CloseCode, parseServerMessage, PULL_FEATURE, REALTIME_PROTOCOL, type ClientMessage, type ServerMessage } from './messages'
 
 /** What the channel needs from its engine: passed in, so the channel knows nothing else of it. */
 export interface RealtimeDeps {
@@ -22,13 +24,30 @@ export interface RealtimeDeps {
   setState(state: RealtimeState, error: RealtimeError | null): void
   emit(event: PersistenceEvent): void
   report(error: SyncError): void
+  /** How long a pull over the socket may take before the socket counts as dead (the HTTP requests' timeout). */
+  readonly requestTimeoutMs: number
   random?: () => number
 }
 
 /** The real-time channel of one engine. */
 export interface RealtimeChannel extends RealtimeControl {
+  /**
+   * One incremental pull over the open socket: what `POST /sync/changes` with these parameters
+   * answers. `null` when the socket is not open or the server does not offer pulls (`ready`'s
+   * `features`): pull over HTTP then. Rejects with an `HttpError` when the server answered the
+   * pull with a failure (`pullFailed`), and with a `RealtimeError` or `MalformedResponseError`
+   * when the socket did not answer it (closed, timed out, a malformed answer): HTTP may still.
+   */
+  changes(since: string, options: { readonly limit?: number; readonly collections?: readonly string[] }): Promise<ChangesResponse> | null
   /** Stops for good. */
   dispose(): void
+}
+
+interface PendingPull {
+  readonly since: string
+  readonly resolve: (page: ChangesResponse) => void
+  readonly reject: (error: SyncError) => void
+  readonly timer: ReturnType<typeof setTimeout>
 }
 
 const OPEN = 1
@@ -67,6 +86,10 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
   let pokes = 0
   let newestPokeAt: number | null = null
   let newestCursor = ''
+  /** Whether this socket's server answers pulls (its `ready` offered them, and none came back malformed). */
+  let pullsOffered = false
+  let pullIds = 0
+  const pulls = new Map<string, PendingPull>()
 
   function setState(next: RealtimeState, error: RealtimeError | null = null): void {
     if (disposed && next !== 'off') return
@@ -188,9 +211,14 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
       abandon(gen, CloseCode.badMessage)
       return
     }
+    if (message.type === 'changes' || message.type === 'pullFailed') {
+      answered(message)
+      return
+    }
     if (message.type === 'ready') {
       if (connectTimer) clearTimeout(connectTimer)
       connectTimer = null
+      pullsOffered = message.features.includes(PULL_FEATURE)
       heartbeatMs = Math.max(10, Math.min(options.heartbeatMs, message.heartbeatMs))
       attempt = 0
       refusedOnce = false
@@ -207,6 +235,34 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
       pull()
     } else if (message.type === 'ping') {
       send(ws, { type: 'pong', t: message.t })
+    }
+  }
+
+  /** The answer to one of this socket's pulls (one that already timed out is dropped). */
+  function answered(message: Extract<ServerMessage, { type: 'changes' | 'pullFailed' }>): void {
+    const pending = pulls.get(message.id)
+    if (!pending) return
+    pulls.delete(message.id)
+    clearTimeout(pending.timer)
+    const where = `${options.url} (pull ${message.id})`
+    if (message.type === 'pullFailed') {
+      const text = `the real-time server answered a pull with ${message.status} (${message.error})`
+      pending.reject(new HttpError(text, { status: message.status, code: message.error, serverMessage: message.message, method: 'PULL', url: options.url }))
+      return
+    }
+    try {
+      pending.resolve(parseChangesPage(message.body, pending.since))
+    } catch (caught) {
+      if (!(caught instanceof ShapeError)) throw caught
+      // A server whose socket answers are broken: its pulls go over HTTP from now on (pokes still count).
+      pullsOffered = false
+      const error = new MalformedResponseError(`a pull over ${where} answered with an unexpected shape: ${caught.problem}`, {
+        status: 200,
+        url: options.url,
+        problem: caught.problem,
+      })
+      report(error)
+      pending.reject(error)
     }
   }
 
@@ -237,11 +293,22 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
     }
   }
 
+  /** Every pull still waiting for an answer fails (the socket it was asked on is gone): the engine asks over HTTP. */
+  function failPulls(error: RealtimeError): void {
+    for (const [id, pending] of pulls) {
+      clearTimeout(pending.timer)
+      pulls.delete(id)
+      pending.reject(error)
+    }
+  }
+
   function closed(gen: number, code: number, reason: string, cause?: unknown): void {
     if (gen !== generation) return
     generation++
     socket = null
+    pullsOffered = false
     clearTimers()
+    failPulls(new RealtimeError(`the real-time channel closed: ${code}${reason ? ` ${reason}` : ''}`, { code, reason, url: options.url }))
     if (!started || disposed) {
       setState('off')
       return
@@ -268,6 +335,25 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
   }
 
   return {
+    changes(since, query) {
+      const ws = socket
+      if (state !== 'open' || !pullsOffered || ws === null || ws.readyState !== OPEN) return null
+      const gen = generation
+      const id = String(++pullIds)
+      return new Promise<ChangesResponse>((resolve, reject) => {
+        // No answer in time: the socket is as good as dead. Dropping it fails this pull (and any
+        // other waiting), and the engine asks over HTTP.
+        const timer = unref(setTimeout(() => abandon(gen, CloseCode.heartbeatTimeout), deps.requestTimeoutMs))
+        pulls.set(id, { since, resolve, reject, timer })
+        send(ws, {
+          type: 'pull',
+          id,
+          since,
+          ...(query.limit === undefined ? {} : { limit: query.limit }),
+          ...(query.collections ? { collections: query.collections } : {}),
+        })
+      })
+    },
     start() {
       if (disposed || started) return
       started = true
@@ -279,7 +365,9 @@ export function createRealtimeChannel(deps: RealtimeDeps): RealtimeChannel {
       const ws = socket
       generation++
       socket = null
+      pullsOffered = false
       clearTimers()
+      failPulls(new RealtimeError('the real-time channel stopped', { code: CloseCode.normal, reason: 'stop', url: options.url }))
       try {
         ws?.close(CloseCode.normal, 'stop')
       } catch {
