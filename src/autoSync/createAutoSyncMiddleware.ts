@@ -189,7 +189,11 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
 
   function attach(found: PersistenceInstancePort): void {
     instance = found
-    if (found.sync) found.sync.autoPush = false // pushes are ours to schedule now
+    if (found.sync) {
+      found.sync.autoPush = false // pushes are ours to schedule now
+      // A change is pushed at once by the leader with settleMs 0: the engine may mark it sent as it writes it.
+      found.sync.pushesAtOnce = () => leader && !disposed && config.enabled && config.syncOnChange && settleMs === 0
+    }
     // The persistence instance is gone for good (a logout, a test's teardown): so is our work.
     cleanups.push(
       found.subscribe((status) => {
@@ -297,7 +301,10 @@ export function createAutoSyncMiddleware(options: AutoSyncOptions = {}): AutoSyn
       leader = false
       for (const cleanup of cleanups.splice(0)) cleanup()
       instance?.sync?.realtime?.stop()
-      if (instance?.sync) instance.sync.autoPush = true
+      if (instance?.sync) {
+        instance.sync.autoPush = true
+        instance.sync.pushesAtOnce = null
+      }
       relay?.close()
       relay = null
       unsetDefaultAutoSync(autoSync)

@@ -117,6 +117,12 @@ export interface SyncEngineHandle {
 export interface CompanionEngine {
   /** Whether the engine pushes on its own after local writes; auto-sync turns it off to schedule pushes itself. */
   autoPush: boolean
+  /**
+   * Set by auto-sync: whether a committed change is pushed at once (by its leader tab, with
+   * `syncOnChange` and `settleMs: 0`). The engine then marks the change sent in the transaction
+   * that stores it, so its push needs no transaction of its own first.
+   */
+  pushesAtOnce: (() => boolean) | null
   readonly connected: boolean
   readonly outboxDepth: number
   readonly deadLetterCount: number

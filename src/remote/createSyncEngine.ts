@@ -5,9 +5,20 @@ import { singleFlight } from '../utils/singleFlight'
 import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
-import { isPushed, itemStateMaps, outboxDepth, publishOutbox, randomId, sliceByName, transact, type EngineContext, type SyncHost } from './engineContext'
+import {
+  isPushed,
+  itemStateMaps,
+  outboxDepth,
+  publishOutbox,
+  randomId,
+  sliceByName,
+  transact,
+  type EngineContext,
+  type HostSlice,
+  type SyncHost,
+} from './engineContext'
 import type { CheckedRemoteOptions, EngineOptions } from './options'
-import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, nextToSend, withLocalChange, type OutboxRow } from './outbox'
+import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, markedSent, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
 import { dependencyOf, pushOutbox } from './push'
 import { loadOutbox } from './loadOutbox'
@@ -69,6 +80,8 @@ export interface SyncEngine extends SyncEngineHandle {
    * only when `drain()` is called (auto-sync with `syncOnChange: false` turns it off).
    */
   autoPush: boolean
+  /** Set by auto-sync: whether a committed change is pushed at once (see `CompanionEngine.pushesAtOnce`). */
+  pushesAtOnce: (() => boolean) | null
   /**
    * Stops for good: aborts requests, clears timers, and resolves once in-flight work settled.
    * Afterwards the engine writes nothing and dispatches nothing.
@@ -104,6 +117,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
     changesOverSocket: null,
     ...itemStateMaps(),
     inflight: new Set(),
+    claimedAtWrite: new Map(),
     cursor: null,
     epoch: null,
     connected: false,
@@ -264,6 +278,30 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
     })
   }
 
+  // ------------------------------------------------------------ claiming at write
+
+  /**
+   * Whether the changes written now are pushed at once: the engine's own push after the local
+   * queue idles, or auto-sync's leader with `settleMs: 0`, and the server reachable. Marking
+   * such a change sent in its own write transaction saves its push the claim transaction
+   * (docs/reliability.md): a sent op may or may not have reached the server, and is resent
+   * with its opId until answered, so one marked a moment before its request went out is safe.
+   * What it gives up: a newer change of the key made before the push answers queues behind it
+   * instead of replacing it, which is what happens to every op once its push started.
+   */
+  const claimsOnWrite = (): boolean => ctx.connected && !ctx.disposed && (engine.autoPush || engine.pushesAtOnce?.() === true)
+
+  /** A row whose only op is the change just written, free to go out at once (no conflict waiting, no dependency rule to ask first). */
+  const claimable = (row: OutboxRow, slice: HostSlice): boolean =>
+    row.ops.length === 1 && !row.ops[0]!.sent && nextToSend(row) !== null && !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && !slice.dependsOn
+
+  /** The row with its op marked sent by `attempt`, remembered so the push takes it as claimed. */
+  function claimedAtWrite(row: OutboxRow, attempt: string): OutboxRow {
+    const marked = markedSent(row, attempt)
+    ctx.claimedAtWrite.set(row.key, marked.ops[0]!)
+    return marked
+  }
+
   // The real-time channel: pokes lead to the same incremental pull as `pullChanges()`.
   const realtime: RealtimeChannel | null = options.realtimeChannel
     ? createRealtimeChannel({
@@ -300,6 +338,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
     stagingStores: [OUTBOX_STORE, VERSIONS_STORE],
     async stage(tx, changes) {
       const rows: OutboxRow[] = []
+      const attempt = claimsOnWrite() ? randomId() : null
       for (const change of changes) {
         const slice = sliceByName(ctx, change.slice)
         if (!slice || !isPushed(ctx, slice, change.type, change.value)) continue
@@ -327,8 +366,9 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
           ++ctx.seq,
           confirmed,
         )
-        tx.put(OUTBOX_STORE, change.key, next, { slice: slice.name, key: change.key })
-        rows.push(next)
+        const written = attempt !== null && claimable(next, slice) ? claimedAtWrite(next, attempt) : next
+        tx.put(OUTBOX_STORE, change.key, written, { slice: slice.name, key: change.key })
+        rows.push(written)
       }
       return rows
     },
@@ -381,6 +421,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
       return ctx.deadLetters.size
     },
     autoPush: true,
+    pushesAtOnce: null,
     async dispose() {
       realtime?.dispose()
       ctx.disposed = true

@@ -51,6 +51,11 @@ export interface EngineContext {
   readonly deadLetters: Map<string, StoredDeadLetter>
   /** Keys whose first op is on the wire from this instance. */
   readonly inflight: Set<string>
+  /**
+   * Ops this instance marked sent in the transaction that wrote them (a push follows at once),
+   * by key: the push takes them as claimed without a transaction of its own.
+   */
+  readonly claimedAtWrite: Map<string, OutboxOp>
   cursor: StoredCursor | null
   /** The server database this client last synced with; a new one means a resync. */
   epoch: string | null

@@ -138,10 +138,25 @@ export function dependencyOf(ctx: EngineContext, row: OutboxRow): 'wait' | strin
 }
 
 /**
- * Reads the candidates' rows in one transaction and marks each first op as sent. A change that
- * refers to a rejected create is dead-lettered instead (the dependency rule).
+ * Marks each candidate's first op as sent before it goes out: those not marked at write are read
+ * in one transaction and marked there. A change that refers to a rejected create is
+ * dead-lettered instead (the dependency rule).
  */
 async function claim(ctx: EngineContext, candidates: readonly OutboxRow[]): Promise<Claimed[]> {
+  // Ops marked sent by the transaction that wrote them are claimed already (see
+  // `claimedAtWrite`): they go as the row in memory holds them, without reading it again.
+  const atWrite: Claimed[] = []
+  const rest: OutboxRow[] = []
+  for (const row of candidates) {
+    const marked = ctx.claimedAtWrite.get(row.key)
+    ctx.claimedAtWrite.delete(row.key)
+    if (marked && row.ops[0] === marked) atWrite.push({ row, op: marked })
+    else rest.push(row)
+  }
+  return rest.length === 0 ? atWrite : [...atWrite, ...(await claimStored(ctx, rest))].sort((a, b) => a.op.seq - b.op.seq)
+}
+
+async function claimStored(ctx: EngineContext, candidates: readonly OutboxRow[]): Promise<Claimed[]> {
   const effects = newEffects()
   const attempt = randomId()
   const claimed = await transact(ctx, async (tx) => {
