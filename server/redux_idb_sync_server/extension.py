@@ -35,7 +35,7 @@ class SyncState:
     """What one app's sync API holds: the storage, the tokens, the notifier and the auth hook.
 
     Everything here is usable without a Flask request or app context (the socket process uses
-    ``tenant_for_token``, ``feed_head``, ``changes_page`` and ``notifier``).
+    ``tenant_for_token``, ``feed_head``, ``changes_page``, ``count_request`` and ``notifier``).
     """
 
     def __init__(
@@ -102,6 +102,13 @@ class SyncState:
             raise ApiError(410, "cursor_ahead", "since is beyond the end of the change feed; pull in full", epoch=epoch)
         cursor = str(page[-1]["seq"]) if page else str(since)
         return {"changes": page, "cursor": cursor, "hasMore": has_more, "epoch": epoch}
+
+    def count_request(self, tenant, endpoint):
+        """Counts a request of ``tenant`` under ``endpoint`` in ``/_test/stats`` when the testing
+        endpoints are on (the socket server counts its pulls here); otherwise does nothing, and
+        writes nothing."""
+        if self.testing_endpoints:
+            self.storage.count_request(tenant, endpoint)
 
     # ---------------------------------------------------------------- the one write path
 
