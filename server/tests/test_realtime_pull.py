@@ -230,7 +230,7 @@ def test_a_socket_pulls_its_own_tenants_feed_only(api):
 
 
 def test_a_token_that_expires_after_hello_closes_the_socket_at_the_next_pull(api):
-    issued = api.post("/api/_test/tokens", json={"tenant": "tenant-a", "ttl_ms": 1500}, headers=A).get_json()
+    issued = api.post("/api/_test/tokens", json={"tenant": "tenant-a", "ttl_ms": 2000}, headers=A).get_json()
 
     async def scenario(url, realtime):
         ws, _ = await ready(url, issued["token"])
