@@ -9,6 +9,7 @@
     state.tenant_for_token("s3cret")       # "alice", without a request (the socket process)
 """
 
+from .errors import ApiError
 from .routes import build_blueprint
 from .storage import Storage
 from .notifier import Notifier
@@ -34,7 +35,7 @@ class SyncState:
     """What one app's sync API holds: the storage, the tokens, the notifier and the auth hook.
 
     Everything here is usable without a Flask request or app context (the socket process uses
-    ``tenant_for_token``, ``feed_head`` and ``notifier``).
+    ``tenant_for_token``, ``feed_head``, ``changes_page``, ``count_request`` and ``notifier``).
     """
 
     def __init__(
@@ -86,6 +87,28 @@ class SyncState:
     def feed_head(self, tenant):
         """The tenant's feed cursor: what ``GET /sync/changes`` hands back after reading everything."""
         return str(self.storage.head(tenant)[0])
+
+    def changes_page(self, tenant, since, limit, collections):
+        """One page of the tenant's change feed after ``since`` (an int cursor), at most ``limit``
+        changes of ``collections`` (None: all): the answer of ``/sync/changes`` as a dict
+        ``{"changes", "cursor", "hasMore", "epoch"}``. Raises ``ApiError`` 410 ``cursor_ahead``
+        (with the epoch) when ``since`` is beyond the feed's head. The HTTP route and the socket
+        server's ``pull`` both answer with this."""
+        page, has_more, head, epoch = self.storage.changes(tenant, since, limit, collections)
+        if since > head:
+            # No cursor this feed handed out is beyond its head: the client followed another
+            # history (typically this database restored from a backup that kept its epoch), or
+            # holds another tenant's cursor.
+            raise ApiError(410, "cursor_ahead", "since is beyond the end of the change feed; pull in full", epoch=epoch)
+        cursor = str(page[-1]["seq"]) if page else str(since)
+        return {"changes": page, "cursor": cursor, "hasMore": has_more, "epoch": epoch}
+
+    def count_request(self, tenant, endpoint):
+        """Counts a request of ``tenant`` under ``endpoint`` in ``/_test/stats`` when the testing
+        endpoints are on (the socket server counts its pulls here); otherwise does nothing, and
+        writes nothing."""
+        if self.testing_endpoints:
+            self.storage.count_request(tenant, endpoint)
 
     # ---------------------------------------------------------------- the one write path
 

@@ -221,14 +221,8 @@ def build_blueprint(state, name="redux_idb_sync"):
             since = parse_cursor(request.args.get("since", "0") or "0", "since")
             limit = parse_limit(request.args.get("limit", "500"))
             collections = parse_collections(request.args.get("collections"))
-        page, has_more, head, epoch = storage.changes(tenant(), since, limit, collections)
-        if since > head:
-            # No cursor this feed handed out is beyond its head: the client followed another
-            # history (typically this database restored from a backup that kept its epoch), or
-            # holds another tenant's cursor.
-            raise ApiError(410, "cursor_ahead", "since is beyond the end of the change feed; pull in full", epoch=epoch)
-        cursor = str(page[-1]["seq"]) if page else str(since)
-        return json_response({"changes": page, "cursor": cursor, "hasMore": has_more, "epoch": epoch})
+        # The rule (and its 410 cursor_ahead) is the extension's: the socket's pull answers with it too.
+        return json_response(state.changes_page(tenant(), since, limit, collections))
 
     if state.testing_endpoints:
         testing.register(bp, state, counted_as("_test"), body, tenant)

@@ -189,3 +189,13 @@ def test_the_head_poller_pokes_when_a_tenants_head_moves_past_what_its_sockets_w
         await ws.close()
 
     run(scenario)
+
+
+def test_a_seam_without_changes_page_offers_no_pull_and_a_pull_is_then_a_bad_message():
+    async def scenario(url, realtime, seam):
+        ws = await hello(url, "ta")
+        assert json.loads(await ws.recv())["features"] == []
+        await ws.send(json.dumps({"type": "pull", "id": "1", "since": "0"}))
+        assert await closed_with(ws) == CloseCode.BAD_MESSAGE
+
+    run(scenario)

@@ -1,4 +1,4 @@
-"""The socket server: ``hello`` -> ``ready``, ``poke`` fan-out, heartbeats, close codes."""
+"""The socket server: ``hello`` -> ``ready``, ``poke`` fan-out, ``pull`` -> ``changes``, heartbeats, close codes."""
 
 import asyncio
 import json
@@ -8,10 +8,18 @@ import time
 from websockets.asyncio.server import broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
+from ..errors import ApiError, dumps
+from ..validation import bad_string, parse_changes_body
+
 log = logging.getLogger("redux_idb_sync_server.realtime")
 
 PROTOCOL = 1
-MAX_MESSAGE = 16 * 1024
+MAX_MESSAGE = 16 * 1024  # inbound frames; outbound ``changes`` frames may be larger
+MAX_PULL_ID = 64
+#: What ``ready`` lists in ``features`` when the seam can answer pulls.
+PULL = "pull"
+#: The name socket pulls are counted under in ``/_test/stats`` (HTTP pulls: ``changes``).
+SOCKET_CHANGES = "socket_changes"
 
 
 class CloseCode:
@@ -51,8 +59,11 @@ class _Closing(Exception):
 
 class RealtimeServer:
     """One socket process (or thread). ``seam`` is the API extension, or anything with
-    ``tenant_for_token(token) -> tenant | None`` and ``feed_head(tenant) -> str``; both are
-    blocking (database) calls and run in a worker thread.
+    ``tenant_for_token(token) -> tenant | None`` and ``feed_head(tenant) -> str``, and for pulls
+    ``changes_page(tenant, since, limit, collections) -> dict`` (raising ``ApiError``) and
+    optionally ``count_request(tenant, name)``; all are blocking (database) calls and run in a
+    worker thread. Without ``changes_page`` the server does not offer pulls (no ``"pull"`` in
+    ``ready``'s ``features``).
 
     Rules it keeps:
     - The token arrives in the first message (``hello``), never in the URL (URLs end up in logs).
@@ -60,6 +71,10 @@ class RealtimeServer:
     - The token is checked again at every client ping; once it no longer maps to the same tenant
       (expired, revoked) the socket is closed with 4002 and the client refreshes it.
     - Nothing heard for two heartbeat intervals: the client is gone (4004).
+    - A ``pull`` is answered with what ``POST /sync/changes`` would answer the socket's tenant
+      (``changes``, or ``pullFailed`` with the route's status and error), after the same token
+      check as a ping. A socket's messages are handled one at a time, so its pulls are answered
+      in the order asked; a failed pull never closes the socket.
     """
 
     def __init__(self, seam, heartbeat_ms=15000, hello_timeout_s=10.0):
@@ -71,6 +86,7 @@ class RealtimeServer:
         self._loop = None
         self._server = None
         self.pokes_sent = 0
+        self.features = [PULL] if callable(getattr(seam, "changes_page", None)) else []
 
     # ------------------------------------------------------------------ fan-out
 
@@ -130,7 +146,8 @@ class RealtimeServer:
             self._by_tenant.setdefault(tenant, set()).add(websocket)
             head = str(await asyncio.to_thread(self.seam.feed_head, tenant))
             self._announced.setdefault(tenant, head)
-            await websocket.send(json.dumps({"type": "ready", "protocol": PROTOCOL, "cursor": str(head), "heartbeatMs": self.heartbeat_ms, "serverTime": now_ms()}))
+            ready = {"type": "ready", "protocol": PROTOCOL, "cursor": str(head), "heartbeatMs": self.heartbeat_ms, "serverTime": now_ms(), "features": list(self.features)}
+            await websocket.send(json.dumps(ready))
             await self._follow(websocket, tenant, token)
         except _Closing as closing:
             await websocket.close(closing.code, CLOSE_REASONS.get(closing.code, ""))
@@ -180,14 +197,49 @@ class RealtimeServer:
             except asyncio.TimeoutError:
                 raise _Closing(CloseCode.HEARTBEAT_TIMEOUT) from None
             message = _parse(raw)
-            if message is None or message.get("type") not in ("ping", "pong"):
+            kind = message.get("type") if message is not None else None
+            if kind == "pull" and PULL in self.features:
+                # Handled before the next message is read: pulls are answered in the order asked.
+                await self._answer_pull(websocket, tenant, token, message)
+                continue
+            if kind not in ("ping", "pong"):
                 raise _Closing(CloseCode.BAD_MESSAGE)
-            if message["type"] == "ping":
+            if kind == "ping":
                 # The token may have expired or been revoked since hello.
                 if await asyncio.to_thread(self._tenant, token) != tenant:
                     raise _Closing(CloseCode.TOKEN_EXPIRED)
                 t = message.get("t")
                 await websocket.send(json.dumps({"type": "pong", "t": t if isinstance(t, (int, float)) and not isinstance(t, bool) else 0}))
+
+    async def _answer_pull(self, websocket, tenant, token, message):
+        pull_id = message.get("id")
+        if bad_string(pull_id, "id", MAX_PULL_ID):
+            raise _Closing(CloseCode.BAD_MESSAGE)
+        answer = await asyncio.to_thread(self._pull, tenant, token, pull_id, message)
+        if answer is None:
+            raise _Closing(CloseCode.TOKEN_EXPIRED)
+        await websocket.send(answer)
+
+    def _pull(self, tenant, token, pull_id, message):
+        """In a worker thread: the ``changes`` or ``pullFailed`` frame for ``message`` (already
+        serialised), or None when the socket's token no longer maps to its tenant."""
+        try:
+            # The token may have expired or been revoked since hello (as at a ping).
+            if self._tenant(token) != tenant:
+                return None
+            count = getattr(self.seam, "count_request", None)
+            if count is not None:
+                count(tenant, SOCKET_CHANGES)
+            # The parameters are the body of POST /sync/changes ("type" and "id" are ignored there).
+            since, limit, collections = parse_changes_body(message)
+            answer = {"type": "changes", "id": pull_id, **self.seam.changes_page(tenant, since, limit, collections)}
+        except ApiError as error:
+            answer = {"type": "pullFailed", "id": pull_id, "status": error.status, "error": error.code, "message": error.message, **error.extra}
+        except Exception:  # noqa: BLE001 - as the route: logged, answered 500, and the socket stays
+            log.exception("socket pull failed")
+            answer = {"type": "pullFailed", "id": pull_id, "status": 500, "error": "internal", "message": "internal server error"}
+        # As the route's answers: compact, and nothing that is not JSON.
+        return dumps(answer)
 
     # ------------------------------------------------------------------ lifecycle
 
