@@ -321,6 +321,19 @@ function patchOf(ctx: EngineContext, row: OutboxRow, op: OutboxOp): FieldPatch |
 }
 
 /**
+ * What JSON makes of a value on its way to the server (NaN and Infinity become null, undefined
+ * fields vanish). A record holding that is the op's own value, not a merge: the local item keeps
+ * what the app wrote.
+ */
+function asJson(value: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value)) as unknown
+  } catch {
+    return value
+  }
+}
+
+/**
  * The row after the server applied `op` as `record`. When the server merged the op with fields
  * another device changed (the record's value is not the op's), the record is what this key now
  * holds, and is written locally, unless a newer local change of the key is pending (staged
@@ -331,7 +344,7 @@ function patchOf(ctx: EngineContext, row: OutboxRow, op: OutboxOp): FieldPatch |
  */
 function adoptMerged(ctx: EngineContext, tx: StoreTransaction, effects: Effects, row: OutboxRow, op: OutboxOp, record: RemoteRecord): OutboxRow | null {
   const left = acknowledged(row, op.opId, record)
-  if (op.type !== 'put' || record.deleted || plainEqual(record.value, op.value)) return left
+  if (op.type !== 'put' || record.deleted || plainEqual(record.value, op.value) || plainEqual(record.value, asJson(op.value))) return left
   const slice = sliceByName(ctx, row.slice)
   if (!slice) return left
   if (left) return { ...left, confirmed: { value: op.value, version: record.version } }

@@ -310,8 +310,11 @@ describe('A. odd values the library accepts as plain data', () => {
     expect(stored.inf).toBe(Infinity)
     expect(Object.is(stored.negZero, -0)).toBe(true)
     await expectGoodEverywhere(h)
-    await until(() => onServer('raw', 'odd') !== undefined, 'odd on the server')
+    await until(() => onServer('raw', 'odd') !== undefined && h.store.getState().sync.outboxDepth === 0, 'odd on the server, acknowledged')
     expect(onServer('raw', 'odd')?.value).toEqual({ id: 'odd', nan: null, inf: null, negZero: 0 })
+    // The acknowledgement is the item JSON made of it, not a merge: the local item stays as written.
+    const kept = (await idb(h, 'raw')).get('odd') as typeof odd
+    expect([Number.isNaN(kept.nan), kept.inf, Object.is(kept.negZero, -0)]).toEqual([true, Infinity, true])
   })
 
   it('undefined inside an item: kept locally, dropped by JSON on the server', async () => {
@@ -324,8 +327,9 @@ describe('A. odd values the library accepts as plain data', () => {
     const stored = (await idb(h, 'raw')).get('u') as Record<string, unknown>
     expect(Object.keys(stored).sort()).toEqual(['id', 'note'])
     await expectGoodEverywhere(h)
-    await until(() => onServer('raw', 'u') !== undefined, 'u on the server')
+    await until(() => onServer('raw', 'u') !== undefined && h.store.getState().sync.outboxDepth === 0, 'u on the server, acknowledged')
     expect(onServer('raw', 'u')?.value).toEqual({ id: 'u' })
+    expect(Object.keys((await idb(h, 'raw')).get('u') as object).sort()).toEqual(['id', 'note'])
   })
 
   it('undefined as a whole item: stored as undefined, pushed as a delete (the server cannot hold undefined)', async () => {
@@ -347,12 +351,16 @@ describe('A. odd values the library accepts as plain data', () => {
     safely(() => h.store.dispatch(putGood()))
     safely(() => h.store.dispatch(putRaw({ id: 'nil', value: null })))
     await h.persistence.flush()
-    expect(h.store.getState().raw.nil).toBeNull()
-    expect((await idb(h, 'raw')).get('nil')).toBeNull()
     await until(() => h.store.getState().sync.deadLetters.length === 1, 'the dead letter')
     expect(h.store.getState().sync.deadLetters[0]).toMatchObject({ key: 'raw:nil', code: 'bad_request' })
     const error = h.errors.find(isHttpError)
     expect(error?.key).toBe('raw:nil')
+    // onReject: 'rollback' (the default): the refused create leaves the state and IndexedDB
+    // (however soon after its local write the answer came), and the rolledBack action carries it.
+    await until(() => h.rollbacks.some((r) => r.key === 'raw:nil'), 'the rolledBack action')
+    expect(h.rollbacks.find((r) => r.key === 'raw:nil')).toMatchObject({ reason: { cause: 'rejected' }, rejected: { type: 'put', value: null } })
+    expect(h.store.getState().raw).not.toHaveProperty('nil')
+    expect((await idb(h, 'raw')).has('nil')).toBe(false)
     await expectGoodEverywhere(h)
   })
 })
