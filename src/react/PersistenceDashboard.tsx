@@ -1,5 +1,5 @@
 import type { ThunkDispatch, UnknownAction } from '@reduxjs/toolkit'
-import { memo, useCallback, useDeferredValue, useEffect, useId, useRef, useState, type CSSProperties } from 'react'
+import { memo, useCallback, useDeferredValue, useEffect, useId, useMemo, useRef, useState, type CSSProperties } from 'react'
 import { useDispatch, useSelector } from 'react-redux'
 import type { OperationRecord } from '../core/events'
 import { discardDeadLetter, resolveConflict, retryDeadLetter } from '../core/actions'
@@ -21,6 +21,14 @@ export interface PersistenceDashboardProps {
    * @default 6000
    */
   toastMs?: number
+  /**
+   * The dashboard redraws at most once per this many ms, with the newest state when the wait
+   * ends; `0` redraws on every change. Sync work changes the state several times per edit (the
+   * local write, the push, each pull): redrawing each time would keep the page's main thread
+   * from the next step of that work.
+   * @default 100
+   */
+  refreshMs?: number
 }
 
 interface Toast {
@@ -102,21 +110,35 @@ export function PersistenceDashboard(props: PersistenceDashboardProps) {
   const { selectSync } = usePersistenceContext()
   const { status, metrics, autoSyncStatus, flush, configureAutoSync, syncNow } = usePersistence()
   const sync = useSelector((state: unknown) => selectSync(state)) as SyncState
-  // A dashboard is read by people: it follows the sync state a render behind, in a transition
-  // React may interrupt, so redrawing it never holds up the sync work that changed the state
-  // (an edit on its way to the other devices, docs/realtime.md "Where the time goes").
-  return (
-    <DashboardView
-      {...props}
-      status={useDeferredValue(status)}
-      metrics={useDeferredValue(metrics)}
-      autoSyncStatus={useDeferredValue(autoSyncStatus)}
-      sync={useDeferredValue(sync)}
-      flush={flush}
-      configureAutoSync={configureAutoSync}
-      syncNow={syncNow}
-    />
+  const live = useMemo(() => ({ status, metrics, autoSyncStatus, sync }), [status, metrics, autoSyncStatus, sync])
+  // A dashboard is read by people: it redraws at most every `refreshMs`, and then in a
+  // transition React may interrupt, so redrawing it never holds up the sync work that changed
+  // the state (an edit on its way to the other devices, docs/realtime.md "Where the time goes").
+  const shown = useDeferredValue(useAtMostEvery(live, props.refreshMs ?? 100))
+  return <DashboardView {...props} {...shown} flush={flush} configureAutoSync={configureAutoSync} syncNow={syncNow} />
+}
+
+/** `value` as of at most `ms` ago: a change shows when the wait since the last one shown ends (with the newest value); `ms` 0 shows every change. */
+function useAtMostEvery<T>(value: T, ms: number): T {
+  const [shown, setShown] = useState(value)
+  const latest = useRef(value)
+  latest.current = value
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null)
+  useEffect(() => {
+    if (ms <= 0 || Object.is(value, shown) || timer.current !== null) return
+    timer.current = setTimeout(() => {
+      timer.current = null
+      setShown(() => latest.current)
+    }, ms)
+  }, [value, shown, ms])
+  useEffect(
+    () => () => {
+      if (timer.current !== null) clearTimeout(timer.current)
+      timer.current = null
+    },
+    [],
   )
+  return ms <= 0 ? value : shown
 }
 
 type ViewProps = PersistenceDashboardProps &

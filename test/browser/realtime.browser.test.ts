@@ -130,6 +130,10 @@ function instrument(): void {
       super(url, protocols)
       this.addEventListener('message', (event) => log.push({ kind: 'socket', at: now(), data: String(event.data) }))
     }
+    override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
+      log.push({ kind: 'socket-sent', at: now(), data: String(data) })
+      super.send(data)
+    }
   }
   const attach = (): void => {
     const example = w.notesExample
@@ -172,7 +176,7 @@ beforeAll(async () => {
     api: flask.baseUrl,
     realtime: flask.realtimeUrl!,
     token: 'browser-token',
-    interval: '3600000',
+    interval: '3600000', ...(process.env.NODASH ? { nodash: '1' } : {}),
     ...(process.env.REALTIME_DEBOUNCE_MS ? { debounce: process.env.REALTIME_DEBOUNCE_MS } : {}),
     ...(process.env.REALTIME_SETTLE_MS ? { settle: process.env.REALTIME_SETTLE_MS } : {}),
   })
@@ -225,7 +229,23 @@ function phasesOf(sent: number, seen: number, fromLog: Array<Record<string, unkn
   const push = fromLog.find((e) => e.kind === 'fetch' && e.path === '/sync/push')
   const poke = toLog.find((e) => e.kind === 'socket' && String(e.data).includes('"poke"'))
   const pokedAt = poke ? Number((JSON.parse(String(poke.data)) as { at: number }).at) : NaN
-  const pull = toLog.find((e) => e.kind === 'fetch' && e.path === '/sync/changes' && (e.start as number) >= ((poke?.at as number) ?? Infinity))
+  const after = (poke?.at as number) ?? Infinity
+  // The pull after the poke: over the socket (a `pull` frame, answered by `changes`) when the
+  // server offers it, else `POST /sync/changes`.
+  const asked = toLog.find((e) => e.kind === 'socket-sent' && String(e.data).includes('"type":"pull"') && (e.at as number) >= after)
+  const id = asked ? (JSON.parse(String(asked.data)) as { id: string }).id : null
+  const answered =
+    asked &&
+    toLog.find(
+      (e) =>
+        e.kind === 'socket' &&
+        String(e.data).startsWith('{') &&
+        String(e.data).includes('"changes"') &&
+        (JSON.parse(String(e.data)) as { id?: string }).id === id,
+    )
+  const pull = answered
+    ? { start: asked.at, end: answered.at }
+    : toLog.find((e) => e.kind === 'fetch' && e.path === '/sync/changes' && (e.start as number) >= after)
   return {
     'debounce + local write': (committed ?? NaN) - sent,
     'to the push request': (push?.start as number) - (committed ?? NaN),

@@ -137,8 +137,9 @@ describe('<PersistenceDashboard>', () => {
       store.dispatch(syncActions.progressChanged({ operation: 'pull', done: 3, total: 10 }))
       store.dispatch(syncActions.syncActivity({ phase: 'error', error: 'the server said no' }))
     })
-    expect(screen.getByTestId('connection').textContent).toMatch(/Offline — local-only mode/)
-    const bar = screen.getByRole('progressbar', { name: 'Bulk pull' })
+    // Redrawn within refreshMs (100 ms by default), with the newest state.
+    await waitFor(() => expect(screen.getByTestId('connection').textContent).toMatch(/Offline — local-only mode/))
+    const bar = await screen.findByRole('progressbar', { name: 'Bulk pull' })
     expect(bar.getAttribute('aria-valuenow')).toBe('3')
     expect(bar.getAttribute('aria-valuemax')).toBe('10')
     await waitFor(() => expect(screen.getByRole('alert').textContent).toMatch(/the server said no/))
@@ -166,7 +167,7 @@ describe('<PersistenceDashboard>', () => {
     act(() => {
       store.dispatch(syncActions.conflictChanged(conflict))
     })
-    const list = screen.getByRole('list', { name: 'Conflicts' })
+    const list = await screen.findByRole('list', { name: 'Conflicts' })
     expect(list.textContent).toMatch(/mine/)
     expect(list.textContent).toMatch(/theirs/)
     fireEvent.click(screen.getByRole('button', { name: 'Keep mine' }))
@@ -207,7 +208,7 @@ describe('<PersistenceDashboard>', () => {
         ]),
       )
     })
-    const list = screen.getByRole('list', { name: 'Rejected changes' })
+    const list = await screen.findByRole('list', { name: 'Rejected changes' })
     expect(list.textContent).toContain('files:x')
     expect(list.textContent).toContain('name must not be empty')
     expect(list.textContent).toContain('Rolled back to the server’s value.')
@@ -219,6 +220,29 @@ describe('<PersistenceDashboard>', () => {
       ['redux-idb-sync/retryDeadLetter', { opId: 'op-1' }],
       ['redux-idb-sync/discardDeadLetter', { opId: 'op-1' }],
     ])
+  })
+
+  test('redraws at most once per refreshMs, with the newest state; refreshMs 0 redraws at once', async () => {
+    const { wrapper, persistence, store } = app()
+    await persistence.whenHydrated()
+    const depth = () => screen.getByTestId('outbox-depth').textContent
+    const { unmount } = render(<PersistenceDashboard refreshMs={500} />, { wrapper })
+    await waitFor(() => expect(depth()).toBe('0'))
+    act(() => {
+      store.dispatch(syncActions.outboxChanged(1))
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    expect(depth()).toBe('0') // within the wait: not redrawn yet
+    act(() => {
+      store.dispatch(syncActions.outboxChanged(2))
+    })
+    await waitFor(() => expect(depth()).toBe('2'), { timeout: 2000 }) // the newest, in one redraw
+    unmount()
+    render(<PersistenceDashboard refreshMs={0} />, { wrapper })
+    act(() => {
+      store.dispatch(syncActions.outboxChanged(3))
+    })
+    await waitFor(() => expect(depth()).toBe('3'), { timeout: 40 })
   })
 
   test('its styles are scoped: every rule starts with .ris-dashboard', async () => {
