@@ -12,12 +12,13 @@
 // and end and when the poke arrived, so a failure prints where the time went (docs/realtime.md,
 // "Where the time goes").
 //
-// What it asserts: every edit arrives, through pokes, with the interval never firing; p95 under
-// a regression bound (200 ms when other work left the machine to the test, 1 s when it did not);
-// and, with REALTIME_GOAL=1, p95 under the B10 goal of 100 ms. The goal is not asserted by
-// default because it is not met reliably: on the 2-core machine this was written on, p95 was
-// 97-143 ms with nothing else running and 140-370 ms shared with other work (docs/realtime.md,
-// "Where the time goes"). Every run prints whether it was met.
+// What it asserts: every edit arrives, through pokes, with the interval never firing, and p95
+// under the B10 goal of 100 ms. When other work used more than a quarter of the machine during
+// the measurement (read from /proc), the goal is reported and a regression bound of 1 s is
+// asserted instead: on two shared cores every step also waits for a core. Measured on the 2-core
+// machine this was written on, with nothing else running: p95 61-77 ms on SQLite and 66-91 ms on
+// PostgreSQL with 4 workers (docs/realtime.md, "Where the time goes"). REALTIME_GOAL=1 asserts
+// the goal even on a busy machine.
 import { readdirSync, readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import type { Browser, Page } from 'playwright-core'
@@ -38,11 +39,10 @@ const WARM_UP = 4
  * IndexedDB and network service, the API, the socket server), and on a shared machine each step
  * also waits for a core. When processes other than this test's (its own worker, the browser and
  * the servers it started) used more than this share of the machine's CPU time during the
- * measurement, the machine was busy: the regression bound is BUSY_P95_MS, else IDLE_P95_MS.
+ * measurement, the machine was busy: the bound is BUSY_P95_MS, else the goal.
  */
 const BUSY_OTHERS_SHARE = 0.25
-/** p95 regression bounds: above what was measured (p95 97-143 ms idle, 140-370 ms busy, on 2 cores). */
-const IDLE_P95_MS = 200
+/** The bound on a busy machine (other work over BUSY_OTHERS_SHARE): a regression bound, not the goal. */
 const BUSY_P95_MS = 1000
 
 /**
@@ -176,7 +176,8 @@ beforeAll(async () => {
     api: flask.baseUrl,
     realtime: flask.realtimeUrl!,
     token: 'browser-token',
-    interval: '3600000', ...(process.env.NODASH ? { nodash: '1' } : {}),
+    interval: '3600000',
+    ...(process.env.NODASH ? { nodash: '1' } : {}),
     ...(process.env.REALTIME_DEBOUNCE_MS ? { debounce: process.env.REALTIME_DEBOUNCE_MS } : {}),
     ...(process.env.REALTIME_SETTLE_MS ? { settle: process.env.REALTIME_SETTLE_MS } : {}),
   })
@@ -298,7 +299,7 @@ test('two browsers see each other’s edits over the socket, with the interval a
   const where = `${flask.backend}, ${flask.workers || 1} API worker(s)`
   const machine = others === null ? 'other work not measured' : `other work used ${(others * 100).toFixed(0)} % of the CPU${busy ? ': busy' : ''}`
   const lines = [
-    `[realtime.browser] edit-to-visible across two Chromium pages, ${all.length} edits (${where}; ${machine}): p50 ${ms(p50)} ms, p95 ${ms(p95)} ms, max ${ms(all.at(-1)!)} ms; the B10 goal (p95 < ${GOAL_P95_MS} ms) ${p95 < GOAL_P95_MS ? 'met' : 'NOT met'}${goal ? '' : ' (asserted with REALTIME_GOAL=1)'}`,
+    `[realtime.browser] edit-to-visible across two Chromium pages, ${all.length} edits (${where}; ${machine}): p50 ${ms(p50)} ms, p95 ${ms(p95)} ms, max ${ms(all.at(-1)!)} ms; the B10 goal (p95 < ${GOAL_P95_MS} ms) ${p95 < GOAL_P95_MS ? 'met' : 'NOT met'}${goal || !busy ? ' (asserted)' : ` (not asserted on a busy machine; p95 < ${BUSY_P95_MS} ms is)`}`,
   ]
   for (const direction of ['A→B', 'B→A']) {
     const mine = samples
@@ -328,6 +329,5 @@ test('two browsers see each other’s edits over the socket, with the interval a
     expect(await realtimeText(page)).toMatch(/pokes/)
   }
   expect(metrics.every((m) => m.pokePulls > 0)).toBe(true)
-  if (goal) expect(p95, lines.join('\n')).toBeLessThan(GOAL_P95_MS)
-  else expect(p95, lines.join('\n')).toBeLessThan(busy ? BUSY_P95_MS : IDLE_P95_MS)
+  expect(p95, lines.join('\n')).toBeLessThan(goal || !busy ? GOAL_P95_MS : BUSY_P95_MS)
 })
