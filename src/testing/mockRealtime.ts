@@ -38,7 +38,7 @@ export interface MockRealtime {
   resume(): void
   /** Closes every new connection with `code` until `refuse(null)` (a socket server that is down). */
   refuse(code: number | null): void
-  /** Stops answering pings (a dead server the client must detect by its heartbeat). */
+  /** Stops answering pings and pulls (a dead server the client must detect by its heartbeat). */
   silence(silent: boolean): void
   /** Whether `ready` offers pulls over the socket (`features: ["pull"]`, the default), as a server without them would not. */
   offerPulls(offered: boolean): void
@@ -97,7 +97,7 @@ export function createMockRealtime(url: string, host: MockRealtimeHost, heartbea
         // Like a ping, every pull checks the token the socket said hello with again.
         const wanted = host.token()
         if (wanted !== undefined && accepted.get(client) !== wanted) return close(client, CloseCode.tokenExpired)
-        if (pullFault === 'unanswered') return
+        if (pullFault === 'unanswered' || silent) return
         pullsAnswered++
         const answer: ModelAnswer =
           pullFault === 'unavailable'

@@ -167,6 +167,11 @@ describe('the sync monitor', () => {
     await until(() => monitor.getSyncMetrics().outboxDepth === 1, 'the outbox gauge')
     expect(monitor.getSyncMetrics().outboxDepth).toBe(store.getState().sync.outboxDepth)
     expect(monitor.getSyncMetrics().deadLetterCount).toBe(0)
+    // Back up, the outbox drains and the gauge follows. (Ending here also ends the health checks
+    // against a down server: msw leaves a request that fails while its abort is being handled as
+    // an unhandled rejection.)
+    server.up()
+    await until(() => monitor.getSyncMetrics().outboxDepth === 0, 'the outbox gauge back at 0')
   })
 
   test('resetSyncMetrics and the module-level functions act on the most recent default monitor', async () => {
