@@ -35,7 +35,11 @@ export const getPersistenceInstance = createAction('redux-idb-sync/getPersistenc
 /** Returns the sync engine of the store's persistence middleware, or undefined. Handled by the middleware. */
 export const getSyncEngine = createAction('redux-idb-sync/getSyncEngine')
 
-/** Settles a `manual` conflict: keep the local version, take the server's, or write a merge. */
+/**
+ * Settles a `manual` conflict: keep the local version, take the server's, or write a merge. It
+ * settles every change of the key pending when it is dispatched (the conflict's `local` side
+ * follows newer edits while it is open); a change made after it goes out on top of the decision.
+ */
 export const resolveConflict = createAction<{ key: string; resolution: 'local' | 'server' } | { key: string; resolution: 'merged'; value: unknown }>(
   'redux-idb-sync/resolveConflict',
 )

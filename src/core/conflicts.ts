@@ -59,9 +59,11 @@ export interface SyncConflict {
   readonly phase: 'push' | 'pull'
   /** The strategy's name, or `'custom'` for a merge function. */
   readonly strategy: 'server-wins' | 'client-wins' | 'last-write-wins' | 'manual' | 'custom'
+  /** The local side (`null` when deleted). While a `manual` conflict is open, its newest pending edit. */
   readonly local: unknown
   readonly localDeleted: boolean
   readonly localTime: number
+  /** The server's side; while a `manual` conflict is open, its newest version. */
   readonly server: ServerVersion | null
   readonly detectedAt: number
   /** `'pending'` until settled (only `manual` conflicts stay pending). */

@@ -1,27 +1,30 @@
 import { DEAD_LETTER_STORE } from '../storage/types'
 import type { SyncConflict } from '../core/conflicts'
 import { publishItemStates, randomId, sliceByName, transact, type EngineContext, type StoredDeadLetter } from './engineContext'
-import { confirmedFromLocal, rebased, withLocalChange, withoutCovered, type Confirmed, type OutboxRow } from './outbox'
+import { confirmedFromLocal, latestOp, rebased, withLocalChange, withoutCovered, type Confirmed, type OutboxRow } from './outbox'
 import { newEffects, readRow, readVersion, writeItem, writeRow, writeVersion } from './effects'
 import { applyEffects, restore, takeMerged, takeServer } from './serverChanges'
 import { syncActions } from './redux/syncSlice'
 
 /**
- * Settles a parked `manual` conflict. `'server'` drops the ops the conflict saw and writes the
- * server's version (a change made since stays, based on it); `'local'` pushes the local side
- * on top of the server's version; `'merged'` writes `value` locally and pushes it. Under the lock.
+ * Settles a parked `manual` conflict, with every change of the key pending when it is settled
+ * (the conflict's local side follows newer edits, see `followLocalChange`). `'server'` drops
+ * them and writes the server's version; `'local'` pushes the newest on top of the server's
+ * version; `'merged'` writes `value` locally and pushes it instead of them. A change committed
+ * after the decision goes out on top of it. Under the lock.
  */
 export async function resolveParked(ctx: EngineContext, key: string, resolution: 'local' | 'server' | 'merged', value: unknown): Promise<boolean> {
   const parked = ctx.parked.get(key)
   if (!parked) return false
   const slice = sliceByName(ctx, parked.conflict.slice)
   if (!slice) return false
-  const { server, throughSeq } = parked
+  const { server } = parked
   const id = parked.conflict.id
   const base = server ? server.version : null
   const effects = newEffects()
   await transact(ctx, async (tx) => {
     const [row, known] = await Promise.all([readRow(tx, key), readVersion(tx, key)])
+    const throughSeq = Math.max(parked.throughSeq, (row && latestOp(row)?.seq) ?? 0)
     // The server moved on since the conflict was parked (another tab pushed this key, or a pull
     // brought a newer version): the parked version is stale and must not be written back.
     const stale = known !== undefined && known > (base ?? 0)

@@ -6,6 +6,7 @@ import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
 import {
+  followLocalChange,
   isPushed,
   itemStateMaps,
   outboxDepth,
@@ -374,7 +375,10 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
     },
     committed(rows) {
       if (rows.length === 0 || ctx.disposed) return
-      for (const row of rows) ctx.rows.set(row.key, row)
+      for (const row of rows) {
+        ctx.rows.set(row.key, row)
+        followLocalChange(ctx, row)
+      }
       publishOutbox(ctx)
     },
     drain,

@@ -14,8 +14,8 @@ import { syncActions, type DeadLetter, type ItemStateChange, type ItemSyncState 
 export interface ParkedConflict {
   conflict: SyncConflict
   server: RemoteRecord | null
-  /** The newest op the conflict covered: a decision for the server drops it and older ones. */
-  readonly throughSeq: number
+  /** The newest op the conflict covers (it follows newer local edits): a decision for the server drops it and older ones. */
+  throughSeq: number
 }
 
 export interface StoredDeadLetter {
@@ -263,6 +263,22 @@ export function reportOperation(ctx: EngineContext, kind: 'push' | 'pull' | 'hea
     type: 'operation',
     operation: { kind, slice: null, items, durationMs: Date.now() - started, ok: error === null, error: error ? error.toJSON() : null, at: Date.now() },
   })
+}
+
+/**
+ * Keeps a parked conflict's local side the key's newest pending change: an edit committed while
+ * the app decides (in this tab or another) is what the app sees, and what its decision settles.
+ * Announced as a change of the open conflict (not a new one).
+ */
+export function followLocalChange(ctx: EngineContext, row: OutboxRow | undefined): void {
+  if (!row) return
+  const parked = ctx.parked.get(row.key)
+  const latest = row.ops[row.ops.length - 1]
+  if (!parked || !latest || latest.seq <= parked.throughSeq) return
+  const local = latest.type === 'put' ? latest.value : undefined
+  parked.throughSeq = latest.seq
+  parked.conflict = { ...parked.conflict, local: local === undefined ? null : local, localDeleted: local === undefined, localTime: latest.clientTime }
+  if (!ctx.silenced) ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
 }
 
 export function announceConflict(ctx: EngineContext, record: SyncConflict): void {

@@ -1,6 +1,7 @@
 import { DEAD_LETTER_STORE, META_STORE, OUTBOX_STORE } from '../storage/types'
 import {
   CURSOR_KEY,
+  followLocalChange,
   publishDeadLetters,
   publishOutbox,
   sliceByName,
@@ -28,6 +29,8 @@ export async function loadOutbox(ctx: EngineContext): Promise<void> {
     ctx.rows.set(String(key), value)
     for (const op of value.ops) ctx.seq = Math.max(ctx.seq, op.seq)
   }
+  // Another tab's edit of a key with an open conflict is what the app now decides about.
+  for (const key of ctx.parked.keys()) followLocalChange(ctx, ctx.rows.get(key))
   ctx.deadLetters.clear()
   for (const [opId, value] of dead) {
     const letter = value as Partial<StoredDeadLetter> | undefined

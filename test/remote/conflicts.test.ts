@@ -88,6 +88,37 @@ describe('manual conflicts', () => {
   })
 })
 
+describe('manual conflicts: an edit made while the conflict is open', () => {
+  test.each([
+    ['local', 'alice again'],
+    ['server', 'bob'],
+    ['merged', 'by hand'],
+  ] as const)('the conflict shows it, and resolving with %s settles it too (nothing goes out on top)', async (choice, expected) => {
+    const { alice } = await twoClients('manual')
+    await edit(alice, 'alice')
+    await until(() => alice.store.getState().sync.conflicts.some((c) => c.resolution === 'pending'), 'a pending conflict')
+    const applied = server.model.appliedOps
+    await edit(alice, 'alice again')
+    // The open conflict's local side is the newest edit: what the app decides about.
+    await until(() => (alice.store.getState().sync.conflicts[0]?.local as FileItem | undefined)?.name === 'alice again', 'the conflict follows the edit')
+    expect(alice.store.getState().sync.conflicts).toHaveLength(1)
+    expect(alice.conflicts).toHaveLength(1) // changed, not announced again
+    expect(serverName('doc')).toBe('bob')
+    alice.store.dispatch(
+      choice === 'merged'
+        ? resolveConflict({ key: 'files:doc', resolution: 'merged', value: { id: 'doc', name: 'by hand' } })
+        : resolveConflict({ key: 'files:doc', resolution: choice }),
+    )
+    await until(() => serverName('doc') === expected && localName(alice, 'doc') === expected && alice.store.getState().sync.outboxDepth === 0, 'resolution')
+    // One write for 'local' and 'merged', none for 'server': the edit made before the decision
+    // is not pushed over it afterwards.
+    expect(server.model.appliedOps - applied).toBe(choice === 'server' ? 0 : 1)
+    await alice.persistence.flush()
+    expect(serverName('doc')).toBe(expected)
+    expect(localName(alice, 'doc')).toBe(expected)
+  })
+})
+
 test('a conflict caused by our own lost acknowledgement is not a conflict', async () => {
   const c = client()
   await c.persistence.whenHydrated()
