@@ -24,6 +24,11 @@ export interface ChangeSet {
   readonly slice: string
   readonly puts: readonly ItemId[]
   readonly deletes: readonly ItemId[]
+  /**
+   * Local changes only: when each was made (by `String(id)`, on the clock the tabs of one browser
+   * share). Another tab drops its own queued change of such a key if it was made earlier.
+   */
+  readonly orderedAt?: Readonly<Record<string, number>>
 }
 
 /** Events a persistence instance emits to its companions (monitor, auto-sync, other tabs). */

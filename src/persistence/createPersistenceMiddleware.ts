@@ -118,7 +118,11 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     onIdle: () => {
       if (engine?.autoPush && engine.outboxDepth > 0) void engine.drain()
     },
-    onBatch: writer.report,
+    onBatch: (batch) => {
+      writer.report(batch)
+      // Another tab's change of a key this batch wrote: IndexedDB now says which came last.
+      if (!batch.error) localState.settled(batch.entries.map((entry) => entry.key))
+    },
   })
   const { queue } = ctx
   const hydration = createHydration(ctx, tracker)

@@ -1,6 +1,7 @@
 import type { UnknownAction } from '@reduxjs/toolkit'
 import { remoteApplied } from '../core/actions'
 import type { ChangeSet } from '../core/events'
+import { toSyncError } from '../errors'
 import { itemKey, validId } from '../core/ids'
 import type { HostSlice, SyncHost } from '../core/ports'
 import type { ItemId } from '../storage/types'
@@ -18,6 +19,8 @@ export interface LocalState {
   readonly host: SyncHost
   /** Applies items another tab committed to the same database (read from storage, never written back). */
   applyExternalChanges(changes: readonly ChangeSet[]): Promise<void>
+  /** After a batch of this tab's writes settled: re-reads the keys another tab changed while they were queued here. */
+  settled(keys: readonly string[]): void
 }
 
 export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker, flush: () => Promise<void>): LocalState {
@@ -86,24 +89,62 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
     },
   }
 
+  /**
+   * Keys another tab changed while this tab's own change of them was queued or being written.
+   * Which of the two IndexedDB holds is known only once this tab's write settled: it may have
+   * committed before the other tab's (which then holds), or after it.
+   */
+  const contested = new Map<string, { readonly slice: string; readonly id: ItemId }>()
+
+  /**
+   * Applies what storage holds for `ids` (absent: deleted), except for keys this tab has queued:
+   * those keep this tab's value until its write settles, and are read again then.
+   */
+  async function applyStored(slice: string, ids: readonly ItemId[], deleted: readonly ItemId[], orderedAt?: ChangeSet['orderedAt']): Promise<void> {
+    const s = ctx.slices.get(slice)
+    if (!s || !live() || s.hydration !== 'done') return
+    const values = ids.length > 0 ? await ctx.storage.getMany(s.config.storeName, ids) : []
+    if (!live()) return
+    tracker.processDiffs()
+    const keep = (id: ItemId): boolean => {
+      const key = itemKey(slice, id)
+      // This tab's change of the key, still waiting to be written, was made before the other
+      // tab's: the other tab's is the newer one, and stays.
+      const theirs = orderedAt?.[String(id)]
+      if (theirs !== undefined ? ctx.queue.supersede(key, theirs) : !ctx.queue.has(key)) return true
+      contested.set(key, { slice, id })
+      return false
+    }
+    const put: Array<[ItemId, unknown]> = []
+    const removed = deleted.filter(keep)
+    ids.forEach((id, i) => {
+      const value = values[i]
+      if (!keep(id)) return
+      if (value !== undefined) put.push([id, stripDangerousKeys(value)])
+      else removed.push(id)
+    })
+    if (put.length === 0 && removed.length === 0) return
+    ctx.api!.dispatch(remoteApplied({ slice, puts: put, deletes: removed }, ctx.instanceId))
+  }
+
   async function applyExternalChanges(changes: readonly ChangeSet[]): Promise<void> {
-    for (const { slice, puts, deletes } of changes) {
-      const s = ctx.slices.get(slice)
-      if (!s || !live() || s.hydration !== 'done') continue
-      const values = puts.length > 0 ? await ctx.storage.getMany(s.config.storeName, puts) : []
-      tracker.processDiffs()
-      // A key changed here and not yet written keeps this tab's value: it is newer.
-      const keep = (id: ItemId): boolean => !ctx.queue.has(itemKey(slice, id))
-      const put: Array<[ItemId, unknown]> = []
-      puts.forEach((id, i) => {
-        const value = values[i]
-        if (value !== undefined && keep(id)) put.push([id, stripDangerousKeys(value)])
-      })
-      const removed = deletes.filter(keep)
-      if (put.length === 0 && removed.length === 0) continue
-      ctx.api!.dispatch(remoteApplied({ slice, puts: put, deletes: removed }, ctx.instanceId))
+    // A put announced and deleted again before this read finds nothing: the item is gone.
+    for (const { slice, puts, deletes, orderedAt } of changes) await applyStored(slice, puts, deletes, orderedAt)
+  }
+
+  function settled(keys: readonly string[]): void {
+    if (contested.size === 0) return
+    const bySlice = new Map<string, ItemId[]>()
+    for (const key of keys) {
+      const item = contested.get(key)
+      if (!item || ctx.queue.has(key)) continue
+      contested.delete(key)
+      bySlice.set(item.slice, [...(bySlice.get(item.slice) ?? []), item.id])
+    }
+    for (const [slice, ids] of bySlice) {
+      applyStored(slice, ids, []).catch((error: unknown) => reportError(ctx, toSyncError(error, 'reading items another tab changed failed')))
     }
   }
 
-  return { host, applyExternalChanges }
+  return { host, applyExternalChanges, settled }
 }

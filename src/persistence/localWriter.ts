@@ -134,12 +134,13 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
 
 /** Groups written entries by slice, in the order their slices first appear. */
 function changeSets(entries: readonly QueueEntry[]): ChangeSet[] {
-  const bySlice = new Map<string, { slice: string; puts: ItemId[]; deletes: ItemId[] }>()
+  const bySlice = new Map<string, { slice: string; puts: ItemId[]; deletes: ItemId[]; orderedAt: Record<string, number> }>()
   for (const entry of entries) {
     let group = bySlice.get(entry.slice)
-    if (!group) bySlice.set(entry.slice, (group = { slice: entry.slice, puts: [], deletes: [] }))
+    if (!group) bySlice.set(entry.slice, (group = { slice: entry.slice, puts: [], deletes: [], orderedAt: {} }))
     if (entry.op === 'put') group.puts.push(entry.id)
     else group.deletes.push(entry.id)
+    group.orderedAt[String(entry.id)] = entry.orderedAt
   }
   return [...bySlice.values()]
 }

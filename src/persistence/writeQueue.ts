@@ -16,6 +16,12 @@ export interface QueueEntry {
   readonly seq: number
   /** When the change was observed (ms since epoch, on the wall clock): the edit's time, not the commit's. */
   readonly observedAt: number
+  /**
+   * When the change was observed, on a clock the tabs of one browser share and that jumps of the
+   * wall clock do not move (`performance.timeOrigin + performance.now()`): orders the changes of
+   * different tabs.
+   */
+  readonly orderedAt: number
   /** Failed attempts so far. */
   attempts: number
   state: 'pending' | 'ready' | 'inflight' | 'retry'
@@ -66,6 +72,12 @@ export interface OperationQueueOptions {
  */
 const monotonic: () => number = typeof performance !== 'undefined' && typeof performance.now === 'function' ? () => performance.now() : () => Date.now()
 
+/** Milliseconds since the epoch as of this page's start, plus the monotonic time since: comparable across tabs. */
+export const crossTabClock: () => number =
+  typeof performance !== 'undefined' && typeof performance.now === 'function' && typeof performance.timeOrigin === 'number'
+    ? () => performance.timeOrigin + performance.now()
+    : () => Date.now()
+
 /** Milliseconds since `started` on the monotonic clock, to 0.1 ms. */
 const elapsed = (started: number): number => Math.round((monotonic() - started) * 10) / 10
 
@@ -87,6 +99,12 @@ export interface OperationQueue {
   reschedule(slice: string): void
   /** Whether an operation for this key is queued and not yet written. */
   has(key: string): boolean
+  /**
+   * Drops the key's queued operation if it was observed before `orderedAt` (another tab's
+   * change of the key, already committed, is newer) and is not being written. Whether the key
+   * has no queued operation now.
+   */
+  supersede(key: string, orderedAt: number): boolean
   /** Number of distinct keys queued (pending, ready, retrying or in flight). */
   readonly size: number
   /** Clears every timer. Queued entries stay in memory but are not written any more. */
@@ -300,6 +318,7 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
         value,
         seq: ++seq,
         observedAt: wallClock(),
+        orderedAt: crossTabClock(),
         attempts: 0,
         state: 'pending',
         dueAt: monotonic() + options.debounceFor(slice),
@@ -349,6 +368,15 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
     },
     has(key) {
       return entries.has(key)
+    },
+    supersede(key, orderedAt) {
+      const entry = entries.get(key)
+      if (!entry) return true
+      if (entry.state === 'inflight' || entry.orderedAt >= orderedAt) return false
+      unlink(entry)
+      entries.delete(key)
+      sizeChanged()
+      return true
     },
     get size() {
       return entries.size

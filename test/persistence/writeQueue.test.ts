@@ -220,3 +220,33 @@ describe('failures', () => {
     expect(writes).toHaveLength(0)
   })
 })
+
+describe('supersede (another tab committed a change of the key)', () => {
+  test('drops a queued change made before the other tab’s, keeps one made after it, and never touches a write in flight', async () => {
+    let release: () => void = () => {}
+    const { queue, writes } = makeQueue({
+      write: async (batch) => {
+        if (batch.some((e) => e.key === 'files:slow')) await new Promise<void>((resolve) => (release = resolve))
+        writes.push({ at: Date.now(), batch: batch.map(({ key, op, value }) => ({ key, op, value })) })
+        return { rejected: [] }
+      },
+    })
+    queue.enqueue('files', 'old', 'put', 'mine')
+    await vi.advanceTimersByTimeAsync(5)
+    const theirs = performance.timeOrigin + performance.now()
+    await vi.advanceTimersByTimeAsync(5)
+    queue.enqueue('files', 'new', 'put', 'mine')
+    expect(queue.supersede('files:old', theirs)).toBe(true)
+    expect(queue.supersede('files:new', theirs)).toBe(false)
+    expect(queue.supersede('files:none', theirs)).toBe(true)
+    expect(queue.has('files:old')).toBe(false)
+    expect(queue.size).toBe(1)
+    queue.enqueue('files', 'slow', 'put', 'mine')
+    const flushed = queue.flush()
+    await vi.advanceTimersByTimeAsync(1)
+    expect(queue.supersede('files:slow', performance.timeOrigin + performance.now() + 1000)).toBe(false) // in flight, however old
+    release()
+    await flushed
+    expect(writes.flatMap((w) => w.batch.map((e) => e.key)).sort()).toEqual(['files:new', 'files:slow'])
+  })
+})

@@ -1,0 +1,128 @@
+// Two tabs of one browser change the same item within each other's debounce window. IndexedDB
+// orders their commits; these tests check that the change made last wins in both tabs and in
+// storage, and that no tab keeps showing a value storage no longer holds.
+import { configureStore } from '@reduxjs/toolkit'
+import { IDBFactory } from 'fake-indexeddb'
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll, expect, test } from 'vitest'
+import { createAutoSyncMiddleware, createPersistenceMiddleware, syncReducer, type ChannelLike, type LockManagerLike } from '../../src'
+import { createRemote } from '../../src/remote'
+import { createIdbStore } from '../../src/storage/idbStore'
+import type { TransactionalStore } from '../../src/storage/types'
+import { createMockSyncServer } from '../../src/testing'
+import { channelHub, memoryLocks } from '../support/coordination'
+import { readStore, until } from '../support/instrumentedStore'
+import { filesSlice, saveFile } from '../support/store'
+import { BASE_URL } from '../support/synced'
+
+const server = createMockSyncServer({ baseUrl: BASE_URL })
+const msw = setupServer(...server.handlers)
+const cleanups: Array<() => unknown> = []
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+  server.reset()
+  msw.resetHandlers()
+})
+afterAll(() => msw.close())
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Storage whose transactions commit at once but report it `lateMs` later (a busy tab's slow continuation). */
+function lateReporting(inner: TransactionalStore, lateMs: () => number): TransactionalStore {
+  return new Proxy(inner, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      if (property !== 'transact' || typeof value !== 'function')
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+      return async (...args: unknown[]) => {
+        const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+        const ms = lateMs()
+        if (ms > 0) await pause(ms)
+        return result
+      }
+    },
+  })
+}
+
+function tab(factory: IDBFactory, locks: LockManagerLike, channel: ChannelLike, options: { debounceMs: number; lateMs?: () => number }) {
+  const raw = createIdbStore({ dbName: 'tabs', factory, openTimeoutMs: 2000, durability: 'default' })
+  const persistence = createPersistenceMiddleware({
+    dbName: 'tabs',
+    indexedDB: factory,
+    storage: options.lateMs ? lateReporting(raw, options.lateMs) : raw,
+    slices: { files: { debounceMs: options.debounceMs } },
+    onError: () => {},
+    remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 } }),
+  })
+  const autoSync = createAutoSyncMiddleware({ leader: 'auto', locks, channel, intervalMs: 60_000, syncOnChange: false, default: false, onError: () => {} })
+  const store = configureStore({
+    reducer: { files: filesSlice.reducer, sync: syncReducer },
+    middleware: (g) => g().concat(persistence, autoSync),
+    enhancers: (g) => g().concat(persistence.enhancer),
+  })
+  cleanups.push(
+    () => persistence.dispose(),
+    () => autoSync.dispose(),
+  )
+  return { store, persistence, autoSync }
+}
+type Tab = ReturnType<typeof tab>
+
+const nameIn = (t: Tab): string | undefined => t.store.getState().files.entities.doc?.name
+const stored = async (factory: IDBFactory): Promise<string | undefined> =>
+  ((await readStore(factory, 'files', 'tabs')).get('doc') as { name?: string } | undefined)?.name
+
+async function twoTabs(a: { debounceMs: number; lateMs?: () => number }, b: { debounceMs: number }) {
+  const factory = new IDBFactory()
+  const locks = memoryLocks()
+  const hub = channelHub()
+  const first = tab(factory, locks, hub.create(), a)
+  const second = tab(factory, locks, hub.create(), b)
+  await Promise.all([first.persistence.whenHydrated(), second.persistence.whenHydrated()])
+  return { factory, first, second }
+}
+
+test("a change still waiting in one tab's queue yields to the other tab's later change, which committed first", async () => {
+  const { factory, first, second } = await twoTabs({ debounceMs: 200 }, { debounceMs: 5 })
+  first.store.dispatch(saveFile({ id: 'doc', name: 'earlier' })) // waits 200 ms in the first tab
+  await pause(2)
+  second.store.dispatch(saveFile({ id: 'doc', name: 'later' }))
+  await second.persistence.flush()
+  await until(() => nameIn(first) === 'later', 'the later change in the first tab')
+  // The first tab's own change was dropped, not written over the later one.
+  expect(first.persistence.getStatus().pendingOperations).toBe(0)
+  await pause(250)
+  await first.persistence.flush()
+  expect(nameIn(first)).toBe('later')
+  expect(nameIn(second)).toBe('later')
+  expect(await stored(factory)).toBe('later')
+})
+
+test('a change made after the other tab committed still wins over it', async () => {
+  const { factory, first, second } = await twoTabs({ debounceMs: 50 }, { debounceMs: 5 })
+  second.store.dispatch(saveFile({ id: 'doc', name: 'earlier' }))
+  await second.persistence.flush()
+  first.store.dispatch(saveFile({ id: 'doc', name: 'later' }))
+  await pause(20) // the relay of 'earlier' arrives while 'later' waits
+  expect(nameIn(first)).toBe('later')
+  await first.persistence.flush()
+  await until(() => nameIn(second) === 'later', 'the later change in the second tab')
+  expect(await stored(factory)).toBe('later')
+})
+
+test("a tab whose write was still settling when the other tab's later change arrived shows what storage holds once it settled", async () => {
+  // The first tab's transactions commit at once but report it 40 ms late: the second tab's
+  // change commits after the first one's and is announced while the first tab still counts its
+  // own write as queued.
+  const { factory, first, second } = await twoTabs({ debounceMs: 5, lateMs: () => 40 }, { debounceMs: 5 })
+  first.store.dispatch(saveFile({ id: 'doc', name: 'earlier' }))
+  await until(async () => (await stored(factory)) === 'earlier', 'the first write committed')
+  expect(first.persistence.getStatus().pendingOperations).toBe(1) // not settled yet
+  second.store.dispatch(saveFile({ id: 'doc', name: 'later' }))
+  await second.persistence.flush()
+  expect(await stored(factory)).toBe('later')
+  await until(() => first.persistence.getStatus().pendingOperations === 0, 'the first write settled')
+  await until(() => nameIn(first) === 'later', 'storage read again in the first tab')
+  expect(nameIn(second)).toBe('later')
+})
