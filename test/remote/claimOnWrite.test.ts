@@ -6,7 +6,7 @@
 import { IDBDatabase } from 'fake-indexeddb'
 import { http } from 'msw'
 import { afterEach, describe, expect, test, vi } from 'vitest'
-import { createAutoSyncMiddleware, type AutoSyncMiddleware, type ChannelLike } from '../../src'
+import { createAutoSyncMiddleware, pullFlaskChanges, type AutoSyncMiddleware, type ChannelLike } from '../../src'
 import { channelHub } from '../support/coordination'
 import { readStore, until } from '../support/instrumentedStore'
 import { addItem, updateItem } from '../support/store'
@@ -40,7 +40,12 @@ function outboxWritesBeforeEachPush(): number[] {
 
 type Client = ReturnType<typeof client>
 const sync = (c: Client) => c.store.getState().sync
-const connected = (c: Client) => until(() => sync(c).status.flaskConnected, 'the connection')
+/** Connected, and the start's own work (the pull that follows the connection) finished: the counting starts next. */
+async function connected(c: Client): Promise<void> {
+  await until(() => sync(c).status.flaskConnected, 'the connection')
+  // Runs under the engine's lock: it waits for a pull already running, then pulls once more.
+  await c.store.dispatch(pullFlaskChanges())
+}
 /** Until the server holds `id` and the client's outbox is empty. */
 const drained = (c: Client, id: string) =>
   until(() => sync(c).outboxDepth === 0 && server.model.records().some((r) => r.id === id), `${id} to be pushed and acknowledged`)
@@ -62,6 +67,9 @@ async function withAutoSync(settleMs: number): Promise<{ c: Client; autoSync: Au
   await connected(c)
   c.store.dispatch(addItem({ id: 'first', name: 'first' }))
   await drained(c, 'first')
+  // The pull after that push may still be writing (the counting starts next): one more sync
+  // waits for it.
+  await autoSync.syncNow()
   return { c, autoSync, otherTab: hub.create() }
 }
 
