@@ -121,7 +121,7 @@ export function createPersistenceMiddleware(options: PersistenceOptions): Persis
     onBatch: (batch) => {
       writer.report(batch)
       // Another tab's change of a key this batch wrote: IndexedDB now says which came last.
-      if (!batch.error) localState.settled(batch.entries.map((entry) => entry.key))
+      if (!batch.error) localState.settled(batch.entries, batch.superseded)
     },
   })
   const { queue } = ctx

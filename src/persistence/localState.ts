@@ -10,6 +10,7 @@ import { emitOperation, reportError, type PersistenceContext } from './instanceC
 import { entriesOf, getAt } from './shapes'
 import type { SliceTracker } from './sliceTracker'
 import { validationError } from './validate'
+import type { QueueEntry } from './writeQueue'
 
 /**
  * Reading items from the Redux state and applying items from elsewhere (the server, other tabs)
@@ -19,8 +20,11 @@ export interface LocalState {
   readonly host: SyncHost
   /** Applies items another tab committed to the same database (read from storage, never written back). */
   applyExternalChanges(changes: readonly ChangeSet[]): Promise<void>
-  /** After a batch of this tab's writes settled: re-reads the keys another tab changed while they were queued here. */
-  settled(keys: readonly string[]): void
+  /**
+   * After a batch of this tab's writes settled: re-reads the keys another tab changed while they
+   * were queued here, and those not written because storage held another tab's later change.
+   */
+  settled(written: readonly QueueEntry[], superseded: readonly QueueEntry[]): void
 }
 
 export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker, flush: () => Promise<void>): LocalState {
@@ -132,10 +136,11 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
     for (const { slice, puts, deletes, orderedAt } of changes) await applyStored(slice, puts, deletes, orderedAt)
   }
 
-  function settled(keys: readonly string[]): void {
+  function settled(written: readonly QueueEntry[], superseded: readonly QueueEntry[]): void {
+    for (const entry of superseded) contested.set(entry.key, { slice: entry.slice, id: entry.id })
     if (contested.size === 0) return
     const bySlice = new Map<string, ItemId[]>()
-    for (const key of keys) {
+    for (const { key } of written) {
       const item = contested.get(key)
       if (!item || ctx.queue.has(key)) continue
       contested.delete(key)

@@ -1,10 +1,12 @@
 import type { ChangeSet } from '../core/events'
 import { NonSerializableError, isNonSerializableError, type SyncError } from '../errors'
-import type { OutboxRow, StagedChange } from '../remote/createSyncEngine'
+import type { Staged, StagedChange } from '../remote/createSyncEngine'
 import type { ItemId, StorageOp, StoreTransaction } from '../storage/types'
 import { findNonSerializable } from '../utils/serializable'
 import { emitOperation, reportError, type PersistenceContext } from './instanceContext'
 import type { BatchReport, QueueEntry, WriteResult } from './writeQueue'
+
+const NOTHING_STAGED: Staged = { rows: [], superseded: new Set() }
 
 /** The write path: what the queue calls to commit a batch, and what it reports afterwards. */
 export interface LocalWriter {
@@ -48,10 +50,10 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
     }
     // A clone failure our own check missed aborts the whole transaction: drop that one op (and
     // its outbox row) and write the rest again, so one bad value never holds back the others.
-    let rows: OutboxRow[] = []
+    let staged: Staged = NOTHING_STAGED
     for (;;) {
       try {
-        rows = await writeItems(writable)
+        staged = await writeItems(writable)
         break
       } catch (error) {
         const entry = isNonSerializableError(error) && error.key !== undefined ? writable.find((e) => e.key === error.key) : undefined
@@ -60,17 +62,18 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
         writable = writable.filter((e) => e !== entry)
       }
     }
+    const { rows, superseded } = staged
     ctx.engine?.committed(rows)
     if (rows.length > 0 && ctx.events.size > 0) ctx.events.emit({ type: 'local-change', count: rows.length })
-    return { rejected }
+    return superseded.size > 0 ? { rejected, superseded: writable.filter((entry) => superseded.has(entry.key)) } : { rejected }
   }
 
   /**
    * Writes the items, and the outbox rows of synced slices, in ONE transaction: an item and the
    * operation standing for it commit together or not at all.
    */
-  async function writeItems(entries: readonly QueueEntry[]): Promise<OutboxRow[]> {
-    if (entries.length === 0) return []
+  async function writeItems(entries: readonly QueueEntry[]): Promise<Staged> {
+    if (entries.length === 0) return NOTHING_STAGED
     const { engine, storage } = ctx
     const synced = engine ? entries.filter((entry) => isSyncedSlice(ctx, entry.slice)) : []
     if (!engine || synced.length === 0) {
@@ -83,7 +86,7 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
             : { type: 'put', store: storeName, key: entry.id, value: entry.value, ref }
         }),
       )
-      return []
+      return NOTHING_STAGED
     }
     const stores = new Set(entries.map(storeOf))
     for (const store of engine.stagingStores) stores.add(store)
@@ -94,15 +97,17 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
       type: entry.op,
       value: entry.value,
       observedAt: entry.observedAt,
+      orderedAt: entry.orderedAt,
     }))
     return storage.transact([...stores], async (tx: StoreTransaction) => {
       // The rows first: a new row records the item as stored before this change.
-      const rows = await engine.stage(tx, changes)
+      const staged = await engine.stage(tx, changes)
       for (const entry of entries) {
+        if (staged.superseded.has(entry.key)) continue
         if (entry.op === 'delete') tx.delete(storeOf(entry), entry.id)
         else tx.put(storeOf(entry), entry.id, entry.value, { slice: entry.slice, key: entry.key })
       }
-      return rows
+      return staged
     })
   }
 
@@ -124,8 +129,8 @@ export function createLocalWriter(ctx: PersistenceContext): LocalWriter {
       emitOperation(ctx, { kind: 'write', slice: entry.slice, items: 0, durationMs: 0, ok: false, error: error.toJSON() })
     }
     if (!batch.error) {
-      const rejected = new Set(batch.rejected.map((r) => r.entry))
-      ctx.events.emit({ type: 'committed', changes: changeSets(batch.entries.filter((entry) => !rejected.has(entry))) })
+      const unwritten = new Set([...batch.rejected.map((r) => r.entry), ...batch.superseded])
+      ctx.events.emit({ type: 'committed', changes: changeSets(batch.entries.filter((entry) => !unwritten.has(entry))) })
     }
   }
 

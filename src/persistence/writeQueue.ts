@@ -33,6 +33,8 @@ export interface QueueEntry {
 export interface WriteResult {
   /** Entries that can never be written (e.g. non-serializable); they are dropped and reported. */
   readonly rejected: ReadonlyArray<{ readonly entry: QueueEntry; readonly error: SyncError }>
+  /** Entries not written because storage held a later change of their key (another tab's). */
+  readonly superseded?: readonly QueueEntry[]
 }
 
 /** Reported after every batch attempt, for status and metrics. */
@@ -41,6 +43,7 @@ export interface BatchReport {
   readonly durationMs: number
   readonly error: SyncError | null
   readonly rejected: WriteResult['rejected']
+  readonly superseded: readonly QueueEntry[]
 }
 
 /** Options of {@link createOperationQueue}. */
@@ -265,7 +268,7 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
         // newer operation for its key arrived meanwhile.
         for (const entry of batch) if (entries.get(entry.key) === entry) entries.delete(entry.key)
         for (const { entry, error } of result.rejected) for (const sink of failureSinks) sink(error, [entry.key])
-        report({ entries: batch, durationMs: elapsed(started), error: null, rejected: result.rejected })
+        report({ entries: batch, durationMs: elapsed(started), error: null, rejected: result.rejected, superseded: result.superseded ?? [] })
       } catch (caught) {
         // `write` rejects with SyncErrors only; the mapping guards a broken promise of that rule.
         const error = toSyncError(caught, 'writing a batch failed')
@@ -280,7 +283,7 @@ export function createOperationQueue(options: OperationQueueOptions): OperationQ
           retrying.set(entry.key, entry)
         }
         for (const sink of failureSinks) sink(error, keys)
-        report({ entries: batch, durationMs: elapsed(started), error, rejected: [] })
+        report({ entries: batch, durationMs: elapsed(started), error, rejected: [], superseded: [] })
         armRetry()
       }
       sizeChanged()

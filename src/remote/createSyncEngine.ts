@@ -41,6 +41,14 @@ export interface StagedChange {
   readonly value: unknown
   /** When the change was observed (the action), on this device's clock. */
   readonly observedAt: number
+  /** When the change was observed, on the clock the tabs of one browser share: orders two tabs' changes of a key. */
+  readonly orderedAt?: number
+}
+
+/** What `stage` wrote: the rows, and the keys whose change it skipped because the stored row holds a later one. */
+export interface Staged {
+  readonly rows: OutboxRow[]
+  readonly superseded: ReadonlySet<string>
 }
 
 /** The remote half of a persistence instance. */
@@ -57,7 +65,7 @@ export interface SyncEngine extends SyncEngineHandle {
    * Call it BEFORE writing the items: a new row records the item as stored before the change
    * (the confirmed value).
    */
-  stage(tx: StoreTransaction, changes: readonly StagedChange[]): Promise<OutboxRow[]>
+  stage(tx: StoreTransaction, changes: readonly StagedChange[]): Promise<Staged>
   /** Tells the engine those rows are committed. The host calls `drain()` once its local queue is idle. */
   committed(rows: readonly OutboxRow[]): void
   /** Pushes the outbox now (no-op while disconnected). */
@@ -339,6 +347,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
     stagingStores: [OUTBOX_STORE, VERSIONS_STORE],
     async stage(tx, changes) {
       const rows: OutboxRow[] = []
+      const superseded = new Set<string>()
       const attempt = claimsOnWrite() ? randomId() : null
       for (const change of changes) {
         const slice = sliceByName(ctx, change.slice)
@@ -346,6 +355,13 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
         const [stored, known] = await Promise.all([tx.get(OUTBOX_STORE, change.key), readVersion(tx, change.key)])
         // A row an older version wrote (or this one before loading) keeps its opIds.
         const row = isRow(stored) ? stored : isLegacyEntry(stored) ? fromLegacy(stored, await tx.get(slice.storeName, change.id), known ?? null) : undefined
+        // Another tab committed a change of the key made after this one: it stays, this one is
+        // not written (the writer skips the item too).
+        const newest = row?.ops[row.ops.length - 1]?.orderedAt
+        if (newest !== undefined && change.orderedAt !== undefined && newest > change.orderedAt) {
+          superseded.add(change.key)
+          continue
+        }
         // A key without a pending op is synced: the item as stored before this change (this
         // runs before the writer writes it) is the server's value at the known version.
         const confirmed =
@@ -361,6 +377,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
             value: change.value,
             // On the server's clock, so last-write-wins compares two devices fairly.
             clientTime: Math.round(change.observedAt + ctx.clockOffset),
+            ...(change.orderedAt !== undefined ? { orderedAt: change.orderedAt } : {}),
           },
           known ?? null,
           randomId(),
@@ -371,7 +388,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
         tx.put(OUTBOX_STORE, change.key, written, { slice: slice.name, key: change.key })
         rows.push(written)
       }
-      return rows
+      return { rows, superseded }
     },
     committed(rows) {
       if (rows.length === 0 || ctx.disposed) return

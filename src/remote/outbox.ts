@@ -69,6 +69,11 @@ export interface OutboxOp {
   readonly baseVersion: number | null | undefined
   /** When the change was made (observed in the store), on the server's clock as best known. */
   readonly clientTime: number
+  /**
+   * When the change was made, on the clock the tabs of one browser share (local changes only):
+   * a tab's earlier change of the key is not written over it.
+   */
+  readonly orderedAt?: number
   /** Orders operations across keys (first written, first pushed). */
   readonly seq: number
   /**
@@ -118,6 +123,7 @@ export interface LocalChange {
   readonly type: 'put' | 'delete'
   readonly value?: unknown
   readonly clientTime: number
+  readonly orderedAt?: number
 }
 
 // An item stored as `undefined` cannot be held by the server: it is a delete there.
@@ -129,6 +135,7 @@ const opOf = (change: LocalChange, opId: string, seq: number, baseVersion: numbe
   ...(typeOf(change) === 'put' ? { value: change.value } : {}),
   baseVersion,
   clientTime: change.clientTime,
+  ...(change.orderedAt !== undefined ? { orderedAt: change.orderedAt } : {}),
   seq,
   sent: false,
 })

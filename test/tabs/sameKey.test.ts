@@ -73,11 +73,29 @@ const nameIn = (t: Tab): string | undefined => t.store.getState().files.entities
 const stored = async (factory: IDBFactory): Promise<string | undefined> =>
   ((await readStore(factory, 'files', 'tabs')).get('doc') as { name?: string } | undefined)?.name
 
-async function twoTabs(a: { debounceMs: number; lateMs?: () => number }, b: { debounceMs: number }) {
+/** A channel whose incoming messages wait while `held` is true (a slow cross-tab delivery). */
+function holdable(inner: ChannelLike): ChannelLike & { held: boolean; release(): void } {
+  const waiting: Array<() => void> = []
+  const channel = {
+    held: false,
+    release() {
+      channel.held = false
+      for (const deliver of waiting.splice(0)) deliver()
+    },
+    postMessage: (message: unknown) => inner.postMessage(message),
+    addEventListener: (type: 'message', listener: (event: { data: unknown }) => void) =>
+      inner.addEventListener(type, (event) => (channel.held ? waiting.push(() => listener(event)) : listener(event))),
+    removeEventListener: () => {},
+    close: () => inner.close(),
+  }
+  return channel
+}
+
+async function twoTabs(a: { debounceMs: number; lateMs?: () => number }, b: { debounceMs: number }, firstChannel?: (c: ChannelLike) => ChannelLike) {
   const factory = new IDBFactory()
   const locks = memoryLocks()
   const hub = channelHub()
-  const first = tab(factory, locks, hub.create(), a)
+  const first = tab(factory, locks, firstChannel ? firstChannel(hub.create()) : hub.create(), a)
   const second = tab(factory, locks, hub.create(), b)
   await Promise.all([first.persistence.whenHydrated(), second.persistence.whenHydrated()])
   return { factory, first, second }
@@ -125,4 +143,23 @@ test("a tab whose write was still settling when the other tab's later change arr
   await until(() => first.persistence.getStatus().pendingOperations === 0, 'the first write settled')
   await until(() => nameIn(first) === 'later', 'storage read again in the first tab')
   expect(nameIn(second)).toBe('later')
+})
+
+test("an earlier change whose write starts before the other tab's later commit reaches its tab is not written over it", async () => {
+  let slow: ReturnType<typeof holdable> | undefined
+  const { factory, first, second } = await twoTabs({ debounceMs: 60 }, { debounceMs: 5 }, (c) => (slow = holdable(c)))
+  slow!.held = true // the second tab's commit announcement reaches the first tab late
+  first.store.dispatch(saveFile({ id: 'doc', name: 'earlier' }))
+  await pause(2)
+  second.store.dispatch(saveFile({ id: 'doc', name: 'later' }))
+  await second.persistence.flush()
+  expect(nameIn(first)).toBe('earlier') // not announced yet
+  await first.persistence.flush() // its debounce ends: the write finds the later change stored
+  expect(await stored(factory)).toBe('later')
+  await until(() => nameIn(first) === 'later', 'the stored change in the first tab')
+  slow!.release()
+  await pause(10)
+  expect(nameIn(first)).toBe('later')
+  expect(nameIn(second)).toBe('later')
+  expect(await stored(factory)).toBe('later')
 })
