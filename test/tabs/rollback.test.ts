@@ -1,48 +1,13 @@
-import { configureStore } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { createAutoSyncMiddleware, createPersistenceMiddleware, selectItemSyncState, syncReducer, type ChannelLike, type LockManagerLike } from '../../src'
-import { createRemote } from '../../src/remote'
-import { createMockSyncServer } from '../../src/testing'
+import { describe, expect, test } from 'vitest'
+import { selectItemSyncState } from '../../src'
 import { channelHub, memoryLocks } from '../support/coordination'
 import { readStore, until } from '../support/instrumentedStore'
 import { rejectOps } from '../support/rejecting'
-import { addItem, filesSlice, updateItem } from '../support/store'
-import { BASE_URL } from '../support/synced'
+import { addItem, updateItem } from '../support/store'
+import { useMockTabs } from '../support/tabs'
 
-const server = createMockSyncServer({ baseUrl: BASE_URL })
-const msw = setupServer(...server.handlers)
-const cleanups: Array<() => unknown> = []
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-  server.reset()
-  msw.resetHandlers()
-})
-afterAll(() => msw.close())
-
-/** A tab: persistence with remote sync and auto-sync, sharing `factory` and the channel hub with the others. */
-function tab(factory: IDBFactory, locks: LockManagerLike, channel: ChannelLike) {
-  const persistence = createPersistenceMiddleware({
-    dbName: 'tabs',
-    indexedDB: factory,
-    slices: { files: { debounceMs: 5 } },
-    onError: () => {},
-    remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 } }),
-  })
-  const autoSync = createAutoSyncMiddleware({ leader: 'auto', locks, channel, intervalMs: 60_000, syncOnChange: false, default: false, onError: () => {} })
-  const store = configureStore({
-    reducer: { files: filesSlice.reducer, sync: syncReducer },
-    middleware: (g) => g().concat(persistence, autoSync),
-    enhancers: (g) => g().concat(persistence.enhancer),
-  })
-  cleanups.push(
-    () => persistence.dispose(),
-    () => autoSync.dispose(),
-  )
-  return { store, persistence, autoSync }
-}
+const { server, msw, tab } = useMockTabs()
 
 describe('rollback across tabs', () => {
   test("a follower tab's rejected edit, pushed by the leader, rolls back in both tabs, and both show it as rejected", async () => {

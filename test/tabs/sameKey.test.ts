@@ -1,30 +1,17 @@
 // Two tabs of one browser change the same item within each other's debounce window. IndexedDB
 // orders their commits; these tests check that the change made last wins in both tabs and in
 // storage, and that no tab keeps showing a value storage no longer holds.
-import { configureStore } from '@reduxjs/toolkit'
 import { IDBFactory } from 'fake-indexeddb'
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, expect, test } from 'vitest'
-import { createAutoSyncMiddleware, createPersistenceMiddleware, syncReducer, type ChannelLike, type LockManagerLike } from '../../src'
-import { createRemote } from '../../src/remote'
+import { expect, test } from 'vitest'
+import type { ChannelLike, LockManagerLike } from '../../src'
 import { createIdbStore } from '../../src/storage/idbStore'
 import type { TransactionalStore } from '../../src/storage/types'
-import { createMockSyncServer } from '../../src/testing'
 import { channelHub, memoryLocks } from '../support/coordination'
 import { readStore, until } from '../support/instrumentedStore'
-import { filesSlice, saveFile } from '../support/store'
-import { BASE_URL } from '../support/synced'
+import { saveFile } from '../support/store'
+import { useMockTabs } from '../support/tabs'
 
-const server = createMockSyncServer({ baseUrl: BASE_URL })
-const msw = setupServer(...server.handlers)
-const cleanups: Array<() => unknown> = []
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-  server.reset()
-  msw.resetHandlers()
-})
-afterAll(() => msw.close())
+const { tab: syncedTab } = useMockTabs()
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -47,25 +34,8 @@ function lateReporting(inner: TransactionalStore, lateMs: () => number): Transac
 
 function tab(factory: IDBFactory, locks: LockManagerLike, channel: ChannelLike, options: { debounceMs: number; lateMs?: () => number }) {
   const raw = createIdbStore({ dbName: 'tabs', factory, openTimeoutMs: 2000, durability: 'default' })
-  const persistence = createPersistenceMiddleware({
-    dbName: 'tabs',
-    indexedDB: factory,
-    storage: options.lateMs ? lateReporting(raw, options.lateMs) : raw,
-    slices: { files: { debounceMs: options.debounceMs } },
-    onError: () => {},
-    remote: createRemote({ baseUrl: BASE_URL, retry: { initialDelayMs: 20, maxDelayMs: 100 } }),
-  })
-  const autoSync = createAutoSyncMiddleware({ leader: 'auto', locks, channel, intervalMs: 60_000, syncOnChange: false, default: false, onError: () => {} })
-  const store = configureStore({
-    reducer: { files: filesSlice.reducer, sync: syncReducer },
-    middleware: (g) => g().concat(persistence, autoSync),
-    enhancers: (g) => g().concat(persistence.enhancer),
-  })
-  cleanups.push(
-    () => persistence.dispose(),
-    () => autoSync.dispose(),
-  )
-  return { store, persistence, autoSync }
+  const storage = options.lateMs ? lateReporting(raw, options.lateMs) : raw
+  return syncedTab(factory, locks, channel, { debounceMs: options.debounceMs, storage })
 }
 type Tab = ReturnType<typeof tab>
 
