@@ -1,25 +1,13 @@
 import { itemKey } from '../core/ids'
 import { toSyncError } from '../errors'
-import { OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
+import { OUTBOX_STORE, VERSIONS_STORE, type StoreTransaction } from '../storage/types'
 import { singleFlight } from '../utils/singleFlight'
 import { createApiClient } from './http/client'
 import { discardDeadLetter, resolveParked, retryDeadLetter } from './commands'
 import { createConnection } from './connection'
-import {
-  followLocalChange,
-  isPushed,
-  itemStateMaps,
-  outboxDepth,
-  publishOutbox,
-  randomId,
-  sliceByName,
-  transact,
-  type EngineContext,
-  type HostSlice,
-  type SyncHost,
-} from './engineContext'
+import { followLocalChange, isPushed, itemStateMaps, outboxDepth, publishOutbox, randomId, transact, type EngineContext, type SyncHost } from './engineContext'
 import type { CheckedRemoteOptions, EngineOptions } from './options'
-import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, markedSent, nextToSend, withLocalChange, type OutboxRow } from './outbox'
+import { confirmedFromLocal, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 import { EpochChanged, isNewEpoch, pullChanges, pullEverything, resync } from './pull'
 import { dependencyOf, pushOutbox } from './push'
 import { loadOutbox } from './loadOutbox'
@@ -28,28 +16,11 @@ import { applyEffects } from './serverChanges'
 import type { RealtimeControl, SyncEngineHandle } from '../core/ports'
 import { syncActions } from './redux/syncSlice'
 import { createRealtimeChannel, type RealtimeChannel } from './realtime/channel'
+import { stageChanges, type Staged, type StagedChange } from './stage'
 
 export type { HostSlice, SyncHost } from './engineContext'
 export type { OutboxRow } from './outbox'
-
-/** A local change as the writer hands it over, inside the transaction that writes the item. */
-export interface StagedChange {
-  readonly key: string
-  readonly slice: string
-  readonly id: ItemId
-  readonly type: 'put' | 'delete'
-  readonly value: unknown
-  /** When the change was observed (the action), on this device's clock. */
-  readonly observedAt: number
-  /** When the change was observed, on the clock the tabs of one browser share: orders two tabs' changes of a key. */
-  readonly orderedAt?: number
-}
-
-/** What `stage` wrote: the rows, and the keys whose change it skipped because the stored row holds a later one. */
-export interface Staged {
-  readonly rows: OutboxRow[]
-  readonly superseded: ReadonlySet<string>
-}
+export type { Staged, StagedChange } from './stage'
 
 /** The remote half of a persistence instance. */
 export interface SyncEngine extends SyncEngineHandle {
@@ -300,17 +271,6 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
    */
   const claimsOnWrite = (): boolean => ctx.connected && !ctx.disposed && (engine.autoPush || engine.pushesAtOnce?.() === true)
 
-  /** A row whose only op is the change just written, free to go out at once (no conflict waiting, no dependency rule to ask first). */
-  const claimable = (row: OutboxRow, slice: HostSlice): boolean =>
-    row.ops.length === 1 && !row.ops[0]!.sent && nextToSend(row) !== null && !ctx.parked.has(row.key) && !ctx.inflight.has(row.key) && !slice.dependsOn
-
-  /** The row with its op marked sent by `attempt`, remembered so the push takes it as claimed. */
-  function claimedAtWrite(row: OutboxRow, attempt: string): OutboxRow {
-    const marked = markedSent(row, attempt)
-    ctx.claimedAtWrite.set(row.key, marked.ops[0]!)
-    return marked
-  }
-
   // The real-time channel: pokes lead to the same incremental pull as `pullChanges()`.
   const realtime: RealtimeChannel | null = options.realtimeChannel
     ? createRealtimeChannel({
@@ -345,51 +305,7 @@ export function createSyncEngine(host: SyncHost, remote: CheckedRemoteOptions): 
       if (options.connectOnStart !== false) await connection.check()
     },
     stagingStores: [OUTBOX_STORE, VERSIONS_STORE],
-    async stage(tx, changes) {
-      const rows: OutboxRow[] = []
-      const superseded = new Set<string>()
-      const attempt = claimsOnWrite() ? randomId() : null
-      for (const change of changes) {
-        const slice = sliceByName(ctx, change.slice)
-        if (!slice || !isPushed(ctx, slice, change.type, change.value)) continue
-        const [stored, known] = await Promise.all([tx.get(OUTBOX_STORE, change.key), readVersion(tx, change.key)])
-        // A row an older version wrote (or this one before loading) keeps its opIds.
-        const row = isRow(stored) ? stored : isLegacyEntry(stored) ? fromLegacy(stored, await tx.get(slice.storeName, change.id), known ?? null) : undefined
-        // Another tab committed a change of the key made after this one: it stays, this one is
-        // not written (the writer skips the item too).
-        const newest = row?.ops[row.ops.length - 1]?.orderedAt
-        if (newest !== undefined && change.orderedAt !== undefined && newest > change.orderedAt) {
-          superseded.add(change.key)
-          continue
-        }
-        // A key without a pending op is synced: the item as stored before this change (this
-        // runs before the writer writes it) is the server's value at the known version.
-        const confirmed =
-          row && row.ops.length > 0 ? undefined : confirmedFromLocal(known === undefined ? undefined : await tx.get(slice.storeName, change.id), known ?? null)
-        const next = withLocalChange(
-          row,
-          {
-            key: change.key,
-            slice: slice.name,
-            collection: slice.storeName,
-            id: change.id,
-            type: change.type,
-            value: change.value,
-            // On the server's clock, so last-write-wins compares two devices fairly.
-            clientTime: Math.round(change.observedAt + ctx.clockOffset),
-            ...(change.orderedAt !== undefined ? { orderedAt: change.orderedAt } : {}),
-          },
-          known ?? null,
-          randomId(),
-          ++ctx.seq,
-          confirmed,
-        )
-        const written = attempt !== null && claimable(next, slice) ? claimedAtWrite(next, attempt) : next
-        tx.put(OUTBOX_STORE, change.key, written, { slice: slice.name, key: change.key })
-        rows.push(written)
-      }
-      return { rows, superseded }
-    },
+    stage: (tx, changes) => stageChanges(ctx, tx, changes, claimsOnWrite()),
     committed(rows) {
       if (rows.length === 0 || ctx.disposed) return
       for (const row of rows) {
