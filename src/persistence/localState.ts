@@ -144,7 +144,9 @@ export function createLocalState(ctx: PersistenceContext, tracker: SliceTracker,
       const item = contested.get(key)
       if (!item || ctx.queue.has(key)) continue
       contested.delete(key)
-      bySlice.set(item.slice, [...(bySlice.get(item.slice) ?? []), item.id])
+      const ids = bySlice.get(item.slice)
+      if (ids) ids.push(item.id)
+      else bySlice.set(item.slice, [item.id])
     }
     for (const [slice, ids] of bySlice) {
       applyStored(slice, ids, []).catch((error: unknown) => reportError(ctx, toSyncError(error, 'reading items another tab changed failed')))

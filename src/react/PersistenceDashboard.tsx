@@ -7,6 +7,7 @@ import { syncFromFlaskBulk, syncToFlaskBulk } from '../remote/redux/thunks'
 import type { SyncState } from '../remote/redux/syncSlice'
 import { ConflictItem } from './ConflictItem'
 import { usePersistenceContext } from './context'
+import { useAtMostEvery } from './useAtMostEvery'
 import { usePersistence } from './usePersistence'
 
 /** Props of {@link PersistenceDashboard}. */
@@ -116,29 +117,6 @@ export function PersistenceDashboard(props: PersistenceDashboardProps) {
   // the state (an edit on its way to the other devices, docs/realtime.md "Where the time goes").
   const shown = useDeferredValue(useAtMostEvery(live, props.refreshMs ?? 100))
   return <DashboardView {...props} {...shown} flush={flush} configureAutoSync={configureAutoSync} syncNow={syncNow} />
-}
-
-/** `value` as of at most `ms` ago: a change shows when the wait since the last one shown ends (with the newest value); `ms` 0 shows every change. */
-function useAtMostEvery<T>(value: T, ms: number): T {
-  const [shown, setShown] = useState(value)
-  const latest = useRef(value)
-  latest.current = value
-  const timer = useRef<ReturnType<typeof setTimeout> | null>(null)
-  useEffect(() => {
-    if (ms <= 0 || Object.is(value, shown) || timer.current !== null) return
-    timer.current = setTimeout(() => {
-      timer.current = null
-      setShown(() => latest.current)
-    }, ms)
-  }, [value, shown, ms])
-  useEffect(
-    () => () => {
-      if (timer.current !== null) clearTimeout(timer.current)
-      timer.current = null
-    },
-    [],
-  )
-  return ms <= 0 ? value : shown
 }
 
 type ViewProps = PersistenceDashboardProps &

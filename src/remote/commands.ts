@@ -3,7 +3,8 @@ import type { SyncConflict } from '../core/conflicts'
 import { publishItemStates, randomId, sliceByName, transact, type EngineContext, type StoredDeadLetter } from './engineContext'
 import { confirmedFromLocal, latestOp, rebased, withLocalChange, withoutCovered, type Confirmed, type OutboxRow } from './outbox'
 import { newEffects, readRow, readVersion, writeItem, writeRow, writeVersion } from './effects'
-import { applyEffects, restore, takeMerged, takeServer } from './serverChanges'
+import { restore } from './rejection'
+import { applyEffects, takeMerged, takeServer } from './serverChanges'
 import { syncActions } from './redux/syncSlice'
 
 /**

@@ -1,8 +1,8 @@
 import type { RolledBackPayload } from '../core/actions'
 import type { SyncConflict } from '../core/conflicts'
 import type { SyncError } from '../errors'
-import { OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
-import type { HostSlice, ParkedConflict, StoredCursor, StoredDeadLetter } from './engineContext'
+import { META_STORE, OUTBOX_STORE, VERSIONS_STORE, type ItemId, type StoreTransaction } from '../storage/types'
+import { CURSOR_KEY, type HostSlice, type ParkedConflict, type StoredCursor, type StoredDeadLetter } from './engineContext'
 import { isRow, type OutboxRow } from './outbox'
 
 /**
@@ -79,4 +79,33 @@ export async function readRow(tx: StoreTransaction, key: string): Promise<Outbox
 export async function readVersion(tx: StoreTransaction, key: string): Promise<number | undefined> {
   const stored = await tx.get(VERSIONS_STORE, key)
   return typeof stored === 'number' ? stored : undefined
+}
+/**
+ * Writes the cursor a pull reached. Another tab may have moved the stored cursor back (a lost
+ * answer found after the fact): then it stays there, so what lies after it is pulled again.
+ */
+export async function writeCursor(tx: StoreTransaction, effects: Effects, from: string, next: StoredCursor, read?: Promise<unknown>): Promise<void> {
+  const stored = (await (read ?? tx.get(META_STORE, CURSOR_KEY))) as StoredCursor | undefined
+  if (stored && typeof stored.cursor === 'string' && stored.epoch === next.epoch && Number(stored.cursor) < Number(from)) {
+    effects.cursor = stored
+    return
+  }
+  tx.put(META_STORE, CURSOR_KEY, next)
+  effects.cursor = next
+}
+
+/** Starts reading the stored cursor for {@link writeCursor} (with the other reads of a transaction: one round trip less). */
+export function readCursor(tx: StoreTransaction): Promise<unknown> {
+  const read = tx.get(META_STORE, CURSOR_KEY)
+  read.catch(() => undefined) // an aborted transaction rejects it; whoever awaits it hears why
+  return read
+}
+
+/** Moves the stored cursor back to just before `seq`, so the next pull returns what follows it. */
+export async function cursorBackTo(tx: StoreTransaction, effects: Effects, seq: number): Promise<void> {
+  const stored = (await tx.get(META_STORE, CURSOR_KEY)) as StoredCursor | undefined
+  if (!stored || typeof stored.cursor !== 'string' || !(Number(stored.cursor) > seq)) return
+  const back: StoredCursor = { ...stored, cursor: String(seq) }
+  tx.put(META_STORE, CURSOR_KEY, back)
+  effects.cursor = back
 }

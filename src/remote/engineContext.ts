@@ -6,7 +6,7 @@ import type { SyncConflict } from '../core/conflicts'
 
 export type { HostSlice, SyncHost }
 import type { EngineOptions } from './options'
-import type { Confirmed, OutboxOp, OutboxRow } from './outbox'
+import { latestOp, type Confirmed, type OutboxOp, type OutboxRow } from './outbox'
 import type { ChangesResponse, RemoteRecord } from './http/protocol'
 import { syncActions, type DeadLetter, type ItemStateChange, type ItemSyncState } from './redux/syncSlice'
 
@@ -265,6 +265,13 @@ export function reportOperation(ctx: EngineContext, kind: 'push' | 'pull' | 'hea
   })
 }
 
+/** A conflict's local side: what `op` writes (`null` when it deletes) and when it was made. */
+export const localSide = (op: OutboxOp): Pick<SyncConflict, 'local' | 'localDeleted' | 'localTime'> => ({
+  local: op.type === 'put' && op.value !== undefined ? op.value : null,
+  localDeleted: op.type !== 'put' || op.value === undefined,
+  localTime: op.clientTime,
+})
+
 /**
  * Keeps a parked conflict's local side the key's newest pending change: an edit committed while
  * the app decides (in this tab or another) is what the app sees, and what its decision settles.
@@ -273,11 +280,10 @@ export function reportOperation(ctx: EngineContext, kind: 'push' | 'pull' | 'hea
 export function followLocalChange(ctx: EngineContext, row: OutboxRow | undefined): void {
   if (!row) return
   const parked = ctx.parked.get(row.key)
-  const latest = row.ops[row.ops.length - 1]
+  const latest = latestOp(row)
   if (!parked || !latest || latest.seq <= parked.throughSeq) return
-  const local = latest.type === 'put' ? latest.value : undefined
   parked.throughSeq = latest.seq
-  parked.conflict = { ...parked.conflict, local: local === undefined ? null : local, localDeleted: local === undefined, localTime: latest.clientTime }
+  parked.conflict = { ...parked.conflict, ...localSide(latest) }
   if (!ctx.silenced) ctx.host.dispatch(syncActions.conflictChanged(parked.conflict))
 }
 

@@ -5,8 +5,8 @@ import type { Connection } from './connection'
 import { reportOperation, sliceByCollection, syncedSlices, transact, type EngineContext, type StoredCursor } from './engineContext'
 import { isOwn, acknowledged, confirmedOf, rebased } from './outbox'
 import type { ChangesResponse, PullResponse, RemoteRecord } from './http/protocol'
-import { newEffects, readRow, readVersion, writeItem, writeRow, writeVersion } from './effects'
-import { applyEffects, readCursor, receiveRecord, writeCursor } from './serverChanges'
+import { newEffects, readCursor, readRow, readVersion, writeCursor, writeItem, writeRow, writeVersion } from './effects'
+import { applyEffects, receiveRecord } from './serverChanges'
 import { syncActions } from './redux/syncSlice'
 
 /** Thrown inside a pull when the server's answer shows it is another database than the one synced with. */

@@ -5,10 +5,11 @@ import { publishOutbox, randomId, reportOperation, sliceByName, transact, type E
 import { syncActions } from './redux/syncSlice'
 import { acknowledged, isConfirmedDeleted, isOwn, isRow, markedSent, nextToSend, type OutboxOp, type OutboxRow } from './outbox'
 import type { RemoteOperation, RemoteRecord } from './http/protocol'
-import { newEffects, readRow, writeItem, writeRow, writeVersion, type Effects } from './effects'
+import { cursorBackTo, newEffects, readRow, writeItem, writeRow, writeVersion, type Effects } from './effects'
 import { fieldPatch, type FieldPatch } from '../utils/fieldPatch'
 import { plainEqual } from '../utils/equal'
-import { applyEffects, bury, createsItem, cursorBackTo, decideConflict } from './serverChanges'
+import { bury, createsItem } from './rejection'
+import { applyEffects, decideConflict } from './serverChanges'
 import { itemKey } from '../core/ids'
 import type { ItemRef } from '../core/ports'
 

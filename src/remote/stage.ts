@@ -2,7 +2,7 @@ import type { HostSlice } from '../core/ports'
 import { OUTBOX_STORE, type ItemId, type StoreTransaction } from '../storage/types'
 import { readVersion } from './effects'
 import { isPushed, randomId, sliceByName, type EngineContext } from './engineContext'
-import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, markedSent, nextToSend, withLocalChange, type OutboxRow } from './outbox'
+import { confirmedFromLocal, fromLegacy, isLegacyEntry, isRow, latestOp, markedSent, nextToSend, withLocalChange, type OutboxRow } from './outbox'
 
 /** A local change as the writer hands it over, inside the transaction that writes the item. */
 export interface StagedChange {
@@ -52,7 +52,7 @@ export async function stageChanges(ctx: EngineContext, tx: StoreTransaction, cha
     const row = isRow(stored) ? stored : isLegacyEntry(stored) ? fromLegacy(stored, await tx.get(slice.storeName, change.id), known ?? null) : undefined
     // Another tab committed a change of the key made after this one: it stays, this one is
     // not written (the writer skips the item too).
-    const newest = row?.ops[row.ops.length - 1]?.orderedAt
+    const newest = row && latestOp(row)?.orderedAt
     if (newest !== undefined && change.orderedAt !== undefined && newest > change.orderedAt) {
       superseded.add(change.key)
       continue
