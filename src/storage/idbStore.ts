@@ -1,5 +1,6 @@
 import { StorageBlockedError, StorageUnavailableError, isConnectionLostError } from '../errors'
-import { requestResult, unwrapDatabase, unwrapStore, wrapDatabase, type Database } from './idbAdapter'
+import { requestResult, unwrapDatabase, unwrapStore, type Database } from './idbAdapter'
+import { openConnection } from './idbOpen'
 import { mapStorageError } from './mapError'
 import { META_STORE, type ItemId, type OpRef, type StorageOp, type StoredItems, type StoreTransaction, type TransactionalStore } from './types'
 
@@ -30,8 +31,8 @@ interface WithGetAllRecords {
  * The IndexedDB backend. One connection per instance, opened lazily, reopened after loss.
  *
  * Rules this file keeps:
- * - Every open has a timeout: a blocked upgrade otherwise hangs forever and `blocked` cannot
- *   reject the open promise.
+ * - Every open has a timeout (`openConnection`, idbOpen.ts): a blocked upgrade otherwise hangs
+ *   forever and `blocked` cannot reject the open promise.
  * - On `versionchange` we close at once, so we never block another connection's upgrade.
  * - A handle that reported a lost connection is dropped, never reused for the retry.
  * - Every write awaits `tx.done`; nothing else is awaited inside a transaction.
@@ -66,69 +67,23 @@ export function createIdbStore(options: IdbStoreOptions): TransactionalStore {
     handle.close()
   }
 
-  function openOnce(version: number | undefined): Promise<Database> {
-    return new Promise<Database>((resolve, reject) => {
-      let settled = false
-      let blocked = false
-      let request: IDBOpenDBRequest
-      try {
-        request = version === undefined ? factory.open(dbName) : factory.open(dbName, version)
-      } catch (error) {
-        reject(new StorageUnavailableError(`indexedDB.open("${dbName}") threw`, { cause: error }))
-        return
-      }
-      const timer = setTimeout(() => {
-        settled = true
-        reject(
-          new StorageBlockedError(
-            blocked
-              ? `opening "${dbName}" is blocked by another connection that does not close`
-              : `opening "${dbName}" did not finish within ${openTimeoutMs} ms`,
-            { dbName, timeoutMs: openTimeoutMs, blocked },
-          ),
-        )
-      }, openTimeoutMs)
-      request.onupgradeneeded = () => {
-        const raw = request.result
-        for (const name of wanted) if (!raw.objectStoreNames.contains(name)) raw.createObjectStore(name)
-      }
-      request.onblocked = () => {
-        blocked = true
-        onConnectionEvent?.('blocked')
-      }
-      request.onsuccess = () => {
-        const raw = request.result
-        // An open that finishes after its timeout must not stay open: it would block others.
-        if (settled) {
-          raw.close()
-          return
-        }
-        settled = true
-        clearTimeout(timer)
-        const handle = wrapDatabase(raw)
-        raw.onversionchange = (event) => {
-          drop(handle)
-          // `newVersion: null` is a deleteDatabase(), not another connection's upgrade.
-          onConnectionEvent?.(event.newVersion === null && !destroyed ? 'deleted' : 'versionchange')
-        }
-        // `close` fires only when the browser closed the connection abnormally.
-        raw.onclose = () => {
-          if (db === handle) db = null
-          onConnectionEvent?.('closed')
-        }
-        resolve(handle)
-      }
-      request.onerror = (event) => {
-        event.preventDefault()
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        const error = request.error
-        if (error?.name === 'VersionError') reject(error)
-        else reject(new StorageUnavailableError(`indexedDB.open("${dbName}") failed: ${error?.message ?? 'unknown error'}`, { cause: error }))
-      }
+  const openOnce = (version: number | undefined): Promise<Database> =>
+    openConnection({
+      factory,
+      dbName,
+      version,
+      wanted,
+      openTimeoutMs,
+      onBlocked: () => onConnectionEvent?.('blocked'),
+      onVersionChange(handle, deleted) {
+        drop(handle)
+        onConnectionEvent?.(deleted && !destroyed ? 'deleted' : 'versionchange')
+      },
+      onClose(handle) {
+        if (db === handle) db = null
+        onConnectionEvent?.('closed')
+      },
     })
-  }
 
   /** Opens at the current version, then upgrades once if a wanted store is missing. */
   async function open(): Promise<Database> {
